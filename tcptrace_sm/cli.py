@@ -1,0 +1,289 @@
+"""The ``tcpsm`` command: the only module that prints or exits.
+
+Data goes to stdout (or ``-o FILE``, written atomically); the summary, warnings and errors go
+to stderr, so ``tcpsm analyze x.pcap --format csv | ...`` pipes clean data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import functools
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from typing import IO, Any, TypeVar
+
+import click
+
+from tcptrace_sm import __version__
+from tcptrace_sm.analysis import ANOMALY_COLUMNS, FLOW_COLUMNS, TRANSITION_COLUMNS, Analysis, analyze
+from tcptrace_sm.capture import CaptureError, ReadStats, parse_options, read_segments
+from tcptrace_sm.model import flags_str
+from tcptrace_sm.report import (
+    render_table,
+    summary_lines,
+    write_csv,
+    write_json,
+    write_jsonl,
+)
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    FINDINGS = 1  # the traffic breaks the policy (tcpsm check)
+    USAGE = 2  # bad command line, or the output cannot be written
+    BAD_INPUT = 3  # an input is not a usable capture
+    INTERRUPTED = 130  # Ctrl-C
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _err(message: str) -> None:
+    click.echo(f"tcpsm: {message}", err=True)
+
+
+def handle_errors(fn: F) -> F:
+    """Turn expected failures into one line on stderr and a distinct exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except CaptureError as e:
+            _err(f"error: {e}")
+            sys.exit(ExitCode.BAD_INPUT)
+        except KeyboardInterrupt:
+            _err("interrupted")
+            sys.exit(ExitCode.INTERRUPTED)
+        except BrokenPipeError:
+            # the reader of our stdout went away (e.g. `| head`): not an error of ours
+            with contextlib.suppress(OSError):
+                sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the final flush
+            sys.exit(ExitCode.OK)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def output_stream(path: str | None) -> Iterator[IO[str]]:
+    """stdout, or a file that only appears (atomically) once it is completely written."""
+    if path is None or path == "-":
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tcpsm-", suffix=".tmp", dir=directory)
+    except OSError as e:
+        _err(f"error: cannot write {path}: {e.strerror}")
+        sys.exit(ExitCode.USAGE)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _print_warnings(stats: ReadStats) -> None:
+    for w in stats.warnings:
+        _err(f"warning: {w}")
+
+
+captures_argument = click.argument(
+    "captures", nargs=-1, required=True, metavar="CAPTURE...", type=click.Path(dir_okay=False, allow_dash=True)
+)
+verify_option = click.option(
+    "--verify-checksums",
+    is_flag=True,
+    help="Drop (and count) segments whose IPv4 or TCP checksum is wrong. Off by default: captures "
+    "taken on a sending host carry offloaded, 'wrong' checksums.",
+)
+output_option = click.option(
+    "-o", "--output", "output", metavar="FILE", default=None, help="Write the data to FILE instead of stdout."
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="tcpsm")
+def cli() -> None:
+    """Reconstruct both endpoints' TCP states from packet captures and report what went wrong."""
+
+
+@cli.command()
+@captures_argument
+@click.option(
+    "-f", "--format", "fmt", type=click.Choice(["table", "csv", "json", "jsonl"]), default="table", show_default=True,
+    help="Output format.",
+)
+@click.option(
+    "--records", type=click.Choice(["flows", "anomalies", "transitions"]), default=None,
+    help="Record set for csv, jsonl and table output [default: flows; the table shows flows and anomalies].",
+)
+@output_option
+@click.option(
+    "--time-wait", type=click.FloatRange(min=0), default=60.0, show_default=True, metavar="SECONDS",
+    help="How long TIME-WAIT lasts (2·MSL) before an endpoint counts as CLOSED; Linux uses 60 s.",
+)
+@click.option(
+    "--close-wait-timeout", type=click.FloatRange(min=0), default=1.0, show_default=True, metavar="SECONDS",
+    help="Flag an endpoint as stuck_close_wait after this long in CLOSE-WAIT without sending anything.",
+)
+@verify_option
+@click.option("-q", "--quiet", is_flag=True, help="No summary on stderr (warnings and errors still show).")
+@handle_errors
+def analyze_cmd(
+    captures: tuple[str, ...],
+    fmt: str,
+    records: str | None,
+    output: str | None,
+    time_wait: float,
+    close_wait_timeout: float,
+    verify_checksums: bool,
+    quiet: bool,
+) -> None:
+    """Analyse CAPTURE files (pcap, pcapng, gzipped; '-' for stdin), merged in time order."""
+    result = analyze(
+        list(captures), time_wait=time_wait, close_wait_timeout=close_wait_timeout, verify_checksums=verify_checksums
+    )
+    _print_warnings(result.stats)
+    if not quiet:
+        for line in summary_lines(result.summary):
+            _err(line)
+    with output_stream(output) as out:
+        _write_analysis(out, result, fmt, records)
+
+
+analyze_cmd.name = "analyze"
+
+_RECORD_SETS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "flows": ("flow_records", FLOW_COLUMNS),
+    "anomalies": ("anomaly_records", ANOMALY_COLUMNS),
+    "transitions": ("transition_records", TRANSITION_COLUMNS),
+}
+
+_FLOW_TABLE_COLUMNS = (
+    "flow_id", "client", "server", "first_ts", "packets", "bytes", "client_state", "server_state", "close",
+    "rst_by", "errno", "anomalies",
+)
+
+
+def _write_analysis(out: IO[str], result: Analysis, fmt: str, records: str | None) -> None:
+    if fmt == "json":
+        write_json(
+            out,
+            {
+                "summary": result.summary,
+                "flows": result.flow_records,
+                "anomalies": result.anomaly_records,
+                "transitions": result.transition_records,
+            },
+        )
+        return
+    attr, columns = _RECORD_SETS[records or "flows"]
+    rows: list[dict[str, Any]] = getattr(result, attr)
+    if fmt == "csv":
+        write_csv(out, rows, columns)
+    elif fmt == "jsonl":
+        write_jsonl(out, rows)
+    elif records is None:
+        flows = [
+            {**f, "client": _endpoint(f["client_ip"], f["client_port"]), "server": _endpoint(f["server_ip"], f["server_port"])}
+            for f in result.flow_records
+        ]
+        out.write(render_table(flows, _FLOW_TABLE_COLUMNS, headers={"flow_id": "flow"}))
+        if result.anomaly_records:
+            out.write("\n")
+            out.write(render_table(result.anomaly_records, ANOMALY_COLUMNS, headers={"flow_id": "flow"}, max_width=100))
+    else:
+        out.write(render_table(rows, columns, headers={"flow_id": "flow"}, max_width=100))
+
+
+def _endpoint(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+SEGMENT_COLUMNS = ("frame", "ts", "src", "sport", "dst", "dport", "flags", "seq", "ack", "win", "len", "options")
+
+
+def _options_text(raw: bytes) -> str:
+    if not raw:
+        return ""
+    o = parse_options(raw)
+    parts = []
+    if o.mss is not None:
+        parts.append(f"mss={o.mss}")
+    if o.wscale is not None:
+        parts.append(f"wscale={o.wscale}")
+    if o.sack_permitted:
+        parts.append("sack_perm")
+    if o.sack:
+        parts.append("sack=" + ",".join(f"{a}-{b}" for a, b in o.sack))
+    if o.ts_val is not None:
+        parts.append(f"ts={o.ts_val}/{o.ts_ecr}")
+    if o.fastopen is not None:
+        parts.append(f"tfo={o.fastopen.hex() or 'request'}")
+    return " ".join(parts)
+
+
+@cli.command()
+@captures_argument
+@click.option(
+    "-f", "--format", "fmt", type=click.Choice(["table", "csv", "jsonl"]), default="table", show_default=True,
+    help="Output format.",
+)
+@output_option
+@verify_option
+@click.option("-n", "--limit", type=click.IntRange(min=0), default=None, help="Stop after N segments.")
+@click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
+@handle_errors
+def segments(
+    captures: tuple[str, ...], fmt: str, output: str | None, verify_checksums: bool, limit: int | None, quiet: bool
+) -> None:
+    """List the TCP segments exactly as the analysis sees them."""
+    stats = ReadStats(files=[])
+    rows = []
+    for i, seg in enumerate(read_segments(list(captures), verify_checksums=verify_checksums, stats=stats)):
+        if limit is not None and i >= limit:
+            break
+        rows.append(
+            {
+                "frame": seg.frame,
+                "ts": seg.ts,
+                "src": seg.src,
+                "sport": seg.sport,
+                "dst": seg.dst,
+                "dport": seg.dport,
+                "flags": flags_str(seg.flags),
+                "seq": seg.seq,
+                "ack": seg.ack,
+                "win": seg.win,
+                "len": seg.length,
+                "options": _options_text(seg.options),
+            }
+        )
+    _print_warnings(stats)
+    if not quiet:
+        skipped = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(stats.skipped.items()))
+        _err(f"{stats.packets} packets, {stats.segments} TCP segments" + (f"; skipped {skipped}" if skipped else ""))
+    with output_stream(output) as out:
+        if fmt == "csv":
+            write_csv(out, rows, SEGMENT_COLUMNS)
+        elif fmt == "jsonl":
+            write_jsonl(out, rows)
+        else:
+            out.write(render_table(rows, SEGMENT_COLUMNS, max_width=80))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    try:
+        cli.main(args=argv, prog_name="tcpsm")
+    except KeyboardInterrupt:
+        _err("interrupted")
+        sys.exit(ExitCode.INTERRUPTED)
