@@ -49,7 +49,17 @@ FLOW_COLUMNS: tuple[str, ...] = (
     "midstream",
     "anomalies",
 )
-ANOMALY_COLUMNS: tuple[str, ...] = ("flow_id", "code", "severity", "category", "side", "frame", "ts", "state", "detail")
+ANOMALY_COLUMNS: tuple[str, ...] = (
+    "flow_id",
+    "code",
+    "severity",
+    "category",
+    "side",
+    "frame",
+    "ts",
+    "state",
+    "detail",
+)
 TRANSITION_COLUMNS: tuple[str, ...] = (
     "flow_id",
     "side",
@@ -246,7 +256,9 @@ def analyze(
     Raises :class:`CaptureError` (a ``ValueError``) when an input is not a usable capture. A
     capture cut mid-record is analysed up to the cut; the warning is in ``Analysis.warnings``.
     """
-    options = Options(time_wait=time_wait, close_wait_timeout=close_wait_timeout, verify_checksums=verify_checksums)
+    options = Options(
+        time_wait=time_wait, close_wait_timeout=close_wait_timeout, verify_checksums=verify_checksums
+    )
     config = options.config()
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]

@@ -68,92 +68,173 @@ _V, _N, _A = Category.VIOLATION, Category.NOTABLE, Category.ARTIFACT
 _KINDS = (
     # --- violations: segments a conforming TCP never sends -------------------------------
     AnomalyKind(
-        "flags_syn_fin", _E, _V, "SYN and FIN set in the same segment", "RFC 9293 §3.10.7",
-        zeek="TCP_christmas", wireshark="tcp.connection.synfin",
+        "flags_syn_fin",
+        _E,
+        _V,
+        "SYN and FIN set in the same segment",
+        "RFC 9293 §3.10.7",
+        zeek="TCP_christmas",
+        wireshark="tcp.connection.synfin",
     ),
     AnomalyKind("flags_syn_rst", _E, _V, "SYN and RST set in the same segment", "RFC 9293 §3.10.7"),
     AnomalyKind("flags_null", _E, _V, "a segment with no control flag set at all", "RFC 9293 §3.10.7.4"),
     AnomalyKind(
-        "flags_all", _E, _V, "a segment with every control flag set (a 'christmas tree' packet)",
-        "RFC 9293 §3.10.7", zeek="TCP_christmas",
+        "flags_all",
+        _E,
+        _V,
+        "a segment with every control flag set (a 'christmas tree' packet)",
+        "RFC 9293 §3.10.7",
+        zeek="TCP_christmas",
     ),
     AnomalyKind(
-        "missing_ack", _E, _V, "a non-RST segment without the ACK flag from a synchronised endpoint",
+        "missing_ack",
+        _E,
+        _V,
+        "a non-RST segment without the ACK flag from a synchronised endpoint",
         "RFC 9293 §3.10.7.4 (fifth check)",
     ),
     AnomalyKind(
-        "syn_isn_changed", _E, _V, "a SYN with a different initial sequence number on a synchronised "
-        "connection", "RFC 9293 §3.10.7.4, RFC 5961 §4", zeek="SYN_seq_jump",
+        "syn_isn_changed",
+        _E,
+        _V,
+        "a SYN with a different initial sequence number on a synchronised connection",
+        "RFC 9293 §3.10.7.4, RFC 5961 §4",
+        zeek="SYN_seq_jump",
         suricata="stream.est_syn_resend_diff_seq",
     ),
     AnomalyKind(
-        "synack_bad_ack", _E, _V, "a SYN-ACK whose acknowledgment number does not acknowledge the SYN",
-        "RFC 9293 §3.10.7.3", suricata="stream.3whs_synack_with_wrong_ack",
+        "synack_bad_ack",
+        _E,
+        _V,
+        "a SYN-ACK whose acknowledgment number does not acknowledge the SYN",
+        "RFC 9293 §3.10.7.3",
+        suricata="stream.3whs_synack_with_wrong_ack",
     ),
     AnomalyKind(
-        "data_before_handshake", _E, _V, "data or FIN sent before the three-way handshake completed "
-        "(without Fast Open)", "RFC 9293 §3.10.7.3, RFC 7413", zeek="data_before_established",
+        "data_before_handshake",
+        _E,
+        _V,
+        "data or FIN sent before the three-way handshake completed (without Fast Open)",
+        "RFC 9293 §3.10.7.3, RFC 7413",
+        zeek="data_before_established",
     ),
     AnomalyKind(
-        "data_after_fin", _E, _V, "data or a FIN beyond the sender's own FIN", "RFC 9293 §3.10.4",
+        "data_after_fin",
+        _E,
+        _V,
+        "data or a FIN beyond the sender's own FIN",
+        "RFC 9293 §3.10.4",
         zeek="FIN_advanced_last_seq",
     ),
     AnomalyKind(
-        "fin_seq_changed", _E, _V, "a second FIN at a lower sequence number than the first one",
+        "fin_seq_changed",
+        _E,
+        _V,
+        "a second FIN at a lower sequence number than the first one",
         "RFC 9293 §3.10.4",
     ),
     AnomalyKind(
-        "ack_unsent_data", _E, _V, "an ACK for sequence numbers the peer never sent", "RFC 9293 §3.10.7.4",
+        "ack_unsent_data",
+        _E,
+        _V,
+        "an ACK for sequence numbers the peer never sent",
+        "RFC 9293 §3.10.7.4",
         suricata="stream.pkt_invalid_ack",
     ),
     AnomalyKind(
-        "data_after_rst", _E, _V, "a segment other than RST from an endpoint after it sent an RST",
-        "RFC 9293 §3.10.7.4", zeek="data_after_reset",
+        "data_after_rst",
+        _E,
+        _V,
+        "a segment other than RST from an endpoint after it sent an RST",
+        "RFC 9293 §3.10.7.4",
+        zeek="data_after_reset",
     ),
     # --- notable: legal, worth attention ---------------------------------------------------
     AnomalyKind(
-        "stuck_close_wait", _E, _N, "an endpoint received its peer's FIN, then sent neither data nor "
+        "stuck_close_wait",
+        _E,
+        _N,
+        "an endpoint received its peer's FIN, then sent neither data nor "
         "its own FIN for at least the close-wait timeout (the application never closed the socket)",
         "RFC 9293 §3.6",
     ),
     AnomalyKind(
-        "rst_terminated", _W, _N, "the connection was ended by an RST (the receiving application saw "
-        "ECONNREFUSED, ECONNRESET or EPIPE)", "RFC 9293 §3.5.2", wireshark="tcp.connection.rst",
+        "rst_terminated",
+        _W,
+        _N,
+        "the connection was ended by an RST (the receiving application saw "
+        "ECONNREFUSED, ECONNRESET or EPIPE)",
+        "RFC 9293 §3.5.2",
+        wireshark="tcp.connection.rst",
     ),
     AnomalyKind(
-        "rst_in_time_wait", _W, _N, "an RST ended an endpoint's TIME-WAIT early (TIME-WAIT assassination)",
+        "rst_in_time_wait",
+        _W,
+        _N,
+        "an RST ended an endpoint's TIME-WAIT early (TIME-WAIT assassination)",
         "RFC 1337",
     ),
-    AnomalyKind("rst_with_data", _I, _N, "an RST segment carrying data", "RFC 9293 §3.5.3", zeek="RST_with_data"),
     AnomalyKind(
-        "syn_with_data", _I, _N, "a SYN carrying data (TCP Fast Open or a data-on-SYN stack)",
-        "RFC 9293 §3.10.7.2, RFC 7413", zeek="SYN_with_data",
+        "rst_with_data", _I, _N, "an RST segment carrying data", "RFC 9293 §3.5.3", zeek="RST_with_data"
     ),
-    AnomalyKind("simultaneous_open", _I, _N, "both endpoints sent a SYN (simultaneous open)", "RFC 9293 §3.5"),
-    AnomalyKind("simultaneous_close", _I, _N, "both endpoints sent FIN before receiving the other's", "RFC 9293 §3.6"),
+    AnomalyKind(
+        "syn_with_data",
+        _I,
+        _N,
+        "a SYN carrying data (TCP Fast Open or a data-on-SYN stack)",
+        "RFC 9293 §3.10.7.2, RFC 7413",
+        zeek="SYN_with_data",
+    ),
+    AnomalyKind(
+        "simultaneous_open", _I, _N, "both endpoints sent a SYN (simultaneous open)", "RFC 9293 §3.5"
+    ),
+    AnomalyKind(
+        "simultaneous_close", _I, _N, "both endpoints sent FIN before receiving the other's", "RFC 9293 §3.6"
+    ),
     # --- artifacts: imperfections of the capture -------------------------------------------
     AnomalyKind(
-        "midstream", _I, _A, "the capture began after the connection was established (no SYN seen)",
+        "midstream",
+        _I,
+        _A,
+        "the capture began after the connection was established (no SYN seen)",
         "RFC 9293 §3.5",
     ),
     AnomalyKind(
-        "syn_not_captured", _I, _A, "the handshake's SYN was not captured; its sender was inferred from the "
-        "SYN-ACK", "RFC 9293 §3.5",
+        "syn_not_captured",
+        _I,
+        _A,
+        "the handshake's SYN was not captured; its sender was inferred from the SYN-ACK",
+        "RFC 9293 §3.5",
     ),
     AnomalyKind(
-        "unanswered_syn", _W, _A, "the SYN got no answer in the capture (host down, filtered, or the capture "
-        "missed the reply)", "RFC 9293 §3.5",
+        "unanswered_syn",
+        _W,
+        _A,
+        "the SYN got no answer in the capture (host down, filtered, or the capture missed the reply)",
+        "RFC 9293 §3.5",
     ),
     AnomalyKind(
-        "one_direction_only", _I, _A, "the capture holds segments of one direction only", "—",
+        "one_direction_only",
+        _I,
+        _A,
+        "the capture holds segments of one direction only",
+        "—",
     ),
     AnomalyKind(
-        "segment_not_captured", _I, _A, "the capture missed segments that the endpoints exchanged "
-        "(an ACK or sequence number ahead of everything captured)", "—",
+        "segment_not_captured",
+        _I,
+        _A,
+        "the capture missed segments that the endpoints exchanged "
+        "(an ACK or sequence number ahead of everything captured)",
+        "—",
         wireshark="tcp.analysis.ack_lost_segment",
     ),
     AnomalyKind(
-        "superseded", _I, _A, "a new connection reused the 4-tuple; the old one was closed by inference", "RFC 9293 §3.4",
+        "superseded",
+        _I,
+        _A,
+        "a new connection reused the 4-tuple; the old one was closed by inference",
+        "RFC 9293 §3.4",
     ),
 )
 

@@ -96,7 +96,11 @@ def _print_warnings(stats: ReadStats) -> None:
 
 
 captures_argument = click.argument(
-    "captures", nargs=-1, required=True, metavar="CAPTURE...", type=click.Path(dir_okay=False, allow_dash=True)
+    "captures",
+    nargs=-1,
+    required=True,
+    metavar="CAPTURE...",
+    type=click.Path(dir_okay=False, allow_dash=True),
 )
 verify_option = click.option(
     "--verify-checksums",
@@ -118,20 +122,35 @@ def cli() -> None:
 @cli.command()
 @captures_argument
 @click.option(
-    "-f", "--format", "fmt", type=click.Choice(["table", "csv", "json", "jsonl"]), default="table", show_default=True,
+    "-f",
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json", "jsonl"]),
+    default="table",
+    show_default=True,
     help="Output format.",
 )
 @click.option(
-    "--records", type=click.Choice(["flows", "anomalies", "transitions"]), default=None,
+    "--records",
+    type=click.Choice(["flows", "anomalies", "transitions"]),
+    default=None,
     help="Record set for csv, jsonl and table output [default: flows; the table shows flows and anomalies].",
 )
 @output_option
 @click.option(
-    "--time-wait", type=click.FloatRange(min=0), default=60.0, show_default=True, metavar="SECONDS",
+    "--time-wait",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
     help="How long TIME-WAIT lasts (2·MSL) before an endpoint counts as CLOSED; Linux uses 60 s.",
 )
 @click.option(
-    "--close-wait-timeout", type=click.FloatRange(min=0), default=1.0, show_default=True, metavar="SECONDS",
+    "--close-wait-timeout",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    metavar="SECONDS",
     help="Flag an endpoint as stuck_close_wait after this long in CLOSE-WAIT without sending anything.",
 )
 @verify_option
@@ -149,7 +168,10 @@ def analyze_cmd(
 ) -> None:
     """Analyse CAPTURE files (pcap, pcapng, gzipped; '-' for stdin), merged in time order."""
     result = analyze(
-        list(captures), time_wait=time_wait, close_wait_timeout=close_wait_timeout, verify_checksums=verify_checksums
+        list(captures),
+        time_wait=time_wait,
+        close_wait_timeout=close_wait_timeout,
+        verify_checksums=verify_checksums,
     )
     _print_warnings(result.stats)
     if not quiet:
@@ -168,8 +190,18 @@ _RECORD_SETS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 _FLOW_TABLE_COLUMNS = (
-    "flow_id", "client", "server", "first_ts", "packets", "bytes", "client_state", "server_state", "close",
-    "rst_by", "errno", "anomalies",
+    "flow_id",
+    "client",
+    "server",
+    "first_ts",
+    "packets",
+    "bytes",
+    "client_state",
+    "server_state",
+    "close",
+    "rst_by",
+    "errno",
+    "anomalies",
 )
 
 
@@ -193,13 +225,21 @@ def _write_analysis(out: IO[str], result: Analysis, fmt: str, records: str | Non
         write_jsonl(out, rows)
     elif records is None:
         flows = [
-            {**f, "client": _endpoint(f["client_ip"], f["client_port"]), "server": _endpoint(f["server_ip"], f["server_port"])}
+            {
+                **f,
+                "client": _endpoint(f["client_ip"], f["client_port"]),
+                "server": _endpoint(f["server_ip"], f["server_port"]),
+            }
             for f in result.flow_records
         ]
         out.write(render_table(flows, _FLOW_TABLE_COLUMNS, headers={"flow_id": "flow"}))
         if result.anomaly_records:
             out.write("\n")
-            out.write(render_table(result.anomaly_records, ANOMALY_COLUMNS, headers={"flow_id": "flow"}, max_width=100))
+            out.write(
+                render_table(
+                    result.anomaly_records, ANOMALY_COLUMNS, headers={"flow_id": "flow"}, max_width=100
+                )
+            )
     else:
         out.write(render_table(rows, columns, headers={"flow_id": "flow"}, max_width=100))
 
@@ -208,7 +248,20 @@ def _endpoint(ip: str, port: int) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
-SEGMENT_COLUMNS = ("frame", "ts", "src", "sport", "dst", "dport", "flags", "seq", "ack", "win", "len", "options")
+SEGMENT_COLUMNS = (
+    "frame",
+    "ts",
+    "src",
+    "sport",
+    "dst",
+    "dport",
+    "flags",
+    "seq",
+    "ack",
+    "win",
+    "len",
+    "options",
+)
 
 
 def _options_text(raw: bytes) -> str:
@@ -234,7 +287,12 @@ def _options_text(raw: bytes) -> str:
 @cli.command()
 @captures_argument
 @click.option(
-    "-f", "--format", "fmt", type=click.Choice(["table", "csv", "jsonl"]), default="table", show_default=True,
+    "-f",
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "jsonl"]),
+    default="table",
+    show_default=True,
     help="Output format.",
 )
 @output_option
@@ -243,7 +301,12 @@ def _options_text(raw: bytes) -> str:
 @click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
 @handle_errors
 def segments(
-    captures: tuple[str, ...], fmt: str, output: str | None, verify_checksums: bool, limit: int | None, quiet: bool
+    captures: tuple[str, ...],
+    fmt: str,
+    output: str | None,
+    verify_checksums: bool,
+    limit: int | None,
+    quiet: bool,
 ) -> None:
     """List the TCP segments exactly as the analysis sees them."""
     stats = ReadStats(files=[])
@@ -270,7 +333,10 @@ def segments(
     _print_warnings(stats)
     if not quiet:
         skipped = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(stats.skipped.items()))
-        _err(f"{stats.packets} packets, {stats.segments} TCP segments" + (f"; skipped {skipped}" if skipped else ""))
+        _err(
+            f"{stats.packets} packets, {stats.segments} TCP segments"
+            + (f"; skipped {skipped}" if skipped else "")
+        )
     with output_stream(output) as out:
         if fmt == "csv":
             write_csv(out, rows, SEGMENT_COLUMNS)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from tcptrace_sm.machine import Config, Connection
+from tcptrace_sm.machine import Config, Connection, Endpoint
 from tcptrace_sm.model import ACK, RST, SYN, Segment, TcpState
 
 _Key = tuple[str, int, str, int]
@@ -25,8 +25,8 @@ _Key = tuple[str, int, str, int]
 _ENDED = frozenset({TcpState.CLOSED, TcpState.TIME_WAIT})
 
 
-def _ended(conn: Connection) -> bool:
-    """True when a new SYN on this 4-tuple must be a new connection."""
+def _ended(conn: Connection, sender: Endpoint) -> bool:
+    """True when a new SYN from ``sender`` on this 4-tuple must be a new connection."""
     c, s = conn.client, conn.server
     if c.state in _ENDED and s.state in _ENDED:
         return True
@@ -34,8 +34,8 @@ def _ended(conn: Connection) -> bool:
         return True
     if conn.midstream and c.isn is None:
         return True
-    # an attempt that was never answered
-    return c.state is TcpState.SYN_SENT and s.packets == 0
+    # the client tries again after an attempt that was never answered
+    return sender is c and c.state is TcpState.SYN_SENT and s.packets == 0
 
 
 class FlowTable:
@@ -57,8 +57,10 @@ class FlowTable:
         conn = self._live.get(key)
         flags = seg.flags
         if conn is not None and flags & (SYN | ACK | RST) == SYN:
-            sender = conn.client if (seg.src == conn.client.ip and seg.sport == conn.client.port) else conn.server
-            if sender.isn != seg.seq and _ended(conn):
+            sender = (
+                conn.client if (seg.src == conn.client.ip and seg.sport == conn.client.port) else conn.server
+            )
+            if sender.isn != seg.seq and _ended(conn, sender):
                 conn.supersede(seg.frame, seg.ts)
                 self._done.append(conn)
                 conn = None
@@ -79,7 +81,13 @@ class FlowTable:
             # the lower (well-known) port serves; on a tie the destination does
             client, server = (b, a) if seg.sport < seg.dport else (a, b)
         conn = Connection(
-            self._next_id, client, server, self.config, midstream=midstream, first_frame=seg.frame, first_ts=seg.ts
+            self._next_id,
+            client,
+            server,
+            self.config,
+            midstream=midstream,
+            first_frame=seg.frame,
+            first_ts=seg.ts,
         )
         self._next_id += 1
         return conn

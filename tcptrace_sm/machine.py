@@ -289,11 +289,15 @@ class Connection:
         if midstream:
             for ep in (self.client, self.server):
                 self._enter(ep, S.ESTABLISHED, "picked up mid-stream", first_frame, first_ts, inferred=True)
-            self._note("midstream", None, first_frame, first_ts, None, "no SYN seen: both ends assumed ESTABLISHED")
+            self._note(
+                "midstream", None, first_frame, first_ts, None, "no SYN seen: both ends assumed ESTABLISHED"
+            )
 
     # -- recording ------------------------------------------------------------------------
 
-    def _enter(self, ep: Endpoint, state: TcpState, cause: str, frame: int | None, ts: int, *, inferred: bool) -> None:
+    def _enter(
+        self, ep: Endpoint, state: TcpState, cause: str, frame: int | None, ts: int, *, inferred: bool
+    ) -> None:
         """The one place where an endpoint changes state."""
         old = ep.state
         if old is state:
@@ -306,7 +310,14 @@ class Connection:
         ep.entered_ts = ts
 
     def _apply(
-        self, ep: Endpoint, direction: Dir, event: Event, frame: int | None, ts: int, *, inferred: bool = False
+        self,
+        ep: Endpoint,
+        direction: Dir,
+        event: Event,
+        frame: int | None,
+        ts: int,
+        *,
+        inferred: bool = False,
     ) -> bool:
         nxt = TRANSITIONS.get((ep.state, direction, event))
         if nxt is None:
@@ -315,13 +326,25 @@ class Connection:
         return True
 
     def _note(
-        self, code: str, side: Side | None, frame: int | None, ts: int | None, state: TcpState | None, detail: str
+        self,
+        code: str,
+        side: Side | None,
+        frame: int | None,
+        ts: int | None,
+        state: TcpState | None,
+        detail: str,
     ) -> None:
         assert code in CATALOGUE, code
         self.anomalies.append(Anomaly(code, side, frame, ts, state, detail))
 
     def _note_once(
-        self, code: str, side: Side | None, frame: int | None, ts: int | None, state: TcpState | None, detail: str
+        self,
+        code: str,
+        side: Side | None,
+        frame: int | None,
+        ts: int | None,
+        state: TcpState | None,
+        detail: str,
     ) -> None:
         key = f"{code}/{side}"
         if key not in self._flagged:
@@ -351,7 +374,9 @@ class Connection:
         flags = seg.flags
         code = bad_flags_code(flags)
         if code is not None:
-            self._note(code, snd.side, seg.frame, ts, snd.state, f"flags {_flag_names(flags)}; segment ignored")
+            self._note(
+                code, snd.side, seg.frame, ts, snd.state, f"flags {_flag_names(flags)}; segment ignored"
+            )
             return
         if flags & RST:
             self._on_rst(seg, snd, rcv)
@@ -369,7 +394,11 @@ class Connection:
             if seq != snd.isn:
                 if snd.state.synchronized or snd.state in (S.SYN_SENT, S.SYN_RECEIVED):
                     self._note(
-                        "syn_isn_changed", snd.side, frame, ts, snd.state,
+                        "syn_isn_changed",
+                        snd.side,
+                        frame,
+                        ts,
+                        snd.state,
                         f"{'SYN-ACK' if is_synack else 'SYN'} with ISN {seq}, the connection's is {snd.isn}",
                     )
                 return
@@ -379,7 +408,14 @@ class Connection:
             return
         if snd.state.synchronized:
             # a synchronised endpoint whose ISN we never saw (picked up mid-stream) sent a SYN
-            self._note("syn_isn_changed", snd.side, frame, ts, snd.state, f"SYN with ISN {seq} on a synchronised connection")
+            self._note(
+                "syn_isn_changed",
+                snd.side,
+                frame,
+                ts,
+                snd.state,
+                f"SYN with ISN {seq} on a synchronised connection",
+            )
             return
         snd.isn = seq
         snd.snd_nxt = seq_add(seq, 1 + seg.length)
@@ -387,7 +423,11 @@ class Connection:
         tfo = _has_fastopen_option(seg.options)
         if seg.length or (tfo and not is_synack):
             self._note(
-                "syn_with_data", snd.side, frame, ts, snd.state,
+                "syn_with_data",
+                snd.side,
+                frame,
+                ts,
+                snd.state,
                 f"{'SYN-ACK' if is_synack else 'SYN'} carries {seg.length} bytes"
                 + (" and a Fast Open option" if tfo else ""),
             )
@@ -443,13 +483,23 @@ class Connection:
             self._apply(rcv, _RECV, Event.SYN_ACK, frame, ts)
         else:
             self._note(
-                "synack_bad_ack", snd.side, frame, ts, snd.state,
+                "synack_bad_ack",
+                snd.side,
+                frame,
+                ts,
+                snd.state,
                 f"SYN-ACK acknowledges {seg.ack}, the SYN's ISN+1 is {seq_add(rcv.isn or 0, 1)}",
             )
 
     @staticmethod
     def _synack_acceptable(seg: Segment, rcv: Endpoint) -> bool:
-        return rcv.isn is None or seg.ack == seq_add(rcv.isn, 1)
+        """It acknowledges the SYN, and with Fast Open perhaps the data on it (RFC 7413 §4.2)."""
+        if rcv.isn is None:
+            return True
+        lo = seq_add(rcv.isn, 1)
+        return seg.ack == lo or (
+            rcv.snd_nxt is not None and seq_gt(seg.ack, lo) and seq_le(seg.ack, rcv.snd_nxt)
+        )
 
     # RST ---------------------------------------------------------------------------------------
 
@@ -474,7 +524,11 @@ class Connection:
                 self.refused = self.refused or not snd_before.synchronized
             if rcv.state is S.TIME_WAIT:
                 self._note(
-                    "rst_in_time_wait", rcv.side, frame, ts, rcv.state,
+                    "rst_in_time_wait",
+                    rcv.side,
+                    frame,
+                    ts,
+                    rcv.state,
                     f"RST from the {snd.side} ended the {rcv.side}'s TIME-WAIT",
                 )
             self._record_reset(snd, rcv, frame, ts, rcv_before, snd_before)
@@ -499,7 +553,11 @@ class Connection:
         what = "connection refused" if self.refused else "connection reset"
         seen = f"; the {rcv.side} saw {self.errno}" if self.errno else ""
         self._note(
-            "rst_terminated", snd.side, frame, ts, rcv_state,
+            "rst_terminated",
+            snd.side,
+            frame,
+            ts,
+            rcv_state,
             f"{what}: RST from the {snd.side} ({snd_state}) to the {rcv.side} ({rcv_state}){seen}",
         )
 
@@ -509,16 +567,27 @@ class Connection:
         frame, ts, flags = seg.frame, seg.ts, seg.flags
         if snd.sent_rst and snd.state is S.CLOSED:
             self._note_once(
-                "data_after_rst", snd.side, frame, ts, snd.state, "the endpoint sent a segment after its own RST"
+                "data_after_rst",
+                snd.side,
+                frame,
+                ts,
+                snd.state,
+                "the endpoint sent a segment after its own RST",
             )
             return
         fin = bool(flags & FIN)
         if not flags & ACK:
             if snd.state.synchronized:
-                self._note("missing_ack", snd.side, frame, ts, snd.state, f"{_flag_names(flags)} segment without ACK")
+                self._note(
+                    "missing_ack", snd.side, frame, ts, snd.state, f"{_flag_names(flags)} segment without ACK"
+                )
             elif seg.length or fin or snd.state is not S.CLOSED:
                 self._note(
-                    "data_before_handshake", snd.side, frame, ts, snd.state,
+                    "data_before_handshake",
+                    snd.side,
+                    frame,
+                    ts,
+                    snd.state,
                     f"{'FIN' if fin else f'{seg.length} bytes'} sent in {snd.state} without an ACK",
                 )
             return
@@ -533,11 +602,22 @@ class Connection:
         if snd.fin_seq is not None:
             if fin and seg.seq != snd.fin_seq:
                 code = "data_after_fin" if seq_gt(seg.seq, snd.fin_seq) else "fin_seq_changed"
-                self._note(code, snd.side, frame, ts, snd.state, f"FIN at {seg.seq}, the first FIN was at {snd.fin_seq}")
+                self._note(
+                    code,
+                    snd.side,
+                    frame,
+                    ts,
+                    snd.state,
+                    f"FIN at {seg.seq}, the first FIN was at {snd.fin_seq}",
+                )
                 return
             if seg.length and seq_gt(end, snd.fin_seq):
                 self._note(
-                    "data_after_fin", snd.side, frame, ts, snd.state,
+                    "data_after_fin",
+                    snd.side,
+                    frame,
+                    ts,
+                    snd.state,
                     f"{seg.length} bytes up to {end}, beyond the FIN at {snd.fin_seq}",
                 )
                 return
@@ -566,7 +646,11 @@ class Connection:
                 self._passive_open(rcv, frame, ts, syn_seen=rcv.pending_syn is not None)
                 self._apply(rcv, _SEND, Event.SYN_ACK, frame, ts, inferred=True)
             self._note(
-                "segment_not_captured", rcv.side, frame, ts, rcv.state,
+                "segment_not_captured",
+                rcv.side,
+                frame,
+                ts,
+                rcv.state,
                 "the SYN-ACK this ACK answers is not in the capture",
             )
             self._enter(snd, S.ESTABLISHED, "received SYN-ACK (not captured)", frame, ts, inferred=True)
@@ -574,13 +658,19 @@ class Connection:
             if snd.tfo:
                 return  # Fast Open: the server may send data before the handshake's ACK arrives
             self._note(
-                "segment_not_captured", rcv.side, frame, ts, snd.state,
+                "segment_not_captured",
+                rcv.side,
+                frame,
+                ts,
+                snd.state,
                 "the handshake's final ACK is not in the capture",
             )
             self._enter(snd, S.ESTABLISHED, "received ACK of SYN (not captured)", frame, ts, inferred=True)
         elif snd.state is S.CLOSED and snd.pending_syn is not None:
             self._passive_open(snd, frame, ts, syn_seen=True)
-            self._note("segment_not_captured", snd.side, frame, ts, snd.state, "the SYN-ACK is not in the capture")
+            self._note(
+                "segment_not_captured", snd.side, frame, ts, snd.state, "the SYN-ACK is not in the capture"
+            )
             self._apply(rcv, _RECV, Event.SYN_ACK, frame, ts, inferred=True)
             self._enter(snd, S.ESTABLISHED, "received ACK of SYN (not captured)", frame, ts, inferred=True)
 
@@ -595,7 +685,11 @@ class Connection:
         if nxt is not None and seq_gt(ack, nxt) and rcv.packets:
             if rcv.fin_seq is not None:
                 self._note(
-                    "ack_unsent_data", snd.side, frame, ts, snd.state,
+                    "ack_unsent_data",
+                    snd.side,
+                    frame,
+                    ts,
+                    snd.state,
                     f"ACK {ack} is beyond the {rcv.side}'s FIN at {rcv.fin_seq}",
                 )
             elif rcv.ack_ahead is None:
@@ -603,20 +697,29 @@ class Connection:
 
     def _resolve_ack_ahead(self, seg: Segment, snd: Endpoint) -> None:
         """The peer acknowledged more than we saw ``snd`` send; its next segment tells why."""
-        assert snd.ack_ahead is not None and snd.snd_nxt is not None
+        assert snd.ack_ahead is not None
+        assert snd.snd_nxt is not None
         ack, frame, ts = snd.ack_ahead
         end = seq_add(seg.seq, seg.length + (1 if seg.flags & FIN else 0))
         if seq_ge(end, ack) or seq_gt(seg.seq, snd.snd_nxt):
             snd.ack_ahead = None
             self._note(
-                "segment_not_captured", snd.side, frame, ts, snd.state,
+                "segment_not_captured",
+                snd.side,
+                frame,
+                ts,
+                snd.state,
                 f"ACK {ack} covers data of the {snd.side} that the capture does not hold",
             )
         elif seg.length == 0 and not seg.flags & FIN and seg.seq == snd.snd_nxt:
             snd.ack_ahead = None
             peer = snd.side.peer
             self._note(
-                "ack_unsent_data", peer, frame, ts, None,
+                "ack_unsent_data",
+                peer,
+                frame,
+                ts,
+                None,
                 f"ACK {ack} from the {peer}, but the {snd.side} had sent only up to {snd.snd_nxt}",
             )
 
@@ -633,9 +736,7 @@ class Connection:
             and self._undo_fin_receipt(snd)
         )
         if snd.state is S.SYN_SENT or not self._apply(snd, _SEND, Event.FIN, frame, ts):
-            self._note(
-                "data_before_handshake", snd.side, frame, ts, snd.state, f"FIN sent in {snd.state}"
-            )
+            self._note("data_before_handshake", snd.side, frame, ts, snd.state, f"FIN sent in {snd.state}")
             return
         if crossed:
             # our FIN left before the peer's FIN arrived: FIN-WAIT-1 → CLOSING
@@ -672,7 +773,11 @@ class Connection:
         idle = until - since
         if idle >= self._cw_ns:
             self._note_once(
-                "stuck_close_wait", ep.side, None, since, S.CLOSE_WAIT,
+                "stuck_close_wait",
+                ep.side,
+                None,
+                since,
+                S.CLOSE_WAIT,
                 f"the {ep.side} sat in CLOSE-WAIT without sending for {idle / NS_PER_S:.3f} s {how}",
             )
 
@@ -681,10 +786,16 @@ class Connection:
         self._expire_time_wait(ts)
         for ep in (self.client, self.server):
             if ep.state is S.TIME_WAIT:
-                self._enter(ep, S.CLOSED, "TIME-WAIT ended by a new SYN on the 4-tuple", frame, ts, inferred=True)
+                self._enter(
+                    ep, S.CLOSED, "TIME-WAIT ended by a new SYN on the 4-tuple", frame, ts, inferred=True
+                )
             elif ep.state is not S.CLOSED:
                 self._note(
-                    "superseded", ep.side, frame, ts, ep.state,
+                    "superseded",
+                    ep.side,
+                    frame,
+                    ts,
+                    ep.state,
                     f"the 4-tuple was reused while the {ep.side} was {ep.state}",
                 )
                 self._enter(ep, S.CLOSED, "4-tuple reused by a new connection", frame, ts, inferred=True)
@@ -704,19 +815,31 @@ class Connection:
                 ack, frame, ts = ep.ack_ahead
                 ep.ack_ahead = None
                 self._note(
-                    "segment_not_captured", ep.side, frame, ts, ep.state,
+                    "segment_not_captured",
+                    ep.side,
+                    frame,
+                    ts,
+                    ep.state,
                     f"ACK {ack} covers data of the {ep.side} that the capture does not hold",
                 )
         c, s = self.client, self.server
         if c.isn is not None and s.packets == 0 and not c.state.synchronized:
             self._note(
-                "unanswered_syn", Side.CLIENT, None, self.first_ts, c.state,
+                "unanswered_syn",
+                Side.CLIENT,
+                None,
+                self.first_ts,
+                c.state,
                 f"{c.packets} SYN(s) and no answer",
             )
         elif (c.packets == 0) != (s.packets == 0):
             quiet = c if c.packets == 0 else s
             self._note(
-                "one_direction_only", quiet.side, None, self.first_ts, None,
+                "one_direction_only",
+                quiet.side,
+                None,
+                self.first_ts,
+                None,
                 f"no segment from the {quiet.side} was captured",
             )
 
@@ -740,6 +863,9 @@ class Connection:
 
 
 def _flag_names(flags: int) -> str:
-    names = [n for bit, n in ((SYN, "SYN"), (FIN, "FIN"), (RST, "RST"), (PSH, "PSH"), (ACK, "ACK"), (URG, "URG"))
-             if flags & bit]
+    names = [
+        n
+        for bit, n in ((SYN, "SYN"), (FIN, "FIN"), (RST, "RST"), (PSH, "PSH"), (ACK, "ACK"), (URG, "URG"))
+        if flags & bit
+    ]
     return "+".join(names) or "no flags"

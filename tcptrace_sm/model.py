@@ -19,7 +19,16 @@ URG = 0x20
 ECE = 0x40
 CWR = 0x80
 
-_FLAG_LETTERS = ((SYN, "S"), (FIN, "F"), (RST, "R"), (PSH, "P"), (ACK, "A"), (URG, "U"), (ECE, "E"), (CWR, "C"))
+_FLAG_LETTERS = (
+    (SYN, "S"),
+    (FIN, "F"),
+    (RST, "R"),
+    (PSH, "P"),
+    (ACK, "A"),
+    (URG, "U"),
+    (ECE, "E"),
+    (CWR, "C"),
+)
 
 
 def flags_str(flags: int) -> str:

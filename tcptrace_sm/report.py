@@ -116,10 +116,10 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
     skipped = summary.get("skipped") or {}
     skipped_txt = ""
     if skipped:
-        skipped_txt = "; skipped " + ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in skipped.items())
-    lines.append(
-        f"{summary['packets']} packets, {summary['segments']} TCP segments{skipped_txt}"
-    )
+        skipped_txt = "; skipped " + ", ".join(
+            f"{n} {reason.replace('_', ' ')}" for reason, n in skipped.items()
+        )
+    lines.append(f"{summary['packets']} packets, {summary['segments']} TCP segments{skipped_txt}")
     close = summary.get("close") or {}
     by = ", ".join(f"{k} {v}" for k, v in close.items())
     lines.append(f"{summary['connections']} connections" + (f" ({by})" if by else ""))
