@@ -102,8 +102,18 @@ class Wire:
     ) -> Segment:
         self.now = T0 + round(at * 1e9) if at is not None else self.now + self.step_ns
         seg = Segment(
-            len(self.segments) + 1, self.now, src[0], src[1], dst[0], dst[1], seq & 0xFFFFFFFF, ack & 0xFFFFFFFF,
-            flags, 65535, length, options,
+            len(self.segments) + 1,
+            self.now,
+            src[0],
+            src[1],
+            dst[0],
+            dst[1],
+            seq & 0xFFFFFFFF,
+            ack & 0xFFFFFFFF,
+            flags,
+            65535,
+            length,
+            options,
         )
         self.segments.append(seg)
         return seg
