@@ -73,10 +73,16 @@ _KINDS = (
         _V,
         "SYN and FIN set in the same segment",
         "RFC 9293 §3.10.7",
-        zeek="TCP_christmas",
         wireshark="tcp.connection.synfin",
     ),
-    AnomalyKind("flags_syn_rst", _E, _V, "SYN and RST set in the same segment", "RFC 9293 §3.10.7"),
+    AnomalyKind(
+        "flags_syn_rst",
+        _E,
+        _V,
+        "SYN and RST set in the same segment",
+        "RFC 9293 §3.10.7",
+        zeek="TCP_christmas",
+    ),
     AnomalyKind("flags_null", _E, _V, "a segment with no control flag set at all", "RFC 9293 §3.10.7.4"),
     AnomalyKind(
         "flags_all",
@@ -186,7 +192,12 @@ _KINDS = (
         zeek="SYN_with_data",
     ),
     AnomalyKind(
-        "simultaneous_open", _I, _N, "both endpoints sent a SYN (simultaneous open)", "RFC 9293 §3.5"
+        "simultaneous_open",
+        _I,
+        _N,
+        "both endpoints sent a SYN (simultaneous open)",
+        "RFC 9293 §3.5",
+        zeek="simultaneous_open",
     ),
     AnomalyKind(
         "simultaneous_close", _I, _N, "both endpoints sent FIN before receiving the other's", "RFC 9293 §3.6"
@@ -258,3 +269,15 @@ class Anomaly(NamedTuple):
     @property
     def kind(self) -> AnomalyKind:
         return CATALOGUE[self.code]
+
+
+def catalogue_markdown() -> str:
+    """The catalogue as a Markdown table (the README embeds exactly this text)."""
+    lines = [
+        "| code | severity | category | what it means | reference | also known as |",
+        "|---|---|---|---|---|---|",
+    ]
+    for k in _KINDS:
+        aka = ", ".join(f"`{a}`" for a in k.aliases) or ""
+        lines.append(f"| `{k.code}` | {k.severity} | {k.category} | {k.summary} | {k.rfc} | {aka} |")
+    return "\n".join(lines) + "\n"
