@@ -181,6 +181,7 @@ class Endpoint:
 
     __slots__ = (
         "ack_ahead",
+        "ack_lost",
         "bytes",
         "entered_ts",
         "fin_acked",
@@ -216,6 +217,7 @@ class Endpoint:
         self.sent_rst = False
         self.pending_syn: tuple[int, int] | None = None  # (frame, ts) of a SYN received while CLOSED
         self.tfo = False  # the SYN this endpoint received carried data or a Fast Open cookie
+        self.ack_lost = False  # it resent its SYN-ACK: the handshake's ACK did not arrive
         self.ack_ahead: tuple[int, int, int] | None = None  # (ack, frame, ts): peer acked beyond snd_nxt
         self.last_send_ts: int | None = None  # last segment carrying new data or FIN
         self.packets = 0
@@ -405,6 +407,11 @@ class Connection:
             snd.retransmissions += 1
             if is_synack and rcv.state in (S.SYN_SENT, S.SYN_RECEIVED) and self._synack_acceptable(seg, rcv):
                 self._apply(rcv, _RECV, Event.SYN_ACK, frame, ts)
+            elif is_synack and snd.state is S.ESTABLISHED and snd.snd_nxt == seq_add(seq, 1):
+                # A SYN-ACK sent again: the handshake's ACK never reached the server. Until the
+                # server shows otherwise (data, FIN), a repeated bare ACK is not trusted either.
+                if self._retract(snd, S.ESTABLISHED, cause_of(_RECV, Event.ACK_OF_SYN)):
+                    snd.ack_lost = True
             return
         if snd.state.synchronized:
             # a synchronised endpoint whose ISN we never saw (picked up mid-stream) sent a SYN
@@ -657,6 +664,10 @@ class Connection:
         elif snd.state is S.SYN_RECEIVED:
             if snd.tfo:
                 return  # Fast Open: the server may send data before the handshake's ACK arrives
+            if snd.ack_lost:
+                # one of the repeated handshake ACKs did arrive after all: it talks as established
+                self._enter(snd, S.ESTABLISHED, "received ACK of SYN", frame, ts, inferred=True)
+                return
             self._note(
                 "segment_not_captured",
                 rcv.side,
@@ -676,7 +687,12 @@ class Connection:
 
     def _on_ack(self, seg: Segment, snd: Endpoint, rcv: Endpoint) -> None:
         ack, frame, ts = seg.ack, seg.frame, seg.ts
-        if rcv.state is S.SYN_RECEIVED and rcv.isn is not None and seq_gt(ack, rcv.isn):
+        if (
+            rcv.state is S.SYN_RECEIVED
+            and rcv.isn is not None
+            and seq_gt(ack, rcv.isn)
+            and not (rcv.ack_lost and seg.length == 0 and not seg.flags & FIN)
+        ):
             self._apply(rcv, _RECV, Event.ACK_OF_SYN, frame, ts)
         if rcv.fin_seq is not None and not rcv.fin_acked and seq_gt(ack, rcv.fin_seq):
             rcv.fin_acked = True
@@ -733,7 +749,7 @@ class Connection:
             snd.state is S.CLOSE_WAIT
             and rcv.fin_seq is not None
             and seq_le(seg.ack, rcv.fin_seq)
-            and self._undo_fin_receipt(snd)
+            and self._retract(snd, S.CLOSE_WAIT, cause_of(_RECV, Event.FIN))
         )
         if snd.state is S.SYN_SENT or not self._apply(snd, _SEND, Event.FIN, frame, ts):
             self._note("data_before_handshake", snd.side, frame, ts, snd.state, f"FIN sent in {snd.state}")
@@ -746,12 +762,16 @@ class Connection:
             self._note_once("simultaneous_close", None, frame, ts, None, "the two FINs crossed on the wire")
         self._apply(rcv, _RECV, Event.FIN, frame, ts)
 
-    def _undo_fin_receipt(self, ep: Endpoint) -> bool:
-        """Take back the endpoint's last transition if it was the assumed receipt of a FIN."""
+    def _retract(self, ep: Endpoint, to_state: TcpState, cause: str) -> bool:
+        """Take back the endpoint's last transition if it went to ``to_state`` for ``cause``.
+
+        Used when later segments prove that a segment we assumed delivered never arrived (or
+        arrived later than assumed): the endpoint never was in that state.
+        """
         for i in range(len(self.transitions) - 1, -1, -1):
             t = self.transitions[i]
             if t.side is ep.side:
-                if t.to_state is S.CLOSE_WAIT and t.cause == cause_of(_RECV, Event.FIN):
+                if t.to_state is to_state and t.cause == cause:
                     del self.transitions[i]
                     ep.state = t.from_state
                     ep.entered_ts = t.ts

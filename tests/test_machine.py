@@ -685,3 +685,25 @@ def test_core_imports_no_io_libraries() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_retransmitted_synack_means_the_handshake_ack_was_lost() -> None:
+    w = Wire()
+    w.handshake()
+    w.s.synack(seq=5000, advance=False)  # the server never got the ACK ...
+    w.c.ack()  # ... and a repeated bare ACK is no proof that this one arrived
+    conn = w.run()
+    assert states(conn) == (S.ESTABLISHED, S.SYN_RECEIVED)
+    assert path(conn, SV) == [S.CLOSED, S.LISTEN, S.SYN_RECEIVED]
+    assert violations(conn) == []
+
+
+def test_server_data_after_a_lost_handshake_ack_shows_it_got_there() -> None:
+    w = Wire()
+    w.handshake()
+    w.s.synack(seq=5000, advance=False)
+    w.c.ack()
+    w.s.data(100)
+    conn = w.run()
+    assert states(conn) == (S.ESTABLISHED, S.ESTABLISHED)
+    assert "segment_not_captured" not in codes(conn)
