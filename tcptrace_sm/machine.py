@@ -407,11 +407,15 @@ class Connection:
             snd.retransmissions += 1
             if is_synack and rcv.state in (S.SYN_SENT, S.SYN_RECEIVED) and self._synack_acceptable(seg, rcv):
                 self._apply(rcv, _RECV, Event.SYN_ACK, frame, ts)
-            elif is_synack and snd.state is S.ESTABLISHED and snd.snd_nxt == seq_add(seq, 1):
+            elif (
+                is_synack
+                and snd.state is S.ESTABLISHED
+                and snd.snd_nxt == seq_add(seq, 1)
+                and self._retract(snd, S.ESTABLISHED, cause_of(_RECV, Event.ACK_OF_SYN))
+            ):
                 # A SYN-ACK sent again: the handshake's ACK never reached the server. Until the
                 # server shows otherwise (data, FIN), a repeated bare ACK is not trusted either.
-                if self._retract(snd, S.ESTABLISHED, cause_of(_RECV, Event.ACK_OF_SYN)):
-                    snd.ack_lost = True
+                snd.ack_lost = True
             return
         if snd.state.synchronized:
             # a synchronised endpoint whose ISN we never saw (picked up mid-stream) sent a SYN
