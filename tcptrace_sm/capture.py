@@ -1,37 +1,1421 @@
-"""Capture reader: the only module that imports dpkt.
+"""Capture reader: pcap / pcapng / gzip files (or stdin) in, :class:`~tcptrace_sm.model.Segment` out.
 
-INTERFACE CONTRACT (the rest of the package relies on exactly this; implementation pending):
+The only module of the package that parses capture files (it needs numpy, not dpkt).
 
-    class CaptureError(ValueError)
-        Raised for input that is not a usable capture (not a capture, empty file, unsupported
-        link type, unreadable file). Its str() is one clear line naming the file.
+Public API
+    ``read_segments(paths, *, verify_checksums=False, stats=None) -> Iterator[Segment]``
+    ``read_batches(...) -> Iterator[list[Segment]]``: the same segments, one list per chunk
+    ``parse_options(raw) -> TcpOptions``
+    ``CaptureError`` (a ``ValueError`` whose ``str()`` is one line naming the file)
+    ``ReadStats`` (the contract's fields plus ``formats``, one description per file)
+    ``SUPPORTED_LINKTYPES`` (number -> name), ``SKIP_REASONS``, ``CHUNK``, ``MAX_CAPLEN``,
+    ``MAX_BLOCK``
 
-    @dataclass
-    class ReadStats:
-        files: list[str]            # names as given ("-" for stdin)
-        packets: int                # records read (all of them, TCP or not)
-        segments: int               # TCP segments handed on
-        bytes_read: int             # bytes of capture consumed (compressed size for .gz is fine)
-        skipped: dict[str, int]     # reason -> count; reasons: "not_ip", "not_tcp", "fragment",
-                                    #   "truncated_header", "malformed", "bad_checksum"
-        truncated: bool             # a file ended mid-record
-        warnings: list[str]         # one-line, human-readable (e.g. "x.pcap: capture cut
-                                    #   mid-record after 1234 packets; analysed up to the cut")
-        first_ts: int | None        # ns
-        last_ts: int | None         # ns (of the last record, TCP or not)
+Design
+    *Layers.* A file, or ``sys.stdin.buffer`` for ``"-"`` (read with ``read1`` so that a live
+    pipe is not held up), sits under a look-ahead buffer. The first bytes decide the format:
+    gzip (``1f 8b``, whatever the name) inserts a streaming ``zlib`` layer (multi-member,
+    zero padding allowed, output bounded per call, damage reported as a cut after keeping
+    everything decodable before it); then the pcap or pcapng magic is read from the
+    decompressed bytes. Nothing seeks, so pipes work.
 
-    def read_segments(paths: str | os.PathLike | Sequence[str | os.PathLike], *,
-                      verify_checksums: bool = False,
-                      stats: ReadStats | None = None) -> Iterator[Segment]
-        Yields every TCP segment of every file, merged in timestamp order across files
-        (stable: ties keep file order, then record order). Frame numbers are 1-based positions
-        in that merged record stream (all records count, TCP or not), so for one file they are
-        Wireshark's frame numbers. "-" reads stdin (binary). Fills `stats` as it goes. Opening
-        problems raise CaptureError before the first yield; a cut file ends with a warning.
+    *Records.* Input is consumed in chunks of :data:`CHUNK` bytes. A tight ``struct`` loop
+    walks the record (pcap) or block (pcapng) headers of a chunk and only collects offsets;
+    everything else is gathered from the chunk with numpy fancy indexing: record header
+    fields, the link header, the IPv4 / IPv6 header and the fixed TCP header (each as one
+    structured row per packet). VLAN tags (any depth) and IPv6 extension headers are walked
+    by vectorised loops, so no packet takes a per-packet Python path except the optional
+    checksum check and the slicing of TCP option bytes. A chunk becomes one batch: the
+    timestamps of all its records, plus Python lists of its TCP segments' fields, turned
+    into ``Segment`` tuples in one ``map`` (with the cyclic GC paused: the tuples cannot
+    form cycles, and collections would otherwise cost more than the decoding).
 
-    def parse_options(raw: bytes) -> TcpOptions
-        Decodes raw TCP option bytes; never raises (malformed/truncated options decode as far
-        as they go).
+    *Merging.* A single file is emitted batch by batch. Several files are merged with exactly
+    the semantics of ``heapq.merge`` keyed on the timestamp (ties: the earlier file, then
+    record order), a slice at a time: while every pending batch is time-ordered, everything
+    before the earliest batch end is merged at once by a stable numpy sort on (timestamp,
+    file); otherwise one run is taken (the file with the smallest head gives all following
+    records that still sort before every other head). Rotated captures (tcpdump ``-C`` /
+    ``-G``) thus merge whole chunks at a time. Frame numbers are 1-based positions in the
+    merged record stream (every record counts, TCP or not).
+
+    *Memory* stays bounded by a few chunks per open file, whatever the capture size.
+
+Decisions on the corners
+    * ``read_segments`` / ``read_batches`` open every file and check its header when they
+      are *called*: a ``CaptureError`` comes before any segment, and the returned iterator
+      never raises it. Files are closed when the iterator ends or is dropped.
+    * A file cut inside its file header (pcap global header, first pcapng section header) is
+      not a usable capture: ``CaptureError``. A cut or corrupt record after that ends the
+      file with ``stats.truncated = True`` and a one-line warning, keeping what came before.
+      Corrupt means: a pcap record longer than :data:`MAX_CAPLEN` (or 64 KiB above a
+      smaller snaplen), a pcapng block whose length is not a multiple of 4, below the
+      block's minimum, above :data:`MAX_BLOCK` or not repeated at its end, a gzip or read
+      error, or anything else that fails while decoding (never an exception to the caller).
+    * pcapng: every interface keeps its own link type, ``if_tsresol`` (power of 10 or 2)
+      and ``if_tsoffset``; a new section (either byte order) resets the interfaces. If no
+      interface described before the first packet has a supported link type the file is
+      rejected with ``CaptureError``; otherwise packets on an unsupported interface count as
+      ``not_ip``, with one warning per interface. A packet naming an undefined interface
+      counts as ``malformed``. Simple packet blocks have no timestamp and take the previous
+      packet's; an EPB whose captured length exceeds its block is clamped to the block.
+    * Skip reasons, in the order checked: ``truncated_header`` (also for a cut link header or
+      VLAN tag), ``not_ip``, ``malformed`` (bad IP version / IHL / TCP data offset, lengths
+      that do not add up, more than 16 VLAN tags or IPv6 extension headers), ``fragment``
+      (any fragmented IP packet, whatever it carries), ``not_tcp``, then ``bad_checksum``.
+    * ``length`` comes from the IP header. An IPv4 total length (or IPv6 payload length) of 0,
+      as written for TSO / jumbo packets, falls back to the captured length; such packets'
+      checksums are not checked (they are offloaded), nor is the TCP checksum of a packet
+      cut by the snaplen. The IPv4 header checksum is checked whenever it is there.
+    * NULL (0) link headers are in the capturing host's byte order: a family value above
+      0xFFFF is read byte-swapped. Raw link types (12, 14, 101, 228, 229) dispatch on the IP
+      version nibble.
+    * ``stats.first_ts`` / ``last_ts`` are the smallest / largest record timestamp, which for
+      a time-ordered capture are the first and the last record's. Stats are complete once
+      the iterator is exhausted; skip counts are added per decoded chunk.
 """
 
 from __future__ import annotations
+
+import gc
+import os
+import socket
+import struct
+import sys
+import zlib
+from bisect import bisect_left
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from itertools import chain
+from typing import IO, Any, Final, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from tcptrace_sm.model import Segment, TcpOptions
+
+__all__ = [
+    "CHUNK",
+    "MAX_BLOCK",
+    "MAX_CAPLEN",
+    "SKIP_REASONS",
+    "SUPPORTED_LINKTYPES",
+    "CaptureError",
+    "ReadStats",
+    "parse_options",
+    "read_batches",
+    "read_segments",
+]
+
+I64 = npt.NDArray[np.int64]
+U8 = npt.NDArray[np.uint8]
+Rows = npt.NDArray[np.void]
+
+#: Bytes requested from the (decompressed) input at a time; one chunk becomes one batch.
+CHUNK: Final = 2 << 20
+#: Largest plausible captured length of one pcap record (libpcap's maximum snaplen).
+MAX_CAPLEN: Final = 262144
+#: Largest plausible pcapng block.
+MAX_BLOCK: Final = 16 << 20
+_GZ_IN: Final = 1 << 20
+
+SKIP_REASONS: Final = ("not_ip", "not_tcp", "fragment", "truncated_header", "malformed", "bad_checksum")
+
+SUPPORTED_LINKTYPES: Final[dict[int, str]] = {
+    0: "NULL",
+    1: "ETHERNET",
+    12: "RAW",
+    14: "RAW",
+    101: "RAW",
+    108: "LOOP",
+    113: "LINUX_SLL",
+    228: "IPV4",
+    229: "IPV6",
+    276: "LINUX_SLL2",
+}
+_OTHER_LINKTYPES: Final[dict[int, str]] = {
+    6: "IEEE802_5",
+    9: "PPP",
+    10: "FDDI",
+    50: "PPP_HDLC",
+    51: "PPP_ETHER",
+    104: "C_HDLC",
+    105: "IEEE802_11",
+    107: "FRELAY",
+    119: "IEEE802_11_PRISM",
+    127: "IEEE802_11_RADIOTAP",
+    143: "DOCSIS",
+    147: "USER0",
+    187: "BLUETOOTH_HCI_H4",
+    189: "USB_LINUX",
+    192: "PPI",
+    195: "IEEE802_15_4",
+    201: "BLUETOOTH_HCI_H4_WITH_PHDR",
+    220: "USB_LINUX_MMAPPED",
+    227: "CAN_SOCKETCAN",
+    249: "USBPCAP",
+    253: "NETLINK",
+    254: "BLUETOOTH_LINUX_MONITOR",
+}
+
+_LT_NULL, _LT_ETH, _LT_LOOP, _LT_SLL, _LT_SLL2 = 0, 1, 108, 113, 276
+_RAW_LTS: Final = frozenset({12, 14, 101, 228, 229})
+# link types with an ethertype: (header length, ethertype offset)
+_ETHERTYPE_LINKS: Final[dict[int, tuple[int, int]]] = {
+    _LT_ETH: (14, 12),
+    _LT_SLL: (16, 14),
+    _LT_SLL2: (20, 0),
+}
+_VLAN_TPIDS: Final = (0x8100, 0x88A8, 0x9100)
+_MAX_NEST: Final = 16
+_IP6_EXT: Final = (0, 43, 60, 51, 135, 139, 140)  # 44 (fragment) is handled on its own
+
+_PCAP_MAGICS: Final[dict[bytes, tuple[str, int, int, str]]] = {
+    # first four bytes -> (byte order, ns per fraction unit, record header size, description)
+    b"\xd4\xc3\xb2\xa1": ("<", 1000, 16, "pcap (µs, little-endian)"),
+    b"\xa1\xb2\xc3\xd4": (">", 1000, 16, "pcap (µs, big-endian)"),
+    b"\x4d\x3c\xb2\xa1": ("<", 1, 16, "pcap (ns, little-endian)"),
+    b"\xa1\xb2\x3c\x4d": (">", 1, 16, "pcap (ns, big-endian)"),
+    b"\x34\xcd\xb2\xa1": ("<", 1000, 24, "pcap (modified/Kuznetzov, little-endian)"),
+    b"\xa1\xb2\xcd\x34": (">", 1000, 24, "pcap (modified/Kuznetzov, big-endian)"),
+}
+_SHB: Final = 0x0A0D0D0A
+_BOM: Final = 0x1A2B3C4D
+_IDB, _PB, _SPB, _EPB = 1, 2, 3, 6
+
+_TCP_DT: Final = np.dtype(
+    [("sport", ">u2"), ("dport", ">u2"), ("seq", ">u4"), ("ack", ">u4"), ("off", "u1"), ("flags", "u1"),
+     ("win", ">u2"), ("sum", ">u2"), ("urp", ">u2")]
+)  # fmt: skip
+_IP4_DT: Final = np.dtype(
+    [("vhl", "u1"), ("tos", "u1"), ("len", ">u2"), ("id", ">u2"), ("frag", ">u2"), ("ttl", "u1"),
+     ("proto", "u1"), ("sum", ">u2"), ("src", ">u4"), ("dst", ">u4")]
+)  # fmt: skip
+_IP6_DT: Final = np.dtype(
+    [("vtf", ">u4"), ("plen", ">u2"), ("nh", "u1"), ("hlim", "u1"), ("src", "V16"), ("dst", "V16")]
+)
+_SPAN: Final = {w: np.arange(w, dtype=np.int64) for w in (2, 4, 8, 20, 40)}
+
+
+class CaptureError(ValueError):
+    """An input is not a usable capture. ``str()`` is one line naming the file."""
+
+
+@dataclass
+class ReadStats:
+    """What the reader saw; filled while iterating (complete once the iterator is exhausted)."""
+
+    files: list[str] = field(default_factory=list)
+    packets: int = 0
+    segments: int = 0
+    bytes_read: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    truncated: bool = False
+    warnings: list[str] = field(default_factory=list)
+    first_ts: int | None = None
+    last_ts: int | None = None
+    #: one short description per file, e.g. "gzip, pcapng (2 interfaces: ETHERNET, RAW)"
+    formats: list[str] = field(default_factory=list)
+
+
+class _Corrupt(Exception):
+    """Input that cannot be read past this point (reported as a cut, never raised to users)."""
+
+
+# --------------------------------------------------------------------------- byte sources
+
+
+class _Readable(Protocol):
+    def read(self, n: int) -> bytes: ...
+
+
+class _RawInput:
+    """A file or stdin; counts the bytes taken from it."""
+
+    def __init__(self, f: IO[bytes], own: bool, stream: bool) -> None:
+        self.f = f
+        self.own = own
+        read1 = getattr(f, "read1", None)
+        self._read: Callable[[int], bytes] = read1 if stream and read1 is not None else f.read
+        self.count = 0
+
+    def read(self, n: int) -> bytes:
+        try:
+            data = self._read(n)
+        except OSError as e:
+            raise _Corrupt(f"read error ({e.strerror or e})") from e
+        self.count += len(data)
+        return data
+
+    def close(self) -> None:
+        if self.own:
+            self.f.close()
+
+
+class _Ahead:
+    """Look-ahead over a byte source: ``peek`` without consuming, then ``read`` pieces."""
+
+    def __init__(self, src: _Readable) -> None:
+        self._src = src
+        self._buf = b""
+
+    def peek(self, n: int) -> bytes:
+        while len(self._buf) < n:
+            data = self._src.read(max(n - len(self._buf), 65536))
+            if not data:
+                break
+            self._buf += data
+        return self._buf[:n]
+
+    def read(self, n: int) -> bytes:
+        if self._buf:
+            out, self._buf = self._buf, b""
+            return out
+        return self._src.read(n)
+
+
+class _Gunzip:
+    """Streaming gzip decoder: multi-member, zero padding allowed, bounded output per call."""
+
+    def __init__(self, src: _Readable) -> None:
+        self._src = src
+        self._d = zlib.decompressobj(31)
+        self._pending = b""
+        self._done = False
+        self._error: _Corrupt | None = None
+
+    def _more(self) -> bytes:
+        data = self._pending or self._src.read(_GZ_IN)
+        self._pending = b""
+        return data
+
+    def read(self, n: int) -> bytes:
+        while not self._done:
+            if self._d.eof:
+                rest = self._d.unused_data.lstrip(b"\0")
+                while not rest:
+                    data = self._src.read(_GZ_IN)
+                    if not data:
+                        self._done = True
+                        return b""
+                    rest = data.lstrip(b"\0")
+                if len(rest) < 2:
+                    rest += self._src.read(_GZ_IN)
+                if rest[:2] != b"\x1f\x8b":
+                    raise _Corrupt("data after the end of the gzip stream is not gzip")
+                self._d = zlib.decompressobj(31)
+                self._pending = rest
+            if self._error is not None:
+                raise self._error
+            data = self._more()
+            if not data:
+                raise _Corrupt("gzip stream cut before its end")
+            before = self._d.copy()
+            try:
+                out = self._d.decompress(data, n)
+            except zlib.error as e:
+                # zlib drops the output of a failing call: redo it in small steps to keep
+                # everything before the damage, and report the damage on the next read
+                self._error = _Corrupt(f"gzip data corrupt ({e})")
+                out = self._salvage(before, data, n)
+                if not out:
+                    raise self._error from e
+                return out
+            self._pending = self._d.unconsumed_tail
+            if out:
+                return out
+        return b""
+
+    def _salvage(self, d: Any, data: bytes, n: int) -> bytes:
+        out = []
+        size = 0
+        try:
+            for i in range(0, len(data), 64):
+                piece = d.decompress(data[i : i + 64], n - size)
+                out.append(piece)
+                size += len(piece)
+                if d.unconsumed_tail or d.eof or size >= n:
+                    break
+        except zlib.error:
+            pass
+        return b"".join(out)
+
+
+# --------------------------------------------------------------------------- address strings
+
+
+class _V4Names(dict[int, str]):
+    def __missing__(self, key: int) -> str:
+        if len(self) > 1_000_000:
+            self.clear()
+        s = self[key] = socket.inet_ntop(socket.AF_INET, key.to_bytes(4, "big"))
+        return s
+
+
+class _V6Names(dict[bytes, str]):
+    def __missing__(self, key: bytes) -> str:
+        if len(self) > 1_000_000:
+            self.clear()
+        s = self[key] = socket.inet_ntop(socket.AF_INET6, key)
+        return s
+
+
+# --------------------------------------------------------------------------- vectorised decoding
+
+
+def _rows(u8: U8, pos: I64, width: int, dt: np.dtype[Any]) -> Rows:
+    """``width`` bytes at each position, viewed as one structured row per position."""
+    rows: Rows = u8[pos[:, None] + _SPAN[width]].view(dt).ravel()
+    return rows
+
+
+def _be16(u8: U8, pos: I64) -> I64:
+    return (u8[pos].astype(np.int64) << 8) | u8[pos + 1]
+
+
+def _u32(u8: U8, pos: I64, big: bool) -> I64:
+    out: I64 = u8[pos[:, None] + _SPAN[4]].view(">u4" if big else "<u4").ravel().astype(np.int64)
+    return out
+
+
+def _u16(u8: U8, pos: I64, big: bool) -> I64:
+    out: I64 = u8[pos[:, None] + _SPAN[2]].view(">u2" if big else "<u2").ravel().astype(np.int64)
+    return out
+
+
+def _take(col: list[Any], order: npt.NDArray[np.intp] | I64) -> list[Any]:
+    """``[col[k] for k in order]``, at numpy speed."""
+    arr = np.empty(len(col), dtype=object)
+    arr[:] = col
+    out: list[Any] = arr[order].tolist()
+    return out
+
+
+def _reorder(cols: list[list[Any]], order: npt.NDArray[np.intp] | I64) -> list[list[Any]]:
+    return [_take(c, order) for c in cols]
+
+
+def _drop(skip: dict[str, int], reason: str, bad: npt.NDArray[np.bool_], *arrays: Any) -> list[Any]:
+    """Count ``bad`` rows under ``reason`` and return the arrays without them."""
+    nbad = int(np.count_nonzero(bad))
+    if not nbad:
+        return list(arrays)
+    skip[reason] = skip.get(reason, 0) + nbad
+    keep = ~bad
+    return [a[keep] for a in arrays]
+
+
+class _Decoder:
+    """Turns the records of one chunk into segment columns (shared by all files of a call)."""
+
+    def __init__(self, verify: bool) -> None:
+        self.verify = verify
+        self.v4 = _V4Names()
+        self.v6 = _V6Names()
+
+    def link(self, u8: U8, d: I64, end: I64, lt: int, skip: dict[str, int]) -> tuple[I64, I64, I64, I64]:
+        """Record indices and network-header positions of the IPv4 and the IPv6 packets."""
+        n = len(d)
+        if lt in _ETHERTYPE_LINKS:
+            hl, etoff = _ETHERTYPE_LINKS[lt]
+            idx = np.arange(n, dtype=np.int64)
+            (idx,) = _drop(skip, "truncated_header", end - d < hl, idx)
+            start = d[idx]
+            l3 = start + hl
+            et = _be16(u8, start + etoff)
+            for _ in range(_MAX_NEST):
+                tag = (et == 0x8100) | (et == 0x88A8) | (et == 0x9100)
+                if not tag.any():
+                    break
+                t = np.flatnonzero(tag)
+                short = end[idx[t]] < l3[t] + 4
+                if short.any():
+                    bad = np.zeros(len(idx), dtype=np.bool_)
+                    bad[t[short]] = True
+                    idx, l3, et = _drop(skip, "truncated_header", bad, idx, l3, et)
+                    t = np.flatnonzero((et == 0x8100) | (et == 0x88A8) | (et == 0x9100))
+                et[t] = _be16(u8, l3[t] + 2)
+                l3[t] += 4
+            else:
+                tag = (et == 0x8100) | (et == 0x88A8) | (et == 0x9100)
+                idx, l3, et = _drop(skip, "malformed", tag, idx, l3, et)
+            is4 = et == 0x0800
+            is6 = et == 0x86DD
+        elif lt in (_LT_NULL, _LT_LOOP):
+            idx = np.arange(n, dtype=np.int64)
+            (idx,) = _drop(skip, "truncated_header", end - d < 4, idx)
+            l3 = d[idx] + 4
+            fam = _u32(u8, d[idx], lt == _LT_LOOP)
+            if lt == _LT_NULL:  # host byte order of the capturing machine: either one
+                swapped = fam > 0xFFFF
+                if swapped.any():
+                    fam = np.where(swapped, fam.astype(np.uint32).byteswap().astype(np.int64), fam)
+            is4 = fam == 2
+            is6 = (fam == 24) | (fam == 28) | (fam == 30)
+        elif lt in _RAW_LTS:
+            idx = np.arange(n, dtype=np.int64)
+            (idx,) = _drop(skip, "truncated_header", end - d < 1, idx)
+            l3 = d[idx]
+            nib = u8[l3] >> 4
+            is4 = nib == 4
+            is6 = nib == 6
+        else:  # unsupported interface of a pcapng file
+            skip["not_ip"] = skip.get("not_ip", 0) + n
+            e = np.empty(0, dtype=np.int64)
+            return e, e, e, e
+        other = ~(is4 | is6)
+        if other.any():
+            skip["not_ip"] = skip.get("not_ip", 0) + int(np.count_nonzero(other))
+        return idx[is4], l3[is4], idx[is6], l3[is6]
+
+    def decode(
+        self, buf: bytes, u8: U8, d: I64, cap: I64, lt: int, skip: dict[str, int]
+    ) -> tuple[I64, list[list[Any]]]:
+        """Segments of the records at ``d`` (captured lengths ``cap``), all of link type ``lt``.
+
+        Returns the record index of every segment (ascending) and the columns
+        src, sport, dst, dport, seq, ack, flags, win, length, options.
+        """
+        end = d + cap
+        i4, p4, i6, p6 = self.link(u8, d, end, lt, skip)
+        parts = []
+        if len(i4):
+            parts.append(self._ipv4(buf, u8, i4, p4, end[i4], skip))
+        if len(i6):
+            parts.append(self._ipv6(buf, u8, i6, p6, end[i6], skip))
+        if not parts:
+            return np.empty(0, dtype=np.int64), [[] for _ in range(10)]
+        if len(parts) == 1:
+            return self._tcp(buf, u8, *parts[0], skip)
+        # both families: one TCP pass over the union, in record order
+        (ia, ta, la, ea, sa, da), (ib, tb, lb, eb, sb, db) = parts
+        idx = np.concatenate([ia, ib])
+        order = np.argsort(idx, kind="stable")
+        tcp = np.concatenate([ta, tb])[order]
+        seglen = np.concatenate([la, lb])[order]
+        end = np.concatenate([ea, eb])[order]
+        src, dst = _reorder([sa + sb, da + db], order)
+        return self._tcp(buf, u8, idx[order], tcp, seglen, end, src, dst, skip)
+
+    def _ipv4(
+        self, buf: bytes, u8: U8, idx: I64, p: I64, end: I64, skip: dict[str, int]
+    ) -> tuple[I64, I64, I64, I64, list[str], list[str]]:
+        """IPv4 packets that carry a whole TCP header: (record index, TCP header position,
+        TCP segment length from the IP header, captured end, source, destination)."""
+        idx, p, end = _drop(skip, "truncated_header", end - p < 20, idx, p, end)
+        h = _rows(u8, p, 20, _IP4_DT)
+        vhl = h["vhl"]
+        idx, p, end, h, vhl = _drop(
+            skip, "malformed", ((vhl >> 4) != 4) | ((vhl & 15) < 5), idx, p, end, h, vhl
+        )
+        hl = (vhl & 15).astype(np.int64) * 4
+        rem = end - p
+        idx, p, end, h, hl, rem = _drop(skip, "truncated_header", rem < hl, idx, p, end, h, hl, rem)
+        idx, p, end, h, hl, rem = _drop(skip, "fragment", (h["frag"] & 0x3FFF) != 0, idx, p, end, h, hl, rem)
+        idx, p, end, h, hl, rem = _drop(skip, "not_tcp", h["proto"] != 6, idx, p, end, h, hl, rem)
+        idx, p, end, h, hl, rem = _drop(skip, "truncated_header", rem < hl + 20, idx, p, end, h, hl, rem)
+        tot = h["len"].astype(np.int64)
+        zero = tot == 0
+        tot = np.where(zero, rem, tot)
+        idx, p, end, h, hl, tot, zero = _drop(skip, "malformed", tot < hl + 20, idx, p, end, h, hl, tot, zero)
+        tcp = p + hl
+        seglen = tot - hl
+        src = h["src"].tolist()
+        dst = h["dst"].tolist()
+        if self.verify:
+            bad = np.zeros(len(idx), dtype=np.bool_)
+            for k, (a, ihl, t, sl, e, z) in enumerate(
+                zip(
+                    p.tolist(),
+                    hl.tolist(),
+                    tcp.tolist(),
+                    seglen.tolist(),
+                    end.tolist(),
+                    zero.tolist(),
+                    strict=True,
+                )
+            ):
+                if z:
+                    continue
+                if int.from_bytes(buf[a : a + ihl], "big") % 0xFFFF:
+                    bad[k] = True
+                elif t + sl <= e:
+                    s = int.from_bytes(buf[t : t + sl], "big")
+                    if sl & 1:
+                        s <<= 8
+                    if (s + int.from_bytes(buf[a + 12 : a + 20], "big") + 6 + sl) % 0xFFFF:
+                        bad[k] = True
+            if bad.any():
+                keep = ~bad
+                skip["bad_checksum"] = skip.get("bad_checksum", 0) + int(np.count_nonzero(bad))
+                idx, tcp, seglen, end = idx[keep], tcp[keep], seglen[keep], end[keep]
+                kl = keep.tolist()
+                src = [x for x, k in zip(src, kl, strict=True) if k]
+                dst = [x for x, k in zip(dst, kl, strict=True) if k]
+        names = self.v4.__getitem__
+        return idx, tcp, seglen, end, list(map(names, src)), list(map(names, dst))
+
+    def _ipv6(
+        self, buf: bytes, u8: U8, idx: I64, p: I64, end: I64, skip: dict[str, int]
+    ) -> tuple[I64, I64, I64, I64, list[str], list[str]]:
+        """Like :meth:`_ipv4`, walking the extension headers."""
+        idx, p, end = _drop(skip, "truncated_header", end - p < 40, idx, p, end)
+        h = _rows(u8, p, 40, _IP6_DT)
+        idx, p, end, h = _drop(skip, "malformed", (h["vtf"] >> 28) != 6, idx, p, end, h)
+        nh = h["nh"].astype(np.int64)
+        q = p + 40
+        for _ in range(_MAX_NEST):
+            idx, p, end, h, nh, q = _drop(skip, "fragment", nh == 44, idx, p, end, h, nh, q)
+            ext = np.isin(nh, _IP6_EXT)
+            if not ext.any():
+                break
+            idx, p, end, h, nh, q, ext = _drop(
+                skip, "truncated_header", ext & (end - q < 8), idx, p, end, h, nh, q, ext
+            )
+            e = np.flatnonzero(ext)
+            at = q[e]
+            ln = u8[at + 1].astype(np.int64)
+            q[e] = at + np.where(nh[e] == 51, (ln + 2) * 4, (ln + 1) * 8)
+            nh[e] = u8[at]
+        else:
+            idx, p, end, h, nh, q = _drop(
+                skip, "malformed", np.isin(nh, (*_IP6_EXT, 44)), idx, p, end, h, nh, q
+            )
+        idx, p, end, h, q = _drop(skip, "not_tcp", nh != 6, idx, p, end, h, q)
+        idx, p, end, h, q = _drop(skip, "truncated_header", end - q < 20, idx, p, end, h, q)
+        plen = h["plen"].astype(np.int64)
+        zero = plen == 0
+        plen = np.where(zero, end - p - 40, plen)
+        seglen = plen - (q - p - 40)
+        idx, p, end, h, q, seglen, zero = _drop(
+            skip, "malformed", seglen < 20, idx, p, end, h, q, seglen, zero
+        )
+        src = h["src"].tolist()
+        dst = h["dst"].tolist()
+        if self.verify:
+            bad = np.zeros(len(idx), dtype=np.bool_)
+            for k, (a, t, sl, e, z) in enumerate(
+                zip(p.tolist(), q.tolist(), seglen.tolist(), end.tolist(), zero.tolist(), strict=True)
+            ):
+                if z or t + sl > e:
+                    continue
+                s = int.from_bytes(buf[t : t + sl], "big")
+                if sl & 1:
+                    s <<= 8
+                if (s + int.from_bytes(buf[a + 8 : a + 40], "big") + 6 + sl) % 0xFFFF:
+                    bad[k] = True
+            if bad.any():
+                keep = ~bad
+                skip["bad_checksum"] = skip.get("bad_checksum", 0) + int(np.count_nonzero(bad))
+                idx, q, seglen, end = idx[keep], q[keep], seglen[keep], end[keep]
+                kl = keep.tolist()
+                src = [x for x, k in zip(src, kl, strict=True) if k]
+                dst = [x for x, k in zip(dst, kl, strict=True) if k]
+        names = self.v6.__getitem__
+        return idx, q, seglen, end, list(map(names, src)), list(map(names, dst))
+
+    def _tcp(
+        self,
+        buf: bytes,
+        u8: U8,
+        idx: I64,
+        tcp: I64,
+        seglen: I64,
+        end: I64,
+        src: list[str],
+        dst: list[str],
+        skip: dict[str, int],
+    ) -> tuple[I64, list[list[Any]]]:
+        t = _rows(u8, tcp, 20, _TCP_DT)
+        hlen = (t["off"] >> 4).astype(np.int64) * 4
+        length = seglen - hlen
+        bad = (hlen < 20) | (length < 0)
+        if bad.any():
+            keep = ~bad
+            kl = keep.tolist()
+            src = [x for x, k in zip(src, kl, strict=True) if k]
+            dst = [x for x, k in zip(dst, kl, strict=True) if k]
+            idx, tcp, end, t, hlen, length = _drop(skip, "malformed", bad, idx, tcp, end, t, hlen, length)
+        # option bytes: up to the data offset, or the snaplen (empty slices are free)
+        a = tcp + 20
+        b = np.minimum(tcp + hlen, end)
+        opts = [buf[x:y] for x, y in zip(a.tolist(), b.tolist(), strict=True)]
+        cols = [
+            src,
+            t["sport"].tolist(),
+            dst,
+            t["dport"].tolist(),
+            t["seq"].tolist(),
+            t["ack"].tolist(),
+            t["flags"].tolist(),
+            t["win"].tolist(),
+            length.tolist(),
+            opts,
+        ]
+        return idx, cols
+
+
+# --------------------------------------------------------------------------- files
+
+
+@dataclass
+class _Batch:
+    """One decoded chunk: timestamps of all its records and the segments among them."""
+
+    ts: I64
+    rec: I64  # record index (within the batch) of every segment, ascending
+    cols: list[list[Any]]  # src, sport, dst, dport, seq, ack, flags, win, length, options
+
+
+@dataclass
+class _Iface:
+    linktype: int
+    snaplen: int
+    tsresol: int  # if_tsresol byte
+    offset_ns: int
+    warned: bool = False
+
+    def to_ns(self, units: npt.NDArray[np.uint64]) -> I64:
+        r = self.tsresol
+        if r == 6:
+            ts = units.astype(np.int64) * 1000
+        elif r == 9:
+            ts = units.astype(np.int64)
+        elif not r & 0x80 and r < 9:
+            ts = units.astype(np.int64) * (10 ** (9 - r))
+        elif not r & 0x80 and r <= 19:
+            ts = (units // np.uint64(10 ** (r - 9))).astype(np.int64)
+        else:  # powers of two (and absurd powers of ten): exact integer arithmetic
+            if r & 0x80:
+                k = r & 0x7F
+                conv = [(u * 1_000_000_000) >> k for u in units.tolist()]
+            else:
+                div = 10 ** (r - 9)
+                conv = [u // div for u in units.tolist()]
+            lo, hi = -(1 << 63), (1 << 63) - 1  # garbage stays garbage, but never overflows
+            ts = np.array([min(max(v, lo), hi) for v in conv], dtype=np.int64)
+        if self.offset_ns:
+            ts = ts + self.offset_ns
+        return ts
+
+
+def _linktype_name(lt: int) -> str:
+    name = SUPPORTED_LINKTYPES.get(lt) or _OTHER_LINKTYPES.get(lt)
+    return f"{lt} ({name})" if name else str(lt)
+
+
+def _unsupported(name: str, lt: int) -> CaptureError:
+    return CaptureError(
+        f"{name}: unsupported link type {_linktype_name(lt)}; supported: ETHERNET (1), RAW (101, 12, 14, "
+        "228, 229), NULL (0), LOOP (108), LINUX_SLL (113), LINUX_SLL2 (276)"
+    )
+
+
+class _File:
+    """One opened capture: format detection at open time, then batches on demand."""
+
+    def __init__(self, path: str | os.PathLike[str], decoder: _Decoder, stats: ReadStats) -> None:
+        self.raw: _RawInput | None = None
+        self.name = "-" if path == "-" else os.fspath(path)
+        self.dec = decoder
+        self.stats = stats
+        self.records = 0
+        self._counted = 0
+        self.batches: Iterator[_Batch] = iter(())
+        name = self.name
+        if name == "-":
+            self.raw = _RawInput(sys.stdin.buffer, own=False, stream=True)
+        else:
+            try:
+                f = open(name, "rb")  # noqa: SIM115 - closed by close()
+            except IsADirectoryError:
+                raise CaptureError(f"{name}: is a directory, not a capture file") from None
+            except FileNotFoundError:
+                raise CaptureError(f"{name}: no such file") from None
+            except OSError as e:
+                raise CaptureError(f"{name}: cannot open ({e.strerror or e})") from None
+            self.raw = _RawInput(f, own=True, stream=False)
+        try:
+            self._sniff()
+        except BaseException:
+            self.close()
+            raise
+
+    def _sniff(self) -> None:
+        name = self.name
+        assert self.raw is not None
+        src = _Ahead(self.raw)
+        try:
+            head = src.peek(4)
+            gz = head[:2] == b"\x1f\x8b"
+            if gz:
+                src = _Ahead(_Gunzip(src))
+                head = src.peek(4)
+        except _Corrupt as e:
+            raise CaptureError(f"{name}: {e}") from None
+        if not head:
+            raise CaptureError(f"{name}: empty after gzip decompression" if gz else f"{name}: empty file")
+        self.src = src
+        self.fmt: str
+        if head in _PCAP_MAGICS:
+            self._open_pcap(head)
+        elif head == b"\x0a\x0d\x0d\x0a":
+            self._open_pcapng()
+        else:
+            shown = " ".join(f"{b:02x}" for b in head)
+            inner = ", after gzip decompression" if gz else ""
+            raise CaptureError(f"{name}: not a pcap or pcapng capture (starts with {shown}{inner})")
+        self.stats.formats.append(("gzip, " if gz else "") + self.fmt)
+
+    def _read_piece(self) -> bytes:
+        return self.src.read(CHUNK)
+
+    def _guard(self, batches: Iterator[_Batch]) -> Iterator[_Batch]:
+        """Whatever goes wrong inside one file ends that file with a warning, never an exception."""
+        try:
+            yield from batches
+        except Exception as e:  # the reader must not die on hostile input
+            self._stop(f"undecodable data ({type(e).__name__}: {e})")
+
+    # ---- classic pcap
+
+    def _open_pcap(self, magic: bytes) -> None:
+        bo, mul, hdr_len, desc = _PCAP_MAGICS[magic]
+        try:
+            head = self.src.peek(24)
+        except _Corrupt as e:
+            raise CaptureError(f"{self.name}: {e}") from None
+        if len(head) < 24:
+            raise CaptureError(f"{self.name}: pcap file header cut short ({len(head)} of 24 bytes)")
+        snaplen, linktype = struct.unpack_from(bo + "II", head, 16)
+        lt = linktype & 0xFFFF
+        if lt not in SUPPORTED_LINKTYPES:
+            raise _unsupported(self.name, lt)
+        self.fmt = f"{desc}, {SUPPORTED_LINKTYPES[lt]}"
+        self.big = bo == ">"
+        self.mul = mul
+        self.hdr_len = hdr_len
+        self.linktype = lt
+        limit = MAX_CAPLEN
+        if 0 < snaplen < MAX_CAPLEN - 65536:
+            limit = snaplen + 65536
+        elif snaplen > MAX_CAPLEN:
+            limit = min(snaplen, MAX_BLOCK)
+        self.limit = limit
+        self.batches = self._guard(self._pcap_batches())
+
+    def _pcap_batches(self) -> Iterator[_Batch]:
+        caplen_at = struct.Struct(("<" if not self.big else ">") + "8xI").unpack_from
+        hdr = self.hdr_len
+        limit = self.limit
+        buf = b""
+        pos = 24  # skip the file header
+        filepos = 0  # offset of buf[0] in the (decompressed) file
+        while True:
+            try:
+                piece = self._read_piece()
+            except _Corrupt as e:
+                self._stop(f"{e}")
+                return
+            eof = not piece
+            if piece:
+                filepos += pos
+                buf = buf[pos:] + piece if pos <= len(buf) else piece[pos - len(buf) :]
+                pos = 0
+            # walk complete records
+            n = len(buf)
+            offs: list[int] = []
+            app = offs.append
+            off = pos
+            last = n - hdr
+            while off <= last:
+                nxt = off + hdr + caplen_at(buf, off)[0]
+                if nxt > n:
+                    break
+                app(off)
+                off = nxt
+            # absurd lengths: the record that did not fit, or one inside the chunk
+            corrupt = caplen_at(buf, off)[0] if off <= last else 0
+            if corrupt <= limit:
+                corrupt = 0
+            if offs:
+                batch, bad = self._pcap_batch(buf, offs)
+                if bad is not None:
+                    off, corrupt = offs[bad], caplen_at(buf, offs[bad])[0]
+                if batch is not None:
+                    yield batch
+            pos = off
+            if corrupt:
+                self._stop(f"corrupt record header at byte {filepos + off} (captured length {corrupt})")
+                return
+            if eof:
+                if pos < n:
+                    self._cut()
+                return
+
+    def _pcap_batch(self, buf: bytes, offs: list[int]) -> tuple[_Batch | None, int | None]:
+        """The records at ``offs``, up to the first one with an absurd length (its index)."""
+        u8 = np.frombuffer(buf, dtype=np.uint8)
+        o = np.array(offs, dtype=np.int64)
+        big = self.big
+        cap = _u32(u8, o + 8, big)
+        bad = None
+        over = np.flatnonzero(cap > self.limit)
+        if len(over):
+            bad = int(over[0])
+            if not bad:
+                return None, bad
+            o, cap = o[:bad], cap[:bad]
+        sec = _u32(u8, o, big)
+        frac = _u32(u8, o + 4, big)
+        ts = sec * 1_000_000_000 + frac * self.mul
+        return self._batch(buf, u8, ts, o + self.hdr_len, cap, self.linktype), bad
+
+    def _batch(self, buf: bytes, u8: U8, ts: I64, d: I64, cap: I64, lt: int) -> _Batch:
+        skip = self.stats.skipped
+        rec, cols = self.dec.decode(buf, u8, d, cap, lt, skip)
+        self._account(len(ts))
+        return _Batch(ts, rec, cols)
+
+    def _account(self, records: int) -> None:
+        self.records += records
+        if self.raw is not None:
+            self.stats.bytes_read += self.raw.count - self._counted
+            self._counted = self.raw.count
+
+    def _cut(self) -> None:
+        self.stats.truncated = True
+        self.stats.warnings.append(
+            f"{self.name}: capture cut mid-record after {self.records} packets; analysed up to the cut"
+        )
+
+    def _stop(self, why: str) -> None:
+        self.stats.truncated = True
+        self.stats.warnings.append(
+            f"{self.name}: {why}; stopped after {self.records} packets and analysed up to there"
+        )
+
+    # ---- pcapng
+
+    def _open_pcapng(self) -> None:
+        name = self.name
+        try:
+            head = self.src.peek(12)
+            if len(head) < 12:
+                raise CaptureError(f"{name}: pcapng section header cut short ({len(head)} bytes)")
+            big = self._bom(head, 0)
+            if big is None:
+                raise CaptureError(f"{name}: pcapng section header has no valid byte-order magic")
+            (blen,) = struct.unpack_from(">I" if big else "<I", head, 4)
+            if blen < 28 or blen & 3 or blen > MAX_BLOCK:
+                raise CaptureError(f"{name}: pcapng section header has an invalid length ({blen})")
+            look = self.src.peek(blen)
+            if len(look) < blen:
+                raise CaptureError(f"{name}: pcapng section header cut short ({len(look)} of {blen} bytes)")
+            # link types of the interfaces described before the first packet (peeked block by
+            # block, so that a live pipe is not waited on past its first packet)
+            lts: list[int] = []
+            off = blen
+            fmt = ">" if big else "<"
+            while off < 1 << 20:
+                look = self.src.peek(off + 12)
+                if len(look) < off + 12:
+                    break
+                btype, bl = struct.unpack_from(fmt + "II", look, off)
+                if btype in (_EPB, _SPB, _PB, _SHB) or bl < 12 or bl & 3 or bl > MAX_BLOCK:
+                    break
+                if btype == _IDB and bl >= 20:
+                    lts.append(struct.unpack_from(fmt + "H", look, off + 8)[0])
+                off += bl
+        except _Corrupt as e:
+            raise CaptureError(f"{name}: {e}") from None
+        if lts and not any(lt in SUPPORTED_LINKTYPES for lt in lts):
+            raise _unsupported(name, lts[0])
+        self.fmt = "pcapng" + (" (big-endian)" if big else "")
+        if lts:
+            kinds = sorted({SUPPORTED_LINKTYPES.get(lt) or _linktype_name(lt) for lt in lts})
+            self.fmt += f", {len(lts)} interface{'s' if len(lts) > 1 else ''}: {', '.join(kinds)}"
+        self.batches = self._guard(self._pcapng_batches())
+
+    @staticmethod
+    def _bom(buf: bytes, off: int) -> bool | None:
+        """Byte order of the section header at ``off``: True for big-endian, None if invalid."""
+        (bom,) = struct.unpack_from("<I", buf, off + 8)
+        if bom == _BOM:
+            return False
+        if bom == 0x4D3C2B1A:
+            return True
+        return None
+
+    def _pcapng_batches(self) -> Iterator[_Batch]:
+        self.ifaces: list[_Iface] = []
+        self.last_ts = 0
+        big = False
+        hdr = struct.Struct("<II").unpack_from
+        buf = b""
+        pos = 0
+        filepos = 0
+        while True:
+            try:
+                piece = self._read_piece()
+            except _Corrupt as e:
+                self._stop(f"{e}")
+                return
+            eof = not piece
+            if piece:
+                filepos += pos
+                buf = buf[pos:] + piece
+                pos = 0
+            n = len(buf)
+            while True:
+                # walk packet blocks until a section / interface block or the end of the data
+                offs: list[int] = []
+                odd: list[int] = []
+                app = offs.append
+                off = pos
+                stop = ""
+                while off + 8 <= n:
+                    btype, blen = hdr(buf, off)
+                    if btype == _EPB:
+                        if blen < 32 or blen & 3 or blen > MAX_BLOCK:
+                            stop = "corrupt"
+                            break
+                        if off + blen > n:
+                            break
+                        app(off)
+                    elif btype in (_SHB, _IDB):
+                        stop = "meta"
+                        break
+                    elif btype in (_SPB, _PB):
+                        if blen < (16 if btype == _SPB else 32) or blen & 3 or blen > MAX_BLOCK:
+                            stop = "corrupt"
+                            break
+                        if off + blen > n:
+                            break
+                        odd.append(len(offs))
+                        app(off)
+                    else:
+                        if blen < 12 or blen & 3 or blen > MAX_BLOCK:
+                            stop = "corrupt"
+                            break
+                        if off + blen > n:
+                            break
+                    off += blen
+                if offs:
+                    batch, bad_at = self._pcapng_batch(buf, offs, odd, big)
+                    if batch is not None:
+                        yield batch
+                    if bad_at is not None:
+                        self._stop(f"corrupt pcapng block at byte {filepos + bad_at} (lengths differ)")
+                        return
+                pos = off
+                if stop == "corrupt":
+                    self._stop(f"corrupt pcapng block at byte {filepos + off} (invalid block length)")
+                    return
+                if stop != "meta":
+                    break
+                # section header or interface description
+                if off + 12 > n:
+                    break
+                (btype,) = struct.unpack_from("<I", buf, off)
+                if btype == _SHB:
+                    nbig = self._bom(buf, off)
+                    if nbig is None:
+                        self._stop(f"corrupt pcapng section header at byte {filepos + off}")
+                        return
+                    (blen,) = struct.unpack_from(">I" if nbig else "<I", buf, off + 4)
+                else:
+                    nbig = big
+                    blen = hdr(buf, off)[1]
+                if blen < (28 if btype == _SHB else 20) or blen & 3 or blen > MAX_BLOCK:
+                    self._stop(f"corrupt pcapng block at byte {filepos + off} (invalid block length)")
+                    return
+                if off + blen > n:
+                    break
+                if btype == _SHB:
+                    big = nbig
+                    hdr = struct.Struct((">" if big else "<") + "II").unpack_from
+                    self.ifaces = []
+                else:
+                    self.ifaces.append(self._idb(buf, off, blen, big))
+                pos = off + blen
+            if eof:
+                if pos < n:
+                    self._cut()
+                return
+
+    @staticmethod
+    def _idb(buf: bytes, off: int, blen: int, big: bool) -> _Iface:
+        bo = ">" if big else "<"
+        lt, _, snaplen = struct.unpack_from(bo + "HHI", buf, off + 8)
+        tsresol = 6
+        offset = 0
+        o = off + 16
+        stop = off + blen - 4
+        while o + 4 <= stop:
+            code, ln = struct.unpack_from(bo + "HH", buf, o)
+            if code == 0:
+                break
+            v = o + 4
+            if v + ln > stop:
+                break
+            if code == 9 and ln >= 1:
+                tsresol = buf[v]
+            elif code == 14 and ln >= 8:
+                (offset,) = struct.unpack_from(bo + "q", buf, v)
+            o = v + ln + (-ln % 4)
+        return _Iface(lt, snaplen, tsresol, offset * 1_000_000_000)
+
+    def _pcapng_batch(
+        self, buf: bytes, offs: list[int], odd: list[int], big: bool
+    ) -> tuple[_Batch | None, int | None]:
+        u8 = np.frombuffer(buf, dtype=np.uint8)
+        o = np.array(offs, dtype=np.int64)
+        blen = _u32(u8, o + 4, big)
+        bad_at = None
+        mismatch = np.flatnonzero(_u32(u8, o + blen - 4, big) != blen)
+        if len(mismatch):
+            k = int(mismatch[0])
+            bad_at = offs[k]
+            if k == 0:
+                return None, bad_at
+            o, blen, offs = o[:k], blen[:k], offs[:k]
+            odd = [i for i in odd if i < k]
+        iface = _u32(u8, o + 8, big)
+        hi = _u32(u8, o + 12, big).astype(np.uint64)
+        units = (hi << np.uint64(32)) | _u32(u8, o + 16, big).astype(np.uint64)
+        cap = np.minimum(_u32(u8, o + 20, big), blen - 32)
+        d = o + 28
+        spb: list[int] = []
+        for i in odd:
+            at = offs[i]
+            if struct.unpack_from(">I" if big else "<I", buf, at)[0] == _PB:
+                iface[i] = struct.unpack_from(">H" if big else "<H", buf, at + 8)[0]
+            else:
+                spb.append(i)
+                iface[i] = 0
+                units[i] = 0
+                orig = struct.unpack_from(">I" if big else "<I", buf, at + 8)[0]
+                c = min(orig, int(blen[i]) - 16)
+                if self.ifaces and self.ifaces[0].snaplen:
+                    c = min(c, self.ifaces[0].snaplen)
+                cap[i] = c
+                d[i] = at + 12
+        ifaces = self.ifaces
+        nif = len(ifaces)
+        ts = np.zeros(len(o), dtype=np.int64)
+        lts = np.full(len(o), -1, dtype=np.int64)
+        if nif == 1 and not spb and bool((iface == 0).all()):
+            ts = ifaces[0].to_ns(units)
+            lts[:] = ifaces[0].linktype
+        else:
+            for k in np.unique(iface).tolist():
+                sel = np.flatnonzero(iface == k)
+                if k < nif:
+                    ts[sel] = ifaces[k].to_ns(units[sel])
+                    lts[sel] = ifaces[k].linktype
+            for i in spb:  # simple packet blocks carry no timestamp: keep the previous one
+                ts[i] = ts[i - 1] if i else self.last_ts
+        self.last_ts = int(ts[-1])
+        for k in np.unique(iface).tolist():
+            if k < nif and ifaces[k].linktype not in SUPPORTED_LINKTYPES and not ifaces[k].warned:
+                ifaces[k].warned = True
+                self.stats.warnings.append(
+                    f"{self.name}: interface {k} has unsupported link type "
+                    f"{_linktype_name(ifaces[k].linktype)}; its packets are counted as not_ip"
+                )
+        groups = np.unique(lts).tolist()
+        if len(groups) == 1 and groups[0] >= 0:
+            return self._batch(buf, u8, ts, d, cap, groups[0]), bad_at
+        # several link types in one chunk: decode each group, then restore record order
+        skip = self.stats.skipped
+        recs: list[I64] = []
+        colparts: list[list[list[Any]]] = []
+        for lt in groups:
+            sel = np.flatnonzero(lts == lt)
+            if lt < 0:
+                skip["malformed"] = skip.get("malformed", 0) + len(sel)
+                continue
+            r, c = self.dec.decode(buf, u8, d[sel], cap[sel], lt, skip)
+            recs.append(sel[r])
+            colparts.append(c)
+        self._account(len(ts))
+        if not recs:
+            return _Batch(ts, np.empty(0, dtype=np.int64), [[] for _ in range(10)]), bad_at
+        rec = np.concatenate(recs)
+        order = np.argsort(rec, kind="stable")
+        merged = [list(chain.from_iterable(p[j] for p in colparts)) for j in range(10)]
+        return _Batch(ts, rec[order], _reorder(merged, order)), bad_at
+
+    def close(self) -> None:
+        if self.raw is not None:
+            self.raw.close()
+            self.raw = None
+
+    def __del__(self) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------- merging
+
+
+_new_segment = partial(tuple.__new__, Segment)
+
+
+def _emit(batch: _Batch, a: int, b: int, frame0: int, stats: ReadStats) -> list[Segment]:
+    """Segments of records ``a:b`` of ``batch``; record ``a`` gets frame number ``frame0 + 1``."""
+    ts = batch.ts
+    seg_ts = ts[a:b]
+    lo = int(seg_ts.min()) if b > a else 0
+    hi = int(seg_ts.max()) if b > a else 0
+    if stats.first_ts is None or lo < stats.first_ts:
+        stats.first_ts = lo
+    if stats.last_ts is None or hi > stats.last_ts:
+        stats.last_ts = hi
+    stats.packets += b - a
+    rec = batch.rec
+    if a == 0 and b == len(ts):
+        i, j = 0, len(rec)
+    else:
+        i = int(np.searchsorted(rec, a))
+        j = int(np.searchsorted(rec, b))
+    if i == j:
+        return []
+    r = rec[i:j]
+    frames = (r + (frame0 + 1 - a)).tolist()
+    tss = ts[r].tolist()
+    cols = batch.cols if (i == 0 and j == len(rec)) else [c[i:j] for c in batch.cols]
+    # Building tens of thousands of tuples would trigger many collections of the cyclic
+    # garbage collector (most of the cost); these tuples cannot form cycles, so pause it.
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        out = list(map(_new_segment, zip(frames, tss, *cols, strict=True)))
+    finally:
+        if paused:
+            gc.enable()
+    stats.segments += len(out)
+    return out
+
+
+class _Head:
+    """The current batch of one file in a multi-file merge."""
+
+    __slots__ = ("batch", "cur", "file", "key", "sorted", "tl")
+
+    def __init__(self, file: _File, key: int) -> None:
+        self.file = file
+        self.key = key  # file index: ties go to the earlier file
+        self.batch = _Batch(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), [])
+        self.tl: list[int] = []
+        self.cur = 0
+        self.sorted = True
+
+    def load(self) -> bool:
+        """Next non-empty batch of the file; False at its end."""
+        for b in self.file.batches:
+            if len(b.ts):
+                self.batch, self.tl, self.cur = b, b.ts.tolist(), 0
+                self.sorted = bool((b.ts[1:] >= b.ts[:-1]).all())
+                return True
+        return False
+
+
+def _merged_batch(heads: list[_Head], counts: list[int]) -> _Batch:
+    """Records ``cur : cur + count`` of every head, as one batch in merged order.
+
+    Only valid when each slice is sorted by time: then ``heapq.merge`` is a stable sort on
+    (timestamp, file index).
+    """
+    ts = np.concatenate([h.batch.ts[h.cur : h.cur + c] for h, c in zip(heads, counts, strict=True)])
+    key = np.concatenate([np.full(c, h.key, dtype=np.int64) for h, c in zip(heads, counts, strict=True)])
+    order = np.lexsort((key, ts))
+    pos = np.empty(len(ts), dtype=np.int64)
+    pos[order] = np.arange(len(ts), dtype=np.int64)
+    segpos: list[I64] = []
+    cols: list[list[Any]] = [[] for _ in range(10)]
+    base = 0
+    for h, c in zip(heads, counts, strict=True):
+        rec = h.batch.rec
+        i, j = np.searchsorted(rec, (h.cur, h.cur + c)).tolist()
+        if j > i:
+            segpos.append(rec[i:j] + (base - h.cur))
+            for acc, col in zip(cols, h.batch.cols, strict=True):
+                acc.extend(col[i:j])
+        base += c
+    if not segpos:
+        return _Batch(ts[order], np.empty(0, dtype=np.int64), cols)
+    merged = pos[np.concatenate(segpos)]
+    sorder = np.argsort(merged)
+    return _Batch(ts[order], merged[sorder], [_take(col, sorder) for col in cols])
+
+
+def _merge(files: list[_File], stats: ReadStats) -> Iterator[list[Segment]]:
+    try:
+        frame = 0
+        if len(files) == 1:
+            for batch in files[0].batches:
+                n = len(batch.ts)
+                if n:
+                    out = _emit(batch, 0, n, frame, stats)
+                    frame += n
+                    if out:
+                        yield out
+            return
+        heads = [h for h in (_Head(f, k) for k, f in enumerate(files)) if h.load()]
+        while heads:
+            if len(heads) == 1:
+                h = heads[0]
+                while True:
+                    n = len(h.tl)
+                    out = _emit(h.batch, h.cur, n, frame, stats)
+                    frame += n - h.cur
+                    if out:
+                        yield out
+                    if not h.load():
+                        return
+            if all(h.sorted for h in heads):
+                # Everything before the earliest batch end can be merged at once: a stable
+                # sort of the sorted slices on (timestamp, file) is what heapq.merge yields.
+                horizon = min(h.tl[-1] for h in heads)
+                counts = [bisect_left(h.tl, horizon, h.cur) - h.cur for h in heads]
+                total = sum(counts)
+                if total >= 32:
+                    out = _emit(_merged_batch(heads, counts), 0, total, frame, stats)
+                    frame += total
+                    for h, c in zip(heads, counts, strict=True):
+                        h.cur += c
+                    if out:
+                        yield out
+                    continue
+            # One run: the file with the smallest head (timestamp, file index) gives every
+            # following record that still sorts before all other heads (heapq.merge exactly).
+            best = min(heads, key=lambda h: (h.tl[h.cur], h.key))
+            bound_ts, bound_key = min((h.tl[h.cur], h.key) for h in heads if h is not best)
+            tl, c = best.tl, best.cur
+            e = c + 1
+            n = len(tl)
+            if best.key < bound_key:
+                while e < n and tl[e] <= bound_ts:
+                    e += 1
+            else:
+                while e < n and tl[e] < bound_ts:
+                    e += 1
+            out = _emit(best.batch, c, e, frame, stats)
+            frame += e - c
+            if out:
+                yield out
+            best.cur = e
+            if e == n and not best.load():
+                heads.remove(best)
+    finally:
+        for f in files:
+            f.close()
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def _as_list(
+    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+) -> list[str | os.PathLike[str]]:
+    if isinstance(paths, (str, os.PathLike)):
+        return [paths]
+    return list(paths)
+
+
+def read_batches(
+    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    *,
+    verify_checksums: bool = False,
+    stats: ReadStats | None = None,
+) -> Iterator[list[Segment]]:
+    """Like :func:`read_segments`, but yields the segments in lists (one per decoded chunk).
+
+    Every file is opened and its header checked now: :class:`CaptureError` is raised by this
+    call, never by the iterator.
+    """
+    if stats is None:
+        stats = ReadStats()
+    dec = _Decoder(verify_checksums)
+    files: list[_File] = []
+    try:
+        for p in _as_list(paths):
+            files.append(_File(p, dec, stats))
+    except BaseException:
+        for f in files:
+            f.close()
+        raise
+    stats.files.extend(f.name for f in files)
+    for r in SKIP_REASONS:
+        stats.skipped.setdefault(r, 0)
+    return _merge(files, stats)
+
+
+def read_segments(
+    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    *,
+    verify_checksums: bool = False,
+    stats: ReadStats | None = None,
+) -> Iterator[Segment]:
+    """Every TCP segment of every capture, merged in timestamp order across files.
+
+    Ties keep file order, then record order (``heapq.merge`` semantics). Frame numbers are
+    1-based positions in the merged record stream, so for one file they are Wireshark's.
+    ``"-"`` reads stdin. ``stats`` is filled as the iterator advances. Opening problems raise
+    :class:`CaptureError` from this call; a cut or corrupt file ends with a warning in
+    ``stats.warnings`` and ``stats.truncated`` set.
+    """
+    return chain.from_iterable(read_batches(paths, verify_checksums=verify_checksums, stats=stats))
+
+
+# --------------------------------------------------------------------------- TCP options
+
+
+def parse_options(raw: bytes) -> TcpOptions:
+    """Decode raw TCP option bytes (RFC 9293, 7323, 2018, 7413); never raises.
+
+    Malformed or truncated options end the decoding; what came before is kept. A repeated
+    option overrides the earlier one (as Linux does). Unknown kinds are skipped.
+    """
+    mss = wscale = ts_val = ts_ecr = None
+    sack_permitted = False
+    sack: tuple[tuple[int, int], ...] = ()
+    fastopen: bytes | None = None
+    n = len(raw)
+    i = 0
+    while i < n:
+        kind = raw[i]
+        if kind == 0:
+            break
+        if kind == 1:
+            i += 1
+            continue
+        if i + 1 >= n:
+            break
+        ln = raw[i + 1]
+        if ln < 2 or i + ln > n:
+            break
+        if kind == 2 and ln == 4:
+            mss = (raw[i + 2] << 8) | raw[i + 3]
+        elif kind == 3 and ln == 3:
+            wscale = raw[i + 2]
+        elif kind == 4 and ln == 2:
+            sack_permitted = True
+        elif kind == 5 and ln >= 10:
+            nblk = (ln - 2) // 8
+            sack = tuple(
+                (int.from_bytes(raw[j : j + 4], "big"), int.from_bytes(raw[j + 4 : j + 8], "big"))
+                for j in range(i + 2, i + 2 + 8 * nblk, 8)
+            )
+        elif kind == 8 and ln == 10:
+            ts_val = int.from_bytes(raw[i + 2 : i + 6], "big")
+            ts_ecr = int.from_bytes(raw[i + 6 : i + 10], "big")
+        elif kind == 34:
+            fastopen = bytes(raw[i + 2 : i + ln])
+        elif kind == 254 and ln >= 4 and raw[i + 2] == 0xF9 and raw[i + 3] == 0x89:
+            fastopen = bytes(raw[i + 4 : i + ln])
+        i += ln
+    return TcpOptions(mss, wscale, sack_permitted, sack, ts_val, ts_ecr, fastopen)
