@@ -183,7 +183,7 @@ class Analysis:
             "files": list(st.files),
             "packets": st.packets,
             "segments": st.segments,
-            "skipped": dict(sorted(st.skipped.items())),
+            "skipped": {reason: n for reason, n in sorted(st.skipped.items()) if n},
             "truncated": st.truncated,
             "warnings": list(st.warnings),
             "first_ts": st.first_ts,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import functools
+import itertools
 import os
 import sys
 import tempfile
@@ -20,7 +21,7 @@ import click
 from tcptrace_sm import __version__
 from tcptrace_sm.analysis import ANOMALY_COLUMNS, FLOW_COLUMNS, TRANSITION_COLUMNS, Analysis, analyze
 from tcptrace_sm.capture import CaptureError, ReadStats, parse_options, read_segments
-from tcptrace_sm.model import flags_str
+from tcptrace_sm.model import Segment, flags_str
 from tcptrace_sm.report import (
     render_table,
     summary_lines,
@@ -167,17 +168,17 @@ def analyze_cmd(
     quiet: bool,
 ) -> None:
     """Analyse CAPTURE files (pcap, pcapng, gzipped; '-' for stdin), merged in time order."""
-    result = analyze(
-        list(captures),
-        time_wait=time_wait,
-        close_wait_timeout=close_wait_timeout,
-        verify_checksums=verify_checksums,
-    )
-    _print_warnings(result.stats)
-    if not quiet:
-        for line in summary_lines(result.summary):
-            _err(line)
-    with output_stream(output) as out:
+    with output_stream(output) as out:  # opened first: fail before the work, not after it
+        result = analyze(
+            list(captures),
+            time_wait=time_wait,
+            close_wait_timeout=close_wait_timeout,
+            verify_checksums=verify_checksums,
+        )
+        _print_warnings(result.stats)
+        if not quiet:
+            for line in summary_lines(result.summary):
+                _err(line)
         _write_analysis(out, result, fmt, records)
 
 
@@ -310,40 +311,39 @@ def segments(
 ) -> None:
     """List the TCP segments exactly as the analysis sees them."""
     stats = ReadStats(files=[])
-    rows = []
-    for i, seg in enumerate(read_segments(list(captures), verify_checksums=verify_checksums, stats=stats)):
-        if limit is not None and i >= limit:
-            break
-        rows.append(
-            {
-                "frame": seg.frame,
-                "ts": seg.ts,
-                "src": seg.src,
-                "sport": seg.sport,
-                "dst": seg.dst,
-                "dport": seg.dport,
-                "flags": flags_str(seg.flags),
-                "seq": seg.seq,
-                "ack": seg.ack,
-                "win": seg.win,
-                "len": seg.length,
-                "options": _options_text(seg.options),
-            }
-        )
-    _print_warnings(stats)
-    if not quiet:
-        skipped = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(stats.skipped.items()))
-        _err(
-            f"{stats.packets} packets, {stats.segments} TCP segments"
-            + (f"; skipped {skipped}" if skipped else "")
-        )
+    segs = read_segments(list(captures), verify_checksums=verify_checksums, stats=stats)
+    rows = (_segment_row(seg) for seg in itertools.islice(segs, limit))
     with output_stream(output) as out:
         if fmt == "csv":
-            write_csv(out, rows, SEGMENT_COLUMNS)
+            write_csv(out, rows, SEGMENT_COLUMNS)  # streams: constant memory on any capture
         elif fmt == "jsonl":
             write_jsonl(out, rows)
         else:
-            out.write(render_table(rows, SEGMENT_COLUMNS, max_width=80))
+            out.write(render_table(list(rows), SEGMENT_COLUMNS, max_width=80))
+    _print_warnings(stats)
+    if not quiet:
+        _err(summary_lines(_segments_summary(stats))[0])
+
+
+def _segments_summary(stats: ReadStats) -> dict[str, Any]:
+    return {"packets": stats.packets, "segments": stats.segments, "skipped": stats.skipped}
+
+
+def _segment_row(seg: Segment) -> dict[str, Any]:
+    return {
+        "frame": seg.frame,
+        "ts": seg.ts,
+        "src": seg.src,
+        "sport": seg.sport,
+        "dst": seg.dst,
+        "dport": seg.dport,
+        "flags": flags_str(seg.flags),
+        "seq": seg.seq,
+        "ack": seg.ack,
+        "win": seg.win,
+        "len": seg.length,
+        "options": _options_text(seg.options),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

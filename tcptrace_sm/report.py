@@ -113,13 +113,15 @@ def render_table(
 def summary_lines(summary: Mapping[str, Any]) -> list[str]:
     """A few human lines describing an analysis (for stderr)."""
     lines = []
-    skipped = summary.get("skipped") or {}
+    skipped = {reason: n for reason, n in (summary.get("skipped") or {}).items() if n}
     skipped_txt = ""
     if skipped:
         skipped_txt = "; skipped " + ", ".join(
             f"{n} {reason.replace('_', ' ')}" for reason, n in skipped.items()
         )
     lines.append(f"{summary['packets']} packets, {summary['segments']} TCP segments{skipped_txt}")
+    if "connections" not in summary:
+        return lines
     close = summary.get("close") or {}
     by = ", ".join(f"{k} {v}" for k, v in close.items())
     lines.append(f"{summary['connections']} connections" + (f" ({by})" if by else ""))
