@@ -124,7 +124,8 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
         return lines
     close = summary.get("close") or {}
     by = ", ".join(f"{k} {v}" for k, v in close.items())
-    lines.append(f"{summary['connections']} connections" + (f" ({by})" if by else ""))
+    n = summary["connections"]
+    lines.append(f"{n} connection{'' if n == 1 else 's'}" + (f" ({by})" if by else ""))
     anomalies = summary.get("anomalies") or {}
     if anomalies:
         lines.append("anomalies: " + ", ".join(f"{k} {v}" for k, v in anomalies.items()))

@@ -38,7 +38,7 @@ def test_table_shows_flows_and_anomalies_with_summary_on_stderr() -> None:
     assert "CLOSE-WAIT" in out
     assert "stuck_close_wait" in out
     assert "TCP segments" in err
-    assert "1 connections (half 1)" in err
+    assert "1 connection (half 1)" in err
     assert "anomalies: stuck_close_wait 1" in err
 
 
