@@ -147,14 +147,6 @@ _KINDS = (
         "RFC 9293 §3.10.7.4",
         suricata="stream.pkt_invalid_ack",
     ),
-    AnomalyKind(
-        "data_after_rst",
-        _E,
-        _V,
-        "a segment other than RST from an endpoint after it sent an RST",
-        "RFC 9293 §3.10.7.4",
-        zeek="data_after_reset",
-    ),
     # --- notable: legal, worth attention ---------------------------------------------------
     AnomalyKind(
         "stuck_close_wait",
@@ -179,6 +171,37 @@ _KINDS = (
         _N,
         "an RST ended an endpoint's TIME-WAIT early (TIME-WAIT assassination)",
         "RFC 1337",
+    ),
+    AnomalyKind(
+        "rst_in_window",
+        _W,
+        _N,
+        "an RST inside the receive window but not at the expected sequence number: the receiver "
+        "keeps the connection and answers with a challenge ACK (blind reset attempt?)",
+        "RFC 5961 §3.2",
+        suricata="stream.suspected_rst_inject",
+    ),
+    AnomalyKind(
+        "rst_out_of_window",
+        _W,
+        _N,
+        "an RST outside the receive window: the receiver ignores it (spoofed, or from an old connection)",
+        "RFC 5961 §3.2, RFC 9293 §3.10.7.4",
+    ),
+    AnomalyKind(
+        "rst_injected",
+        _W,
+        _N,
+        "an endpoint kept sending after an RST in its name: the RST was forged or injected on the path",
+        "RFC 5961 §3",
+        suricata="stream.suspected_rst_inject",
+    ),
+    AnomalyKind(
+        "rst_not_received",
+        _I,
+        _N,
+        "an endpoint kept sending after an RST addressed to it: the RST was lost on the way",
+        "RFC 9293 §3.10.7.4",
     ),
     AnomalyKind(
         "rst_with_data", _I, _N, "an RST segment carrying data", "RFC 9293 §3.5.3", zeek="RST_with_data"

@@ -34,6 +34,7 @@ I/O: time is the segments' capture timestamps and the final :meth:`Connection.fi
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -132,6 +133,12 @@ def cause_of(direction: Dir, event: Event) -> str:
     return f"{direction.value} {event.value}"
 
 
+_RECV_FIN: Final = cause_of(Dir.RECV, Event.FIN)
+_RECV_ACK_OF_FIN: Final = cause_of(Dir.RECV, Event.ACK_OF_FIN)
+#: cause text -> (direction, event), to replay transitions that were taken back
+_EVENT_OF_CAUSE: Final = {cause_of(d, e): (d, e) for (_s, d, e) in TRANSITIONS}
+
+
 #: The error an application sees when its socket receives an RST, as Linux ``tcp_reset()``.
 def errno_for_reset(state: TcpState) -> str | None:
     if state is S.SYN_SENT:
@@ -181,25 +188,33 @@ class Endpoint:
 
     __slots__ = (
         "ack_ahead",
-        "ack_lost",
+        "awaiting",
         "bytes",
         "entered_ts",
         "fin_acked",
+        "fin_received",
         "fin_seq",
+        "held",
         "ip",
         "isn",
+        "last_ack",
         "last_send_ts",
+        "last_tx",
         "packets",
+        "peer_packets_at_fin",
         "pending_syn",
         "port",
-        "prev_state",
         "retransmissions",
+        "rst_doubt",
+        "rto",
         "sent_fin",
         "sent_rst",
         "side",
         "snd_nxt",
         "state",
         "tfo",
+        "win",
+        "wscale",
     )
 
     def __init__(self, side: Side, ip: str, port: int) -> None:
@@ -207,19 +222,32 @@ class Endpoint:
         self.ip = ip
         self.port = port
         self.state = S.CLOSED
-        self.prev_state: TcpState | None = None
         self.entered_ts = 0
         self.isn: int | None = None
         self.snd_nxt: int | None = None  # highest sequence number sent, plus one
         self.fin_seq: int | None = None
-        self.fin_acked = False
+        self.fin_acked = False  # the peer acknowledged our FIN (as far as we know)
+        self.fin_received = False  # the peer's FIN reached us (as far as we know)
         self.sent_fin = False
+        self.peer_packets_at_fin = 0  # the peer's packet count when our FIN first left
         self.sent_rst = False
         self.pending_syn: tuple[int, int] | None = None  # (frame, ts) of a SYN received while CLOSED
         self.tfo = False  # the SYN this endpoint received carried data or a Fast Open cookie
-        self.ack_lost = False  # it resent its SYN-ACK: the handshake's ACK did not arrive
         self.ack_ahead: tuple[int, int, int] | None = None  # (ack, frame, ts): peer acked beyond snd_nxt
         self.last_send_ts: int | None = None  # last segment carrying new data or FIN
+        self.win = 0  # last window advertised (unscaled)
+        self.wscale: int | None = None  # window scale option of its SYN
+        self.last_ack: int | None = None  # last acknowledgment number it sent
+        # Lost-ACK evidence: this endpoint resent its SYN, SYN-ACK or FIN, so the answer it
+        # awaits did not arrive; ``held`` is a later bare answer not yet trusted; ``last_tx``
+        # and ``rto`` time its retransmissions.
+        self.awaiting: Event | None = None
+        self.held: tuple[int, int] | None = None
+        self.last_tx = 0
+        self.rto = 0
+        # An RST from this endpoint that its peer would not accept (RFC 5961): (frame, ts,
+        # in_window, peer packets at that moment, own packets at that moment)
+        self.rst_doubt: tuple[int, int, bool, int, int] | None = None
         self.packets = 0
         self.bytes = 0
         self.retransmissions = 0
@@ -228,28 +256,33 @@ class Endpoint:
         return f"<Endpoint {self.side.value} {self.ip}:{self.port} {self.state.value}>"
 
 
+_WSCALE_KIND: Final = 3
 _TFO_KIND: Final = 34
-_TFO_EXP_KIND: Final = 254
+_TFO_EXP_KIND: Final = 254  # experimental Fast Open: magic 0xF989 first
 
 
-def _has_fastopen_option(raw: bytes) -> bool:
+def _tcp_option(raw: bytes, kind: int) -> bytes | None:
+    """The value of the first TCP option of ``kind`` in ``raw`` (None if absent); never raises."""
     i, n = 0, len(raw)
     while i < n:
-        kind = raw[i]
-        if kind == 0:
-            return False
-        if kind == 1:
+        k = raw[i]
+        if k == 0:
+            return None
+        if k == 1:
             i += 1
             continue
         if i + 1 >= n:
-            return False
-        if kind == _TFO_KIND or (kind == _TFO_EXP_KIND and raw[i + 2 : i + 4] == b"\xf9\x89"):
-            return True
+            return None
         length = raw[i + 1]
         if length < 2:
-            return False
+            return None
+        if k == kind:
+            value = raw[i + 2 : i + length]
+            if kind == _TFO_EXP_KIND:
+                return value[2:] if value[:2] == b"\xf9\x89" else None
+            return value
         i += length
-    return False
+    return None
 
 
 class Connection:
@@ -288,6 +321,8 @@ class Connection:
         self._tw_ns = round(config.time_wait * NS_PER_S)
         self._cw_ns = round(config.close_wait_timeout * NS_PER_S)
         self._flagged: set[str] = set()
+        self._doubts = False  # some endpoint holds an RST doubt or an untrusted answer
+        self._reset_note: int | None = None  # index of the rst_terminated anomaly
         if midstream:
             for ep in (self.client, self.server):
                 self._enter(ep, S.ESTABLISHED, "picked up mid-stream", first_frame, first_ts, inferred=True)
@@ -307,7 +342,6 @@ class Connection:
         if old is S.CLOSE_WAIT and state is S.CLOSED:
             self._check_close_wait(ep, ts, f"until it {cause}")
         self.transitions.append(Transition(ep.side, frame, ts, old, state, cause, inferred))
-        ep.prev_state = old
         ep.state = state
         ep.entered_ts = ts
 
@@ -324,6 +358,8 @@ class Connection:
         nxt = TRANSITIONS.get((ep.state, direction, event))
         if nxt is None:
             return False
+        if event is Event.FIN and direction is _RECV:
+            ep.fin_received = True
         self._enter(ep, nxt, cause_of(direction, event), frame, ts, inferred=inferred)
         return True
 
@@ -368,24 +404,72 @@ class Connection:
         ts = seg.ts
         if self.client.state is S.TIME_WAIT or self.server.state is S.TIME_WAIT:
             self._expire_time_wait(ts)
+        if self._doubts:
+            self._settle(ts)
         self.last_ts = ts
         self.packets += 1
         self.bytes += seg.length
         snd.packets += 1
         snd.bytes += seg.length
         flags = seg.flags
+        snd.win = seg.win
+        if flags & ACK:
+            snd.last_ack = seg.ack
         code = bad_flags_code(flags)
         if code is not None:
             self._note(
                 code, snd.side, seg.frame, ts, snd.state, f"flags {_flag_names(flags)}; segment ignored"
             )
             return
+        if not flags & (RST | SYN):
+            if snd.rst_doubt is not None:
+                snd.rst_doubt = None  # it carries on: that RST did not come from its TCP
+            if snd.state is S.CLOSED and self.rst_by is not None:
+                self._carries_on_after_reset(seg, snd)
         if flags & RST:
             self._on_rst(seg, snd, rcv)
         elif flags & SYN:
             self._on_syn(seg, snd, rcv)
         else:
             self._on_segment(seg, snd, rcv)
+
+    def _carries_on_after_reset(self, seg: Segment, ep: Endpoint) -> None:
+        """A reset endpoint sends a normal segment: the RST did not do what it seemed to."""
+        frame, ts = seg.frame, seg.ts
+        sent, got = cause_of(_SEND, Event.RST), cause_of(_RECV, Event.RST)
+        removed = self._retract_since(ep, lambda t: t.cause in (sent, got))
+        if removed is None:
+            return
+        if removed[0].cause == sent:
+            ep.sent_rst = False
+            self._note(
+                "rst_injected",
+                ep.side,
+                frame,
+                ts,
+                ep.state,
+                f"the {ep.side} kept sending after an RST in its name (frame {removed[0].frame}): "
+                "the RST was forged or injected on the path",
+            )
+        else:
+            self._note(
+                "rst_not_received",
+                ep.side,
+                frame,
+                ts,
+                ep.state,
+                f"the {ep.side} kept sending after the RST of frame {removed[0].frame}: it never got it",
+            )
+        self._forget_reset()
+
+    def _forget_reset(self) -> None:
+        """The RST recorded as ending the connection did not end it after all."""
+        if self._reset_note is not None:
+            del self.anomalies[self._reset_note]
+            self._reset_note = None
+        self.rst_by = None
+        self.errno = None
+        self.refused = False
 
     # SYN and SYN-ACK ------------------------------------------------------------------------
 
@@ -405,17 +489,7 @@ class Connection:
                     )
                 return
             snd.retransmissions += 1
-            if is_synack and rcv.state in (S.SYN_SENT, S.SYN_RECEIVED) and self._synack_acceptable(seg, rcv):
-                self._apply(rcv, _RECV, Event.SYN_ACK, frame, ts)
-            elif (
-                is_synack
-                and snd.state is S.ESTABLISHED
-                and snd.snd_nxt == seq_add(seq, 1)
-                and self._retract(snd, S.ESTABLISHED, cause_of(_RECV, Event.ACK_OF_SYN))
-            ):
-                # A SYN-ACK sent again: the handshake's ACK never reached the server. Until the
-                # server shows otherwise (data, FIN), a repeated bare ACK is not trusted either.
-                snd.ack_lost = True
+            self._syn_retransmitted(seg, snd, rcv, is_synack)
             return
         if snd.state.synchronized:
             # a synchronised endpoint whose ISN we never saw (picked up mid-stream) sent a SYN
@@ -431,7 +505,14 @@ class Connection:
         snd.isn = seq
         snd.snd_nxt = seq_add(seq, 1 + seg.length)
         snd.last_send_ts = ts
-        tfo = _has_fastopen_option(seg.options)
+        snd.last_tx = ts
+        wscale = _tcp_option(seg.options, _WSCALE_KIND)
+        if wscale:
+            snd.wscale = min(wscale[0], 14)
+        cookie = _tcp_option(seg.options, _TFO_KIND)
+        if cookie is None:
+            cookie = _tcp_option(seg.options, _TFO_EXP_KIND)
+        tfo = bool(cookie)  # a Fast Open cookie (an empty one only asks for a cookie)
         if seg.length or (tfo and not is_synack):
             self._note(
                 "syn_with_data",
@@ -527,12 +608,29 @@ class Connection:
                 self._record_reset(snd, rcv, frame, ts, rcv_before, snd_before)
                 self._apply(rcv, _RECV, Event.RST, frame, ts)
             return
+        verdict = self._rst_verdict(seg, snd, rcv)
+        if verdict != "exact":
+            # RFC 5961 §3.2: an RST not exactly at RCV.NXT does not reset the receiver (inside
+            # the window it answers with a challenge ACK). Whether the RST really came from the
+            # sender's TCP shows in what the sender does next.
+            nxt = snd.snd_nxt if snd.snd_nxt is not None else 0
+            self._note(
+                "rst_in_window" if verdict == "window" else "rst_out_of_window",
+                snd.side,
+                frame,
+                ts,
+                rcv.state,
+                f"RST seq {seg.seq}, the {rcv.side} expected {nxt}"
+                + (" (a challenge ACK is the answer)" if verdict == "window" else " (ignored)"),
+            )
+            if snd.state is not S.CLOSED and snd.rst_doubt is None:
+                snd.rst_doubt = (frame, ts, verdict == "window", rcv.packets, snd.packets)
+                self._doubts = True
+            return
         if snd.state is not S.CLOSED:
             snd.sent_rst = True
             self._apply(snd, _SEND, Event.RST, frame, ts)
-        if self._rst_acceptable(seg, rcv) and rcv.state not in (S.CLOSED, S.LISTEN):
-            if rcv.state is S.SYN_SENT:
-                self.refused = self.refused or not snd_before.synchronized
+        if rcv.state not in (S.CLOSED, S.LISTEN):
             if rcv.state is S.TIME_WAIT:
                 self._note(
                     "rst_in_time_wait",
@@ -542,6 +640,8 @@ class Connection:
                     rcv.state,
                     f"RST from the {snd.side} ended the {rcv.side}'s TIME-WAIT",
                 )
+            if rcv.state is S.SYN_SENT:
+                self.refused = self.refused or not snd_before.synchronized
             self._record_reset(snd, rcv, frame, ts, rcv_before, snd_before)
             self._apply(rcv, _RECV, Event.RST, frame, ts)
         elif snd_before not in (S.CLOSED, S.LISTEN, S.TIME_WAIT):
@@ -549,10 +649,32 @@ class Connection:
 
     @staticmethod
     def _rst_acceptable(seg: Segment, rcv: Endpoint) -> bool:
-        if rcv.state is S.SYN_SENT:
-            # RFC 9293 §3.10.7.3: only an RST that acknowledges our SYN counts
-            return bool(seg.flags & ACK) and (rcv.isn is None or seg.ack == seq_add(rcv.isn, 1))
-        return True
+        # RFC 9293 §3.10.7.3: in SYN-SENT only an RST that acknowledges our SYN counts
+        return bool(seg.flags & ACK) and (rcv.isn is None or seg.ack == seq_add(rcv.isn, 1))
+
+    def _rst_verdict(self, seg: Segment, snd: Endpoint, rcv: Endpoint) -> str:
+        """How the receiver judges an RST: ``exact`` (it resets), ``window`` or ``outside``."""
+        st = rcv.state
+        if st is S.SYN_SENT:
+            return "exact" if self._rst_acceptable(seg, rcv) else "outside"
+        nxt = snd.snd_nxt
+        if st in (S.CLOSED, S.LISTEN) or nxt is None or snd.state is S.CLOSED:
+            return "exact"
+        seq = seg.seq
+        if seq == nxt or (snd.fin_seq is not None and seq == snd.fin_seq and rcv.fin_received):
+            return "exact"  # Linux also takes RCV.NXT - 1 once the sender's FIN is in
+        left = rcv.last_ack if rcv.last_ack is not None and seq_le(rcv.last_ack, nxt) else nxt
+        if seq_ge(seq, left) and seq_lt(seq, seq_add(nxt, max(self._window(rcv), 1))):
+            return "window"
+        return "outside"
+
+    def _window(self, ep: Endpoint) -> int:
+        """The receive window ``ep`` last advertised, in bytes (scaled when both SYNs agreed)."""
+        if self.midstream and self.client.wscale is None:
+            return ep.win << 14  # the scale is unknown: assume the largest (RFC 7323 §2.3)
+        if self.client.wscale is not None and self.server.wscale is not None:
+            return ep.win << ep.wscale if ep.wscale is not None else ep.win
+        return ep.win
 
     def _record_reset(
         self, snd: Endpoint, rcv: Endpoint, frame: int, ts: int, rcv_state: TcpState, snd_state: TcpState
@@ -561,6 +683,7 @@ class Connection:
             return
         self.rst_by = snd.side
         self.errno = errno_for_reset(rcv_state)
+        self._reset_note = len(self.anomalies)
         what = "connection refused" if self.refused else "connection reset"
         seen = f"; the {rcv.side} saw {self.errno}" if self.errno else ""
         self._note(
@@ -606,10 +729,13 @@ class Connection:
             self._infer_handshake(seg, snd, rcv)
         if snd.ack_ahead is not None:
             self._resolve_ack_ahead(seg, snd)
-        # the receiver first processes the acknowledgment ...
-        self._on_ack(seg, snd, rcv)
-        # ... then the sender's data and FIN
         end = seq_add(seg.seq, seg.length)
+        fresh = (seg.length > 0 or fin) and (
+            snd.snd_nxt is None or seq_gt(seq_add(end, 1 if fin else 0), snd.snd_nxt)
+        )
+        # the receiver first processes the acknowledgment ...
+        self._on_ack(seg, snd, rcv, fresh)
+        # ... then the sender's data and FIN
         if snd.fin_seq is not None:
             if fin and seg.seq != snd.fin_seq:
                 code = "data_after_fin" if seq_gt(seg.seq, snd.fin_seq) else "fin_seq_changed"
@@ -634,8 +760,7 @@ class Connection:
                 return
             if fin:
                 snd.retransmissions += 1
-                if rcv.state is S.TIME_WAIT:
-                    rcv.entered_ts = ts  # a retransmitted FIN restarts the 2MSL timer (RFC 9293 §3.10.7.4)
+                self._fin_retransmitted(seg, snd, rcv)
             return
         if snd.snd_nxt is None or seq_gt(end, snd.snd_nxt):
             if seg.length:
@@ -649,6 +774,9 @@ class Connection:
     def _infer_handshake(self, seg: Segment, snd: Endpoint, rcv: Endpoint) -> None:
         """An unsynchronised endpoint sent an ACK: it must have seen the peer's SYN."""
         frame, ts = seg.frame, seg.ts
+        if snd.state is S.SYN_SENT and snd.awaiting is Event.SYN_ACK and snd.held is not None:
+            self._release(snd, inferred=True)  # it acts on the repeated SYN-ACK: that one arrived
+            return
         if snd.state is S.SYN_SENT:
             if rcv.isn is None:
                 rcv.isn = seq_add(seg.ack, -1)
@@ -668,9 +796,9 @@ class Connection:
         elif snd.state is S.SYN_RECEIVED:
             if snd.tfo:
                 return  # Fast Open: the server may send data before the handshake's ACK arrives
-            if snd.ack_lost:
+            if snd.awaiting is Event.ACK_OF_SYN:
                 # one of the repeated handshake ACKs did arrive after all: it talks as established
-                self._enter(snd, S.ESTABLISHED, "received ACK of SYN", frame, ts, inferred=True)
+                self._release(snd, inferred=True, at=(frame, ts))
                 return
             self._note(
                 "segment_not_captured",
@@ -689,18 +817,22 @@ class Connection:
             self._apply(rcv, _RECV, Event.SYN_ACK, frame, ts, inferred=True)
             self._enter(snd, S.ESTABLISHED, "received ACK of SYN (not captured)", frame, ts, inferred=True)
 
-    def _on_ack(self, seg: Segment, snd: Endpoint, rcv: Endpoint) -> None:
+    def _on_ack(self, seg: Segment, snd: Endpoint, rcv: Endpoint, fresh: bool) -> None:
         ack, frame, ts = seg.ack, seg.frame, seg.ts
         if (
             rcv.state is S.SYN_RECEIVED
             and rcv.isn is not None
             and seq_gt(ack, rcv.isn)
-            and not (rcv.ack_lost and seg.length == 0 and not seg.flags & FIN)
+            and self._answer(rcv, seg, fresh)
         ):
             self._apply(rcv, _RECV, Event.ACK_OF_SYN, frame, ts)
-        if rcv.fin_seq is not None and not rcv.fin_acked and seq_gt(ack, rcv.fin_seq):
-            rcv.fin_acked = True
-            self._apply(rcv, _RECV, Event.ACK_OF_FIN, frame, ts)
+        if rcv.fin_seq is not None and seq_gt(ack, rcv.fin_seq):
+            if not snd.fin_received and snd.state is not S.CLOSED:
+                # it acknowledges a FIN we had decided it never got: it got it, by now
+                self._apply(snd, _RECV, Event.FIN, frame, ts, inferred=True)
+            if not rcv.fin_acked and self._answer(rcv, seg, fresh):
+                rcv.fin_acked = True
+                self._apply(rcv, _RECV, Event.ACK_OF_FIN, frame, ts)
         nxt = rcv.snd_nxt
         if nxt is not None and seq_gt(ack, nxt) and rcv.packets:
             if rcv.fin_seq is not None:
@@ -749,11 +881,13 @@ class Connection:
         snd.snd_nxt = seq_add(fin_seq, 1)
         snd.sent_fin = True
         snd.last_send_ts = ts
+        snd.last_tx = ts
+        snd.peer_packets_at_fin = rcv.packets
         crossed = (
             snd.state is S.CLOSE_WAIT
             and rcv.fin_seq is not None
             and seq_le(seg.ack, rcv.fin_seq)
-            and self._retract(snd, S.CLOSE_WAIT, cause_of(_RECV, Event.FIN))
+            and self._retract_since(snd, lambda t: t.cause == _RECV_FIN) is not None
         )
         if snd.state is S.SYN_SENT or not self._apply(snd, _SEND, Event.FIN, frame, ts):
             self._note("data_before_handshake", snd.side, frame, ts, snd.state, f"FIN sent in {snd.state}")
@@ -766,22 +900,146 @@ class Connection:
             self._note_once("simultaneous_close", None, frame, ts, None, "the two FINs crossed on the wire")
         self._apply(rcv, _RECV, Event.FIN, frame, ts)
 
-    def _retract(self, ep: Endpoint, to_state: TcpState, cause: str) -> bool:
-        """Take back the endpoint's last transition if it went to ``to_state`` for ``cause``.
+    def _retract_since(self, ep: Endpoint, pred: Callable[[Transition], bool]) -> list[Transition] | None:
+        """Take back the endpoint's latest transition matching ``pred`` and all its later ones.
 
-        Used when later segments prove that a segment we assumed delivered never arrived (or
-        arrived later than assumed): the endpoint never was in that state.
+        Used when later segments prove that a segment we assumed delivered never arrived: the
+        endpoint never made those moves. Returns the removed transitions (oldest first) so the
+        caller can replay the ones that still hold, or None if none matched.
         """
-        for i in range(len(self.transitions) - 1, -1, -1):
-            t = self.transitions[i]
-            if t.side is ep.side:
-                if t.to_state is to_state and t.cause == cause:
-                    del self.transitions[i]
-                    ep.state = t.from_state
-                    ep.entered_ts = t.ts
-                    return True
-                return False
-        return False
+        trans = self.transitions
+        for i in range(len(trans) - 1, -1, -1):
+            if trans[i].side is ep.side and pred(trans[i]):
+                break
+        else:
+            return None
+        removed = [t for t in trans[i:] if t.side is ep.side]
+        trans[i:] = [t for t in trans[i:] if t.side is not ep.side]
+        ep.state = removed[0].from_state
+        ep.entered_ts = next((t.ts for t in reversed(trans[:i]) if t.side is ep.side), removed[0].ts)
+        if any(t.cause == _RECV_FIN for t in removed):
+            ep.fin_received = False
+        return removed
+
+    def _replay(self, ep: Endpoint, removed: list[Transition], *, skip: str) -> None:
+        """Apply again the removed transitions' events, except those with cause ``skip``."""
+        for t in removed:
+            key = _EVENT_OF_CAUSE.get(t.cause)
+            if key is None or t.cause == skip or key[0] is Dir.TIMER:
+                continue
+            self._apply(ep, key[0], key[1], t.frame, t.ts, inferred=t.inferred)
+
+    # lost answers: evidence from retransmissions ------------------------------------------------
+
+    def _await(self, ep: Endpoint, event: Event, ts: int) -> None:
+        """``ep`` sent its SYN, SYN-ACK or FIN again at ``ts``: what it waits for did not arrive."""
+        if ep.last_tx and ts > ep.last_tx:
+            ep.rto = ts - ep.last_tx
+        ep.last_tx = ts
+        ep.awaiting = event
+        ep.held = None
+        self._doubts = True
+
+    def _answer(self, ep: Endpoint, seg: Segment, fresh: bool) -> bool:
+        """``seg`` answers what ``ep`` waits for: apply it now (True), or hold it (False).
+
+        After a retransmission proved that one answer was lost, a repeat that carries nothing
+        new (a bare ACK, a retransmitted FIN) is held until ``ep`` shows it arrived — by going
+        quiet past its next retransmission time, or by acting on it.
+        """
+        if ep.awaiting is None:
+            return True
+        if not fresh:
+            ep.held = (seg.frame, seg.ts)
+            self._doubts = True
+            return False
+        ep.awaiting = None
+        ep.held = None
+        return True
+
+    def _settle(self, now: int) -> None:
+        """Trust held answers whose endpoint would have retransmitted by ``now`` had they been lost."""
+        pending = False
+        for ep in (self.client, self.server):
+            if ep.held is not None:
+                if now > ep.last_tx + 2 * ep.rto + max(ep.rto // 4, 10_000_000):
+                    self._release(ep, inferred=True)
+                else:
+                    pending = True
+            pending = pending or ep.rst_doubt is not None
+        self._doubts = pending
+
+    def _release(self, ep: Endpoint, *, inferred: bool, at: tuple[int, int] | None = None) -> None:
+        """Apply the answer ``ep`` was waiting for (held, or shown by ``ep``'s own behaviour)."""
+        event = ep.awaiting
+        where = ep.held or at
+        ep.awaiting = None
+        ep.held = None
+        if event is None or where is None:
+            return
+        frame, ts = where
+        if event is Event.ACK_OF_FIN:
+            ep.fin_acked = True
+        self._apply(ep, _RECV, event, frame, ts, inferred=inferred)
+
+    def _syn_retransmitted(self, seg: Segment, snd: Endpoint, rcv: Endpoint, is_synack: bool) -> None:
+        frame, ts = seg.frame, seg.ts
+        # A repeat proves an answer was lost only if we had taken that answer as delivered
+        # (a server also repeats its SYN-ACK when the client repeats its SYN).
+        if not is_synack:
+            if (
+                snd.state is S.ESTABLISHED
+                and snd.snd_nxt == seq_add(seg.seq, 1 + seg.length)
+                and self._retract_since(snd, lambda t: t.cause == cause_of(_RECV, Event.SYN_ACK))
+            ) or snd.awaiting is Event.SYN_ACK:
+                # the client sends its SYN again: the SYN-ACK never reached it
+                self._await(snd, Event.SYN_ACK, ts)
+            else:
+                snd.last_tx = ts
+            return
+        if (
+            snd.state is S.ESTABLISHED
+            and snd.snd_nxt == seq_add(seg.seq, 1)
+            and self._retract_since(snd, lambda t: t.cause == cause_of(_RECV, Event.ACK_OF_SYN))
+        ) or snd.awaiting is Event.ACK_OF_SYN:
+            # the server sends its SYN-ACK again: the handshake's ACK never reached it
+            self._await(snd, Event.ACK_OF_SYN, ts)
+        else:
+            snd.last_tx = ts
+        if rcv.state in (S.SYN_SENT, S.SYN_RECEIVED) and self._synack_acceptable(seg, rcv):
+            if rcv.awaiting is Event.SYN_ACK:
+                rcv.held = (frame, ts)  # a repeat of a lost SYN-ACK: wait for the client to act on it
+                self._doubts = True
+            else:
+                self._apply(rcv, _RECV, Event.SYN_ACK, frame, ts)
+
+    def _fin_retransmitted(self, seg: Segment, snd: Endpoint, rcv: Endpoint) -> None:
+        """``snd`` sends its FIN again: the ACK of it did not arrive, and perhaps not the FIN."""
+        ts = seg.ts
+        if rcv.state is S.TIME_WAIT:
+            rcv.entered_ts = ts  # a retransmitted FIN restarts the 2MSL timer (RFC 9293 §3.10.7.4)
+        ack_lost = snd.awaiting is Event.ACK_OF_FIN
+        if snd.fin_acked:
+            removed = self._retract_since(snd, lambda t: t.cause == _RECV_ACK_OF_FIN)
+            snd.fin_acked = False
+            if removed is not None:
+                ack_lost = True
+                self._replay(snd, removed[1:], skip=_RECV_ACK_OF_FIN)
+        elif (
+            rcv.fin_received
+            and snd.fin_seq is not None
+            and rcv.packets > snd.peer_packets_at_fin
+            and rcv.last_ack is not None
+            and seq_le(rcv.last_ack, snd.fin_seq)
+        ):
+            # the peer has spoken since without acknowledging the FIN: it never got it
+            removed = self._retract_since(rcv, lambda t: t.cause == _RECV_FIN)
+            if removed is not None:
+                self._replay(rcv, removed[1:], skip=_RECV_FIN)
+        if ack_lost and snd.state in (S.FIN_WAIT_1, S.CLOSING, S.LAST_ACK):
+            self._await(snd, Event.ACK_OF_FIN, ts)
+        else:
+            snd.last_tx = ts
 
     # timers and the end of the capture ------------------------------------------------------------
 
@@ -804,6 +1062,28 @@ class Connection:
                 S.CLOSE_WAIT,
                 f"the {ep.side} sat in CLOSE-WAIT without sending for {idle / NS_PER_S:.3f} s {how}",
             )
+
+    def _settle_rst_doubts(self) -> None:
+        """An in-window RST that drew no challenge ACK was, in truth, exactly at RCV.NXT.
+
+        The observer's idea of RCV.NXT lags when the capture missed some of the sender's data;
+        a receiver that neither answers nor sends anything after an in-window RST was reset.
+        """
+        for ep in (self.client, self.server):
+            doubt = ep.rst_doubt
+            ep.rst_doubt = None
+            if doubt is None:
+                continue
+            frame, ts, in_window, peer_packets, own_packets = doubt
+            peer = self.server if ep is self.client else self.client
+            if not in_window or peer.packets != peer_packets or ep.packets != own_packets:
+                continue
+            ep_before, peer_before = ep.state, peer.state
+            ep.sent_rst = True
+            self._apply(ep, _SEND, Event.RST, frame, ts, inferred=True)
+            if peer.state not in (S.CLOSED, S.LISTEN):
+                self._record_reset(ep, peer, frame, ts, peer_before, ep_before)
+                self._apply(peer, _RECV, Event.RST, frame, ts, inferred=True)
 
     def supersede(self, frame: int, ts: int) -> None:
         """A new connection took over this 4-tuple: whatever is left of this one is gone."""
@@ -831,6 +1111,9 @@ class Connection:
             return
         self.finished = True
         end_ts = max(end_ts, self.last_ts)
+        if self._doubts:
+            self._settle(end_ts)
+            self._settle_rst_doubts()
         self._expire_time_wait(end_ts)
         for ep in (self.client, self.server):
             if ep.state is S.CLOSE_WAIT:

@@ -456,12 +456,6 @@ def _ack_beyond_fin(w: Wire) -> None:
     w.c.ack(ack=w.s.nxt + 10)
 
 
-def _data_after_rst(w: Wire) -> None:
-    w.handshake()
-    w.c.rst()
-    w.c.data(10)
-
-
 VIOLATION_SCRIPTS: dict[str, list[Script]] = {
     "flags_syn_fin": [_syn_fin],
     "flags_syn_rst": [_syn_rst],
@@ -474,7 +468,6 @@ VIOLATION_SCRIPTS: dict[str, list[Script]] = {
     "data_after_fin": [_data_after_fin, _fin_after_fin],
     "fin_seq_changed": [_fin_moved_back],
     "ack_unsent_data": [_ack_unsent, _ack_beyond_fin],
-    "data_after_rst": [_data_after_rst],
 }
 
 
@@ -707,3 +700,139 @@ def test_server_data_after_a_lost_handshake_ack_shows_it_got_there() -> None:
     conn = w.run()
     assert states(conn) == (S.ESTABLISHED, S.ESTABLISHED)
     assert "segment_not_captured" not in codes(conn)
+
+
+# --- fidelity: what the capture proves about delivery (RFC 5961, lost segments) ---------------
+
+
+def test_rst_out_of_window_is_ignored_and_the_connection_lives_on() -> None:
+    w = Wire()
+    w.handshake()
+    w.c.rst(seq=w.c.nxt + 10_000_000)  # far outside the server's window
+    w.c.data(10)
+    w.s.ack()
+    conn = w.run()
+    assert states(conn) == (S.ESTABLISHED, S.ESTABLISHED)
+    assert "rst_out_of_window" in codes(conn)
+    assert conn.rst_by is None
+    assert violations(conn) == []
+
+
+def test_rst_in_window_draws_a_challenge_ack() -> None:
+    w = Wire()
+    w.handshake()
+    w.c.rst(seq=w.c.nxt + 100)  # inside the window, not at RCV.NXT
+    w.s.ack()  # the challenge ACK
+    conn = w.run()
+    assert states(conn) == (S.ESTABLISHED, S.ESTABLISHED)
+    assert "rst_in_window" in codes(conn)
+
+
+def test_in_window_rst_without_any_answer_did_reset() -> None:
+    # the capture missed 100 bytes of the client's: its RST looks in-window but was exact
+    w = Wire()
+    w.handshake()
+    w.c.rst(seq=w.c.nxt + 100)
+    conn = w.run()
+    assert states(conn) == (S.CLOSED, S.CLOSED)
+    assert conn.rst_by is C
+    assert conn.close == "rst"
+
+
+def test_forged_exact_rst_then_the_real_endpoint_keeps_talking() -> None:
+    w = Wire()
+    w.handshake()
+    w.c.rst()  # forged in the client's name, exactly at RCV.NXT: the server is reset ...
+    w.c.data(10)  # ... but the real client knows nothing of it
+    w.s.rst(seq=w.s.nxt, with_ack=False)  # the server has no socket any more
+    conn = w.run()
+    assert states(conn) == (S.CLOSED, S.CLOSED)
+    assert "rst_injected" in codes(conn)
+    assert violations(conn) == []
+    assert path(conn, C)[-2:] == [S.ESTABLISHED, S.CLOSED]
+    assert conn.rst_by is SV
+
+
+def test_lost_rst_then_a_second_rst() -> None:
+    w = Wire()
+    w.handshake()
+    w.c.rst()  # the client aborts; its RST is lost on the way
+    w.s.data(100)  # the server carries on: it never got the RST
+    w.c.rst(seq=w.c.nxt)  # the client's kernel answers with a second RST
+    conn = w.run()
+    assert states(conn) == (S.CLOSED, S.CLOSED)
+    assert "rst_not_received" in codes(conn)
+    assert (conn.rst_by, conn.errno) == (C, "ECONNRESET")
+    assert codes(conn).count("rst_terminated") == 1
+
+
+@pytest.mark.parametrize(("end", "final"), [(1.2, S.FIN_WAIT_1), (5.0, S.FIN_WAIT_2)])
+def test_retransmitted_fin_means_its_ack_was_lost(end: float, final: TcpState) -> None:
+    w = Wire()
+    w.handshake()
+    w.c.fin(at=0.0)
+    w.s.ack(at=0.0)  # lost on the way back to the client ...
+    w.c.fin(seq=1001, advance=False, at=0.2)  # ... so the client resends its FIN
+    w.s.ack(at=0.2)  # a repeat of the ACK: arrived or not? The client's silence tells
+    w.c.fin(seq=1001, advance=False, at=0.6)
+    w.s.ack(at=0.6)
+    conn = w.run(end=end)
+    # RTO doubled to 0.4 s: a client still waiting would resend by 0.6 + 0.8 s
+    assert conn.client.state is final
+    assert conn.server.state is S.CLOSE_WAIT
+    assert violations(conn) == []
+
+
+def test_fin_lost_while_the_other_side_closes_ends_in_closing() -> None:
+    w = Wire()
+    w.handshake()
+    w.c.fin(at=0.0)  # lost before the server
+    w.s.send(FIN | ACK, ack=1001, at=0.01)  # the server closes too, without having seen it
+    w.c.ack(at=0.01)  # lost as well ...
+    w.c.fin(seq=1001, advance=False, at=0.2)
+    w.s.fin(seq=5001, ack=1001, advance=False, at=0.25)  # ... as the server's own retransmission shows
+    w.c.ack(at=0.25)
+    w.c.fin(seq=1001, advance=False, at=0.6)
+    conn = w.run(end=0.7)
+    assert conn.client.state is S.CLOSING
+    assert conn.server.state is S.FIN_WAIT_1
+    assert violations(conn) == []
+
+
+def test_synack_lost_seen_from_the_server_side() -> None:
+    w = Wire()
+    w.c.syn(at=0.0)
+    w.s.synack(at=0.0)
+    w.c.syn(seq=1000, advance=False, at=1.0)
+    w.s.synack(seq=5000, advance=False, at=1.0)
+    w.c.syn(seq=1000, advance=False, at=3.0)
+    w.s.synack(seq=5000, advance=False, at=3.0)
+    conn = w.run(end=3.5)
+    assert states(conn) == (S.SYN_SENT, S.SYN_RECEIVED)
+
+
+def test_keepalive_and_zero_window_probes_are_not_anomalies() -> None:
+    w = Wire()
+    w.handshake()
+    w.c.data(100)
+    w.s.ack()
+    for _ in range(3):
+        w.c.ack(seq=w.c.nxt - 1)  # keep-alive: SND.UNA - 1, no data
+        w.s.ack()
+    w.c.data(1)  # zero-window probe: one byte
+    w.s.send(ACK, ack=w.c.nxt - 1)  # window still closed: the byte is not taken
+    conn = w.run()
+    assert codes(conn) == []
+    assert states(conn) == (S.ESTABLISHED, S.ESTABLISHED)
+
+
+def test_synack_captured_before_its_syn() -> None:
+    w = Wire()
+    w.c.nxt += 1
+    w.s.synack(at=0.0)
+    w.c.syn(seq=1000, advance=False, at=0.0)  # merged captures put the SYN second
+    w.c.ack(at=0.001)
+    conn = w.run()
+    assert (conn.client.port, conn.server.port) == (40000, 80)
+    assert states(conn) == (S.ESTABLISHED, S.ESTABLISHED)
+    assert violations(conn) == []
