@@ -79,6 +79,8 @@ class Dir(enum.Enum):
     APP = "application"
     TIMER = "timer"
 
+    __hash__ = object.__hash__  # identity hashing: see model.Side
+
 
 class Event(enum.Enum):
     SYN = "SYN"
@@ -89,6 +91,8 @@ class Event(enum.Enum):
     RST = "RST"
     PASSIVE_OPEN = "passive open"
     EXPIRE = "2MSL timeout"
+
+    __hash__ = object.__hash__  # identity hashing: see model.Side
 
 
 S = TcpState
@@ -124,13 +128,20 @@ TRANSITIONS: Final[dict[tuple[TcpState, Dir, Event], TcpState]] = {
 }
 
 
-def cause_of(direction: Dir, event: Event) -> str:
-    """Human-readable cause of a transition, e.g. ``sent SYN`` or ``received ACK of FIN``."""
+def _cause_text(direction: Dir, event: Event) -> str:
     if direction is Dir.TIMER:
         return "timer"
     if direction is Dir.APP:
         return event.value
     return f"{direction.value} {event.value}"
+
+
+_CAUSES: Final = {(d, e): _cause_text(d, e) for d in Dir for e in Event}
+
+
+def cause_of(direction: Dir, event: Event) -> str:
+    """Human-readable cause of a transition, e.g. ``sent SYN`` or ``received ACK of FIN``."""
+    return _CAUSES[direction, event]
 
 
 _RECV_FIN: Final = cause_of(Dir.RECV, Event.FIN)
