@@ -18,12 +18,12 @@ from tcptrace_sm.anomalies import CATALOGUE, CODES, Category, Severity
 from tcptrace_sm.capture import CaptureError, ReadStats, read_segments
 from tcptrace_sm.flows import FlowTable
 from tcptrace_sm.machine import Config, Connection
-from tcptrace_sm.model import STATE_ORDER
+from tcptrace_sm.model import STATE_ORDER, flags_str
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["FLOW_COLUMNS", "Analysis", "CaptureError", "Options", "analyze"]
+__all__ = ["FLOW_COLUMNS", "Analysis", "CaptureError", "Options", "analyze", "trace_flow"]
 
 #: Column order of the flow records (CSV columns; a change here is a breaking change).
 FLOW_COLUMNS: tuple[str, ...] = (
@@ -272,3 +272,69 @@ def analyze(
     for conn in table.finish(end):
         result.add(conn)
     return result
+
+
+def trace_flow(
+    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    flow_id: int,
+    *,
+    time_wait: float = 60.0,
+    close_wait_timeout: float = 1.0,
+    verify_checksums: bool = False,
+) -> list[dict[str, Any]]:
+    """Every segment of one connection, with both endpoints' states right after it.
+
+    Sequence and acknowledgment numbers are relative to each side's first sequence number
+    (its ISN when the SYN was captured), as Wireshark shows them. ``anomalies`` lists the codes
+    found at that segment. Raises ``LookupError`` if the capture has no such flow.
+    """
+    options = Options(
+        time_wait=time_wait, close_wait_timeout=close_wait_timeout, verify_checksums=verify_checksums
+    )
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    table = FlowTable(options.config())
+    stats = ReadStats(files=[])
+    rows: list[dict[str, Any]] = []
+    base: dict[str, int] = {}
+    seen = 0
+    conn: Connection | None = None
+    for seg in read_segments(list(paths), verify_checksums=verify_checksums, stats=stats):
+        c = table.observe(seg)
+        if c.flow_id != flow_id:
+            continue
+        conn = c
+        side = "client" if seg.sport == c.client.port and seg.src == c.client.ip else "server"
+        peer = "server" if side == "client" else "client"
+        base.setdefault(side, seg.seq)
+        new = c.anomalies[seen:]
+        seen = len(c.anomalies)
+        rows.append(
+            {
+                "frame": seg.frame,
+                "ts": seg.ts,
+                "side": side,
+                "flags": flags_str(seg.flags),
+                "seq": (seg.seq - base[side]) & 0xFFFFFFFF,
+                "ack": (seg.ack - base[peer]) & 0xFFFFFFFF if peer in base else seg.ack,
+                "len": seg.length,
+                "anomalies": [a.code for a in new],
+            }
+        )
+    if conn is not None:
+        # States come from the final transition log, so conclusions drawn from later segments
+        # (a FIN that arrived later than assumed, an answer that was lost) show where they belong.
+        conn.finish(stats.last_ts if stats.last_ts is not None else conn.last_ts)
+        for side in ("client", "server"):
+            moves = sorted((t for t in conn.transitions if t.side.value == side), key=lambda t: t.ts)
+            for r in rows:
+                state = "CLOSED"
+                for t in moves:
+                    if (t.frame is not None and t.frame <= r["frame"]) or (
+                        t.frame is None and t.ts <= r["ts"]
+                    ):
+                        state = t.to_state.value
+                r[f"{side}_state"] = state
+    if not rows:
+        raise LookupError(f"no flow {flow_id} in the capture")
+    return rows

@@ -11,6 +11,8 @@ import enum
 import functools
 import itertools
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -114,6 +116,24 @@ output_option = click.option(
 )
 
 
+time_wait_option = click.option(
+    "--time-wait",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long TIME-WAIT lasts (2·MSL) before an endpoint counts as CLOSED; Linux uses 60 s.",
+)
+close_wait_option = click.option(
+    "--close-wait-timeout",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Flag an endpoint as stuck_close_wait after this long in CLOSE-WAIT without sending anything.",
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="tcpsm")
 def cli() -> None:
@@ -138,22 +158,8 @@ def cli() -> None:
     help="Record set for csv, jsonl and table output [default: flows; the table shows flows and anomalies].",
 )
 @output_option
-@click.option(
-    "--time-wait",
-    type=click.FloatRange(min=0),
-    default=60.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="How long TIME-WAIT lasts (2·MSL) before an endpoint counts as CLOSED; Linux uses 60 s.",
-)
-@click.option(
-    "--close-wait-timeout",
-    type=click.FloatRange(min=0),
-    default=1.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="Flag an endpoint as stuck_close_wait after this long in CLOSE-WAIT without sending anything.",
-)
+@time_wait_option
+@close_wait_option
 @verify_option
 @click.option("-q", "--quiet", is_flag=True, help="No summary on stderr (warnings and errors still show).")
 @handle_errors
@@ -344,6 +350,113 @@ def _segment_row(seg: Segment) -> dict[str, Any]:
         "len": seg.length,
         "options": _options_text(seg.options),
     }
+
+
+@cli.command()
+@click.argument(
+    "captures", nargs=-1, metavar="[CAPTURE...]", type=click.Path(dir_okay=False, allow_dash=True)
+)
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    type=click.Choice(["mermaid", "dot", "svg", "png"]),
+    default="mermaid",
+    show_default=True,
+    help="Mermaid stateDiagram-v2, Graphviz DOT, or SVG/PNG rendered by Graphviz's dot.",
+)
+@click.option(
+    "--reference", is_flag=True, help="Draw the full RFC 9293 machine from the code's own transition table."
+)
+@output_option
+@time_wait_option
+@close_wait_option
+@verify_option
+@handle_errors
+def diagram(
+    captures: tuple[str, ...],
+    fmt: str,
+    reference: bool,
+    output: str | None,
+    time_wait: float,
+    close_wait_timeout: float,
+    verify_checksums: bool,
+) -> None:
+    """Draw the state machine the capture actually went through (or, with --reference, RFC 9293's)."""
+    from tcptrace_sm import diagram as pictures
+
+    if reference:
+        text = pictures.reference_mermaid() if fmt == "mermaid" else pictures.reference_dot()
+    elif not captures:
+        raise click.UsageError("give a CAPTURE to draw, or --reference")
+    else:
+        result = analyze(
+            list(captures),
+            time_wait=time_wait,
+            close_wait_timeout=close_wait_timeout,
+            verify_checksums=verify_checksums,
+        )
+        _print_warnings(result.stats)
+        draw = pictures.observed_mermaid if fmt == "mermaid" else pictures.observed_dot
+        text = draw(result.transition_records, result.anomaly_records)
+    if fmt in ("mermaid", "dot"):
+        with output_stream(output) as out:
+            out.write(text)
+        return
+    _render_graphviz(text, fmt, output)
+
+
+def _render_graphviz(dot_text: str, fmt: str, output: str | None) -> None:
+    dot = shutil.which("dot")
+    if dot is None:
+        _err("error: Graphviz is not installed ('dot' not found); use --format dot or mermaid")
+        sys.exit(ExitCode.USAGE)
+    done = subprocess.run([dot, f"-T{fmt}"], input=dot_text.encode(), capture_output=True, check=False)
+    if done.returncode != 0:
+        _err(f"error: dot failed: {done.stderr.decode(errors='replace').strip()}")
+        sys.exit(ExitCode.USAGE)
+    if output is None or output == "-":
+        sys.stdout.buffer.write(done.stdout)
+        sys.stdout.flush()
+        return
+    tmp = f"{output}.tmp-{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(done.stdout)
+    os.replace(tmp, output)
+
+
+@cli.command()
+@captures_argument
+@click.option("--flow", "flow_id", type=click.IntRange(min=1), required=True, help="The flow_id to draw.")
+@output_option
+@time_wait_option
+@close_wait_option
+@verify_option
+@handle_errors
+def timeline(
+    captures: tuple[str, ...],
+    flow_id: int,
+    output: str | None,
+    time_wait: float,
+    close_wait_timeout: float,
+    verify_checksums: bool,
+) -> None:
+    """Draw one connection as a Mermaid ladder diagram: every segment and each side's state."""
+    from tcptrace_sm.analysis import trace_flow
+    from tcptrace_sm.diagram import timeline_mermaid
+
+    try:
+        rows = trace_flow(
+            list(captures),
+            flow_id,
+            time_wait=time_wait,
+            close_wait_timeout=close_wait_timeout,
+            verify_checksums=verify_checksums,
+        )
+    except LookupError as e:
+        raise click.UsageError(str(e)) from None
+    with output_stream(output) as out:
+        out.write(timeline_mermaid(rows))
 
 
 def main(argv: list[str] | None = None) -> None:
