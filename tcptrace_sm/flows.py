@@ -25,14 +25,23 @@ _Key = tuple[str, int, str, int]
 _ENDED = frozenset({TcpState.CLOSED, TcpState.TIME_WAIT})
 
 
-def _ended(conn: Connection, sender: Endpoint) -> bool:
-    """True when a new SYN from ``sender`` on this 4-tuple must be a new connection."""
+def _ended(conn: Connection, sender: Endpoint, now: int) -> bool:
+    """True when a new SYN from ``sender`` on this 4-tuple must be a new connection.
+
+    It is when the old connection is over (both ends closed or in TIME-WAIT, or reset), when
+    the sender itself had closed its side (it sent a FIN: its socket is gone or going), when
+    the old one was picked up mid-stream (nothing to hold it to), when it is the client's
+    retry of an attempt nobody answered, or when the 4-tuple has been quiet for longer than
+    TIME-WAIT lasts (any socket that remembered it would be gone).
+    """
     c, s = conn.client, conn.server
     if c.state in _ENDED and s.state in _ENDED:
         return True
-    if conn.rst_by is not None:
+    if conn.rst_by is not None or sender.sent_fin or (sender.isn is not None and sender.state in _ENDED):
         return True
-    if conn.midstream and c.isn is None:
+    if conn.midstream and sender.isn is None:
+        return True
+    if now - conn.last_ts > conn.config.time_wait * 1e9:
         return True
     # the client tries again after an attempt that was never answered
     return sender is c and c.state is TcpState.SYN_SENT and s.packets == 0
@@ -60,7 +69,7 @@ class FlowTable:
             sender = (
                 conn.client if (seg.src == conn.client.ip and seg.sport == conn.client.port) else conn.server
             )
-            if sender.isn != seg.seq and _ended(conn, sender):
+            if sender.isn != seg.seq and _ended(conn, sender, seg.ts):
                 conn.supersede(seg.frame, seg.ts)
                 self._done.append(conn)
                 conn = None

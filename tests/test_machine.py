@@ -836,3 +836,27 @@ def test_synack_captured_before_its_syn() -> None:
     assert (conn.client.port, conn.server.port) == (40000, 80)
     assert states(conn) == (S.ESTABLISHED, S.ESTABLISHED)
     assert violations(conn) == []
+
+
+def test_new_syn_after_the_sender_closed_its_side_is_a_new_connection() -> None:
+    # the client closed (FIN) and its socket is gone; the server leaks CLOSE-WAIT; the
+    # client's port comes round again
+    w = Wire()
+    w.handshake()
+    w.c.fin(at=0.0)
+    w.s.ack(at=0.0)
+    w.c.nxt = 777_000
+    w.c.syn(at=5.0)
+    conns = w.run_all()
+    assert len(conns) == 2
+    assert "syn_isn_changed" not in codes(conns[0])
+
+
+def test_new_syn_after_a_long_silence_is_a_new_connection() -> None:
+    w = Wire()
+    w.handshake()
+    w.c.nxt = 777_000
+    w.c.syn(at=120.0)  # quiet for longer than TIME-WAIT lasts
+    conns = w.run_all()
+    assert len(conns) == 2
+    assert violations(conns[0]) == violations(conns[1]) == []
