@@ -7,6 +7,7 @@ the CLI's renderers and, lazily, the pandas DataFrames that notebooks use.
 
 from __future__ import annotations
 
+import html
 import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -195,6 +196,16 @@ class Analysis:
             "categories": {c.value: categories[c.value] for c in Category if categories[c.value]},
             "options": asdict(self.options),
         }
+
+    def _repr_html_(self) -> str:
+        """Rich display in notebooks: summary, the observed state machine, the first flows."""
+        from tcptrace_sm.html import state_diagram_svg
+        from tcptrace_sm.report import summary_lines
+
+        lines = "<br>".join(html.escape(line) for line in summary_lines(self.summary))
+        head = self.flows.head(20).to_html(index=False, border=0)
+        svg = state_diagram_svg(self.transition_records, self.anomaly_records)
+        return f"<div><p>{lines}</p>{svg}<p>First flows:</p>{head}</div>"
 
     # -- pandas ------------------------------------------------------------------------------
 

@@ -459,6 +459,46 @@ def timeline(
         out.write(timeline_mermaid(rows))
 
 
+@cli.command()
+@captures_argument
+@output_option
+@click.option("--title", default="tcpsm report", show_default=True, help="Title of the page.")
+@time_wait_option
+@close_wait_option
+@verify_option
+@handle_errors
+def report(
+    captures: tuple[str, ...],
+    output: str | None,
+    title: str,
+    time_wait: float,
+    close_wait_timeout: float,
+    verify_checksums: bool,
+) -> None:
+    """Write one self-contained HTML report (summary, pictures, sortable tables)."""
+    from tcptrace_sm.html import render_report
+
+    with output_stream(output) as out:
+        result = analyze(
+            list(captures),
+            time_wait=time_wait,
+            close_wait_timeout=close_wait_timeout,
+            verify_checksums=verify_checksums,
+        )
+        _print_warnings(result.stats)
+        out.write(
+            render_report(
+                result.summary,
+                result.flow_records,
+                result.anomaly_records,
+                result.transition_records,
+                FLOW_COLUMNS,
+                ANOMALY_COLUMNS,
+                title=title,
+            )
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     try:
