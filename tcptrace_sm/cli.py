@@ -6,23 +6,31 @@ to stderr, so ``tcpsm analyze x.pcap --format csv | ...`` pipes clean data.
 
 from __future__ import annotations
 
-import contextlib
-import enum
-import functools
 import itertools
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Callable, Iterator
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
 import click
 
 from tcptrace_sm import __version__
 from tcptrace_sm.analysis import ANOMALY_COLUMNS, FLOW_COLUMNS, TRANSITION_COLUMNS, Analysis, analyze
-from tcptrace_sm.capture import CaptureError, ReadStats, parse_options, read_segments
+from tcptrace_sm.capture import ReadStats, parse_options, read_segments
+from tcptrace_sm.check import check
+from tcptrace_sm.clikit import (
+    ExitCode,
+    captures_argument,
+    close_wait_option,
+    err,
+    handle_errors,
+    output_option,
+    output_stream,
+    print_warnings,
+    time_wait_option,
+    verify_option,
+)
 from tcptrace_sm.model import Segment, flags_str
 from tcptrace_sm.report import (
     render_table,
@@ -33,111 +41,13 @@ from tcptrace_sm.report import (
 )
 
 
-class ExitCode(enum.IntEnum):
-    OK = 0
-    FINDINGS = 1  # the traffic breaks the policy (tcpsm check)
-    USAGE = 2  # bad command line, or the output cannot be written
-    BAD_INPUT = 3  # an input is not a usable capture
-    INTERRUPTED = 130  # Ctrl-C
-
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _err(message: str) -> None:
-    click.echo(f"tcpsm: {message}", err=True)
-
-
-def handle_errors(fn: F) -> F:
-    """Turn expected failures into one line on stderr and a distinct exit code."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except CaptureError as e:
-            _err(f"error: {e}")
-            sys.exit(ExitCode.BAD_INPUT)
-        except KeyboardInterrupt:
-            _err("interrupted")
-            sys.exit(ExitCode.INTERRUPTED)
-        except BrokenPipeError:
-            # the reader of our stdout went away (e.g. `| head`): not an error of ours
-            with contextlib.suppress(OSError):
-                sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the final flush
-            sys.exit(ExitCode.OK)
-
-    return wrapper  # type: ignore[return-value]
-
-
-@contextlib.contextmanager
-def output_stream(path: str | None) -> Iterator[IO[str]]:
-    """stdout, or a file that only appears (atomically) once it is completely written."""
-    if path is None or path == "-":
-        yield sys.stdout
-        sys.stdout.flush()
-        return
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".tcpsm-", suffix=".tmp", dir=directory)
-    except OSError as e:
-        _err(f"error: cannot write {path}: {e.strerror}")
-        sys.exit(ExitCode.USAGE)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            yield f
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _print_warnings(stats: ReadStats) -> None:
-    for w in stats.warnings:
-        _err(f"warning: {w}")
-
-
-captures_argument = click.argument(
-    "captures",
-    nargs=-1,
-    required=True,
-    metavar="CAPTURE...",
-    type=click.Path(dir_okay=False, allow_dash=True),
-)
-verify_option = click.option(
-    "--verify-checksums",
-    is_flag=True,
-    help="Drop (and count) segments whose IPv4 or TCP checksum is wrong. Off by default: captures "
-    "taken on a sending host carry offloaded, 'wrong' checksums.",
-)
-output_option = click.option(
-    "-o", "--output", "output", metavar="FILE", default=None, help="Write the data to FILE instead of stdout."
-)
-
-
-time_wait_option = click.option(
-    "--time-wait",
-    type=click.FloatRange(min=0),
-    default=60.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="How long TIME-WAIT lasts (2·MSL) before an endpoint counts as CLOSED; Linux uses 60 s.",
-)
-close_wait_option = click.option(
-    "--close-wait-timeout",
-    type=click.FloatRange(min=0),
-    default=1.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="Flag an endpoint as stuck_close_wait after this long in CLOSE-WAIT without sending anything.",
-)
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="tcpsm")
 def cli() -> None:
     """Reconstruct both endpoints' TCP states from packet captures and report what went wrong."""
+
+
+cli.add_command(check)
 
 
 @cli.command()
@@ -181,10 +91,10 @@ def analyze_cmd(
             close_wait_timeout=close_wait_timeout,
             verify_checksums=verify_checksums,
         )
-        _print_warnings(result.stats)
+        print_warnings(result.stats)
         if not quiet:
             for line in summary_lines(result.summary):
-                _err(line)
+                err(line)
         _write_analysis(out, result, fmt, records)
 
 
@@ -326,9 +236,9 @@ def segments(
             write_jsonl(out, rows)
         else:
             out.write(render_table(list(rows), SEGMENT_COLUMNS, max_width=80))
-    _print_warnings(stats)
+    print_warnings(stats)
     if not quiet:
-        _err(summary_lines(_segments_summary(stats))[0])
+        err(summary_lines(_segments_summary(stats))[0])
 
 
 def _segments_summary(stats: ReadStats) -> dict[str, Any]:
@@ -396,7 +306,7 @@ def diagram(
             close_wait_timeout=close_wait_timeout,
             verify_checksums=verify_checksums,
         )
-        _print_warnings(result.stats)
+        print_warnings(result.stats)
         draw = pictures.observed_mermaid if fmt == "mermaid" else pictures.observed_dot
         text = draw(result.transition_records, result.anomaly_records)
     if fmt in ("mermaid", "dot"):
@@ -409,11 +319,11 @@ def diagram(
 def _render_graphviz(dot_text: str, fmt: str, output: str | None) -> None:
     dot = shutil.which("dot")
     if dot is None:
-        _err("error: Graphviz is not installed ('dot' not found); use --format dot or mermaid")
+        err("error: Graphviz is not installed ('dot' not found); use --format dot or mermaid")
         sys.exit(ExitCode.USAGE)
     done = subprocess.run([dot, f"-T{fmt}"], input=dot_text.encode(), capture_output=True, check=False)
     if done.returncode != 0:
-        _err(f"error: dot failed: {done.stderr.decode(errors='replace').strip()}")
+        err(f"error: dot failed: {done.stderr.decode(errors='replace').strip()}")
         sys.exit(ExitCode.USAGE)
     if output is None or output == "-":
         sys.stdout.buffer.write(done.stdout)
@@ -485,7 +395,7 @@ def report(
             close_wait_timeout=close_wait_timeout,
             verify_checksums=verify_checksums,
         )
-        _print_warnings(result.stats)
+        print_warnings(result.stats)
         out.write(
             render_report(
                 result.summary,
@@ -504,5 +414,5 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="tcpsm")
     except KeyboardInterrupt:
-        _err("interrupted")
+        err("interrupted")
         sys.exit(ExitCode.INTERRUPTED)
