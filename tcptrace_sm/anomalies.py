@@ -125,6 +125,14 @@ _KINDS = (
         zeek="data_before_established",
     ),
     AnomalyKind(
+        "data_beyond_window",
+        _E,
+        _V,
+        "data sent beyond the receiver's advertised window (more than a one-byte window probe)",
+        "RFC 9293 §3.8.6",
+        suricata="stream.est_packet_out_of_window",
+    ),
+    AnomalyKind(
         "data_after_fin",
         _E,
         _V,

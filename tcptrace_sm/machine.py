@@ -200,6 +200,7 @@ class Endpoint:
     __slots__ = (
         "ack_ahead",
         "awaiting",
+        "beyond",
         "bytes",
         "entered_ts",
         "fin_acked",
@@ -247,7 +248,8 @@ class Endpoint:
         self.ack_ahead: tuple[int, int, int] | None = None  # (ack, frame, ts): peer acked beyond snd_nxt
         self.last_send_ts: int | None = None  # last segment carrying new data or FIN
         self.win = 0  # last window advertised (unscaled)
-        self.wscale: int | None = None  # window scale option of its SYN
+        self.wscale: int | None = None  # window scale of its SYN (-1: no option; None: no SYN seen)
+        self.beyond: tuple[int, int, int, int] | None = None  # (end, edge, frame, ts): sent past the window
         self.last_ack: int | None = None  # last acknowledgment number it sent
         # Lost-ACK evidence: this endpoint resent its SYN, SYN-ACK or FIN, so the answer it
         # awaits did not arrive; ``held`` is a later bare answer not yet trusted; ``last_tx``
@@ -518,8 +520,7 @@ class Connection:
         snd.last_send_ts = ts
         snd.last_tx = ts
         wscale = _tcp_option(seg.options, _WSCALE_KIND)
-        if wscale:
-            snd.wscale = min(wscale[0], 14)
+        snd.wscale = min(wscale[0], 14) if wscale else -1
         cookie = _tcp_option(seg.options, _TFO_KIND)
         if cookie is None:
             cookie = _tcp_option(seg.options, _TFO_EXP_KIND)
@@ -680,11 +681,16 @@ class Connection:
         return "outside"
 
     def _window(self, ep: Endpoint) -> int:
-        """The receive window ``ep`` last advertised, in bytes (scaled when both SYNs agreed)."""
-        if self.midstream and self.client.wscale is None:
-            return ep.win << 14  # the scale is unknown: assume the largest (RFC 7323 §2.3)
-        if self.client.wscale is not None and self.server.wscale is not None:
-            return ep.win << ep.wscale if ep.wscale is not None else ep.win
+        """The receive window ``ep`` last advertised, in bytes, never underestimated.
+
+        Scaled when both SYNs carried the window-scale option (RFC 7323 §2.2); when a SYN was
+        not captured the scale is unknown and the largest one is assumed.
+        """
+        c, s = self.client.wscale, self.server.wscale
+        if c is None or s is None or ep.wscale is None:
+            return ep.win << 14
+        if c >= 0 and s >= 0:
+            return ep.win << ep.wscale
         return ep.win
 
     def _record_reset(
@@ -746,6 +752,12 @@ class Connection:
         )
         # the receiver first processes the acknowledgment ...
         self._on_ack(seg, snd, rcv, fresh)
+        if rcv.beyond is not None:
+            self._judge_beyond_window(seg, rcv, snd)
+        if fresh and seg.length and rcv.last_ack is not None and snd.beyond is None:
+            edge = seq_add(rcv.last_ack, self._window(rcv))
+            if seq_gt(end, seq_add(edge, 1)):  # one byte past the edge is a zero-window probe
+                snd.beyond = (end, edge, frame, ts)
         # ... then the sender's data and FIN
         if snd.fin_seq is not None:
             if fin and seg.seq != snd.fin_seq:
@@ -781,6 +793,28 @@ class Connection:
             snd.retransmissions += 1
         if fin:
             self._send_fin(seg, snd, rcv, end)
+
+    def _judge_beyond_window(self, seg: Segment, sender: Endpoint, receiver: Endpoint) -> None:
+        """``sender`` sent past the window we knew; ``receiver``'s next segment tells if it could.
+
+        If the receiver's window reaches that far now, the capture only missed the window
+        update; if not, the receiver drops the excess and the sender broke RFC 9293 §3.8.6.
+        """
+        assert sender.beyond is not None
+        end, edge, frame, ts = sender.beyond
+        sender.beyond = None
+        if not seg.flags & ACK:
+            return
+        now = seq_add(seg.ack, self._window(receiver))
+        if seq_gt(end, seq_add(now, 1)):
+            self._note(
+                "data_beyond_window",
+                sender.side,
+                frame,
+                ts,
+                sender.state,
+                f"data up to {end}, the {receiver.side}'s window ended at {edge}",
+            )
 
     def _infer_handshake(self, seg: Segment, snd: Endpoint, rcv: Endpoint) -> None:
         """An unsynchronised endpoint sent an ACK: it must have seen the peer's SYN."""

@@ -45,11 +45,12 @@ class Host:
         at: float | None = None,
         options: bytes = b"",
         advance: bool = True,
+        win: int = 65535,
     ) -> Segment:
         assert self.peer is not None
         s = self.nxt if seq is None else seq
         a = (self.peer.nxt if ack is None else ack) if flags & ACK else (0 if ack is None else ack)
-        seg = self.wire.emit(self.addr, self.peer.addr, s, a, flags, length, at, options)
+        seg = self.wire.emit(self.addr, self.peer.addr, s, a, flags, length, at, options, win)
         if advance and seq is None:
             self.nxt = (s + length + (1 if flags & (SYN | FIN) else 0)) & 0xFFFFFFFF
         return seg
@@ -99,6 +100,7 @@ class Wire:
         length: int,
         at: float | None,
         options: bytes,
+        win: int = 65535,
     ) -> Segment:
         self.now = T0 + round(at * 1e9) if at is not None else self.now + self.step_ns
         seg = Segment(
@@ -111,7 +113,7 @@ class Wire:
             seq & 0xFFFFFFFF,
             ack & 0xFFFFFFFF,
             flags,
-            65535,
+            win,
             length,
             options,
         )

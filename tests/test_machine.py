@@ -456,6 +456,13 @@ def _ack_beyond_fin(w: Wire) -> None:
     w.c.ack(ack=w.s.nxt + 10)
 
 
+def _beyond_window(w: Wire) -> None:
+    w.handshake()
+    w.s.ack(win=1000)  # the server can take 1000 bytes
+    w.c.data(3000)  # the client sends 3000
+    w.s.ack(ack=w.c.nxt - 2000, win=0)  # the server takes what fitted
+
+
 VIOLATION_SCRIPTS: dict[str, list[Script]] = {
     "flags_syn_fin": [_syn_fin],
     "flags_syn_rst": [_syn_rst],
@@ -466,6 +473,7 @@ VIOLATION_SCRIPTS: dict[str, list[Script]] = {
     "synack_bad_ack": [_synack_bad_ack],
     "data_before_handshake": [_data_before_handshake, _fin_before_handshake],
     "data_after_fin": [_data_after_fin, _fin_after_fin],
+    "data_beyond_window": [_beyond_window],
     "fin_seq_changed": [_fin_moved_back],
     "ack_unsent_data": [_ack_unsent, _ack_beyond_fin],
 }
@@ -860,3 +868,24 @@ def test_new_syn_after_a_long_silence_is_a_new_connection() -> None:
     conns = w.run_all()
     assert len(conns) == 2
     assert violations(conns[0]) == violations(conns[1]) == []
+
+
+def test_sending_past_an_uncaptured_window_update_is_not_a_violation() -> None:
+    w = Wire()
+    w.handshake()
+    w.s.ack(win=1000)
+    # the server's window update to 64 KiB was not captured
+    w.c.data(3000)
+    w.s.ack(win=60000)  # it took all 3000 bytes
+    conn = w.run()
+    assert violations(conn) == []
+
+
+def test_zero_window_probe_is_not_beyond_the_window() -> None:
+    w = Wire()
+    w.handshake()
+    w.s.ack(win=0)
+    w.c.data(1)
+    w.s.ack(ack=w.c.nxt - 1, win=0)
+    conn = w.run()
+    assert violations(conn) == []
