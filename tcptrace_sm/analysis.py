@@ -163,8 +163,14 @@ class Analysis:
     flow_records: list[dict[str, Any]] = field(default_factory=list)
     anomaly_records: list[dict[str, Any]] = field(default_factory=list)
     transition_records: list[dict[str, Any]] = field(default_factory=list)
+    anomaly_counts: Counter[str] = field(default_factory=Counter)  # all found, listed or not
+    anomalies_not_listed: int = 0  # beyond the per-connection cap of each code
+    transitions_not_listed: int = 0  # beyond the per-connection cap
 
     def add(self, conn: Connection) -> None:
+        self.anomaly_counts.update(conn.noted)
+        self.anomalies_not_listed += sum(conn.noted.values()) - len(conn.anomalies)
+        self.transitions_not_listed += conn.dropped_transitions
         self.flow_records.append(flow_record(conn))
         self.anomaly_records.extend(anomaly_records(conn))
         self.transition_records.extend(transition_records(conn))
@@ -177,7 +183,7 @@ class Analysis:
     def summary(self) -> dict[str, Any]:
         st = self.stats
         close = Counter(f["close"] for f in self.flow_records)
-        codes = Counter(a["code"] for a in self.anomaly_records)
+        codes = self.anomaly_counts
         severities = Counter(a["severity"] for a in self.anomaly_records)
         categories = Counter(a["category"] for a in self.anomaly_records)
         return {
@@ -192,6 +198,8 @@ class Analysis:
             "connections": len(self.flow_records),
             "close": {k: close[k] for k in CLOSE_KINDS if close[k]},
             "anomalies": {code: codes[code] for code in CODES if codes[code]},
+            "anomalies_not_listed": self.anomalies_not_listed,
+            "transitions_not_listed": self.transitions_not_listed,
             "severities": {s.value: severities[s.value] for s in Severity if severities[s.value]},
             "categories": {c.value: categories[c.value] for c in Category if categories[c.value]},
             "options": asdict(self.options),

@@ -42,6 +42,10 @@ from tcptrace_sm.anomalies import CATALOGUE, Anomaly
 from tcptrace_sm.model import ACK, FIN, PSH, RST, SYN, URG, Segment, Side, TcpState, Transition
 
 NS_PER_S: Final = 1_000_000_000
+#: Per connection, only this many anomalies of one code are kept (the rest are counted), and
+#: only this many transitions are recorded: a flood of bad segments must not exhaust memory.
+MAX_NOTES_PER_CODE: Final = 50
+MAX_TRANSITIONS: Final = 2000
 _MASK: Final = 0xFFFFFFFF
 _HALF: Final = 0x80000000
 
@@ -334,6 +338,8 @@ class Connection:
         self._tw_ns = round(config.time_wait * NS_PER_S)
         self._cw_ns = round(config.close_wait_timeout * NS_PER_S)
         self._flagged: set[str] = set()
+        self.noted: dict[str, int] = {}  # anomalies found per code (only the first few are kept)
+        self.dropped_transitions = 0
         self._doubts = False  # some endpoint holds an RST doubt or an untrusted answer
         self._reset_note: int | None = None  # index of the rst_terminated anomaly
         if midstream:
@@ -354,7 +360,10 @@ class Connection:
             return
         if old is S.CLOSE_WAIT and state is S.CLOSED:
             self._check_close_wait(ep, ts, f"until it {cause}")
-        self.transitions.append(Transition(ep.side, frame, ts, old, state, cause, inferred))
+        if len(self.transitions) < MAX_TRANSITIONS:
+            self.transitions.append(Transition(ep.side, frame, ts, old, state, cause, inferred))
+        else:
+            self.dropped_transitions += 1
         ep.state = state
         ep.entered_ts = ts
 
@@ -386,7 +395,10 @@ class Connection:
         detail: str,
     ) -> None:
         assert code in CATALOGUE, code
-        self.anomalies.append(Anomaly(code, side, frame, ts, state, detail))
+        seen = self.noted.get(code, 0) + 1
+        self.noted[code] = seen
+        if seen <= MAX_NOTES_PER_CODE:  # hostile traffic must not grow memory without bound
+            self.anomalies.append(Anomaly(code, side, frame, ts, state, detail))
 
     def _note_once(
         self,
@@ -437,7 +449,7 @@ class Connection:
         if not flags & (RST | SYN):
             if snd.rst_doubt is not None:
                 snd.rst_doubt = None  # it carries on: that RST did not come from its TCP
-            if snd.state is S.CLOSED and self.rst_by is not None:
+            if snd.state is S.CLOSED:
                 self._carries_on_after_reset(seg, snd)
         if flags & RST:
             self._on_rst(seg, snd, rcv)
@@ -450,7 +462,10 @@ class Connection:
         """A reset endpoint sends a normal segment: the RST did not do what it seemed to."""
         frame, ts = seg.frame, seg.ts
         sent, got = cause_of(_SEND, Event.RST), cause_of(_RECV, Event.RST)
-        removed = self._retract_since(ep, lambda t: t.cause in (sent, got))
+        last = next((t for t in reversed(self.transitions) if t.side is ep.side), None)
+        if last is None or last.cause not in (sent, got):
+            return  # closed some other way (or too long a story to take back)
+        removed = self._retract_since(ep, lambda t: t is last)
         if removed is None:
             return
         if removed[0].cause == sent:
@@ -479,6 +494,7 @@ class Connection:
         """The RST recorded as ending the connection did not end it after all."""
         if self._reset_note is not None:
             del self.anomalies[self._reset_note]
+            self.noted["rst_terminated"] -= 1
             self._reset_note = None
         self.rst_by = None
         self.errno = None
@@ -717,15 +733,7 @@ class Connection:
     def _on_segment(self, seg: Segment, snd: Endpoint, rcv: Endpoint) -> None:
         frame, ts, flags = seg.frame, seg.ts, seg.flags
         if snd.sent_rst and snd.state is S.CLOSED:
-            self._note_once(
-                "data_after_rst",
-                snd.side,
-                frame,
-                ts,
-                snd.state,
-                "the endpoint sent a segment after its own RST",
-            )
-            return
+            return  # after its own RST, with no way to take the RST back: nothing to learn
         fin = bool(flags & FIN)
         if not flags & ACK:
             if snd.state.synchronized:
