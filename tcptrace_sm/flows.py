@@ -4,7 +4,8 @@ Roles: the client is the endpoint that sent the first SYN. With no SYN seen, the
 SYN-ACK is the server. With neither, the connection was picked up mid-stream: the endpoint on
 the lower (well-known) port is taken as the server and the connection is marked ``midstream``.
 
-4-tuple reuse: a SYN with a new ISN on a 4-tuple whose connection has ended (closed, reset,
+4-tuple reuse: a SYN (or, in a capture of one direction, a SYN-ACK) with a new ISN on a
+4-tuple whose connection has ended (closed, reset,
 in TIME-WAIT, or never answered) starts a new connection with its own ``flow_id``; the old
 one is finished at that instant (a TIME-WAIT endpoint is recycled, as Linux does).
 
@@ -65,7 +66,7 @@ class FlowTable:
         key: _Key = (src, sport, dst, dport) if (src, sport) <= (dst, dport) else (dst, dport, src, sport)
         conn = self._live.get(key)
         flags = seg.flags
-        if conn is not None and flags & (SYN | ACK | RST) == SYN:
+        if conn is not None and flags & (SYN | RST) == SYN:  # a SYN, or a SYN-ACK (one direction seen)
             sender = (
                 conn.client if (seg.src == conn.client.ip and seg.sport == conn.client.port) else conn.server
             )
