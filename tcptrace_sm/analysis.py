@@ -20,6 +20,7 @@ from tcptrace_sm.capture import CaptureError, ReadStats, read_segments
 from tcptrace_sm.flows import FlowTable
 from tcptrace_sm.machine import Config, Connection
 from tcptrace_sm.model import STATE_ORDER, flags_str
+from tcptrace_sm.zeek import CONN_STATES, ZeekSummary
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -49,6 +50,8 @@ FLOW_COLUMNS: tuple[str, ...] = (
     "errno",
     "midstream",
     "anomalies",
+    "conn_state",
+    "history",
 )
 ANOMALY_COLUMNS: tuple[str, ...] = (
     "flow_id",
@@ -88,7 +91,7 @@ class Options:
         return Config(time_wait=self.time_wait, close_wait_timeout=self.close_wait_timeout)
 
 
-def flow_record(conn: Connection) -> dict[str, Any]:
+def flow_record(conn: Connection, zeek: ZeekSummary | None = None) -> dict[str, Any]:
     c, s = conn.client, conn.server
     seen: dict[str, None] = {}
     for a in conn.anomalies:
@@ -115,6 +118,8 @@ def flow_record(conn: Connection) -> dict[str, Any]:
         "errno": conn.errno,
         "midstream": conn.midstream,
         "anomalies": list(seen),
+        "conn_state": zeek.conn_state if zeek else None,
+        "history": zeek.history if zeek else None,
     }
 
 
@@ -167,11 +172,11 @@ class Analysis:
     anomalies_not_listed: int = 0  # beyond the per-connection cap of each code
     transitions_not_listed: int = 0  # beyond the per-connection cap
 
-    def add(self, conn: Connection) -> None:
+    def add(self, conn: Connection, zeek: ZeekSummary | None = None) -> None:
         self.anomaly_counts.update(conn.noted)
         self.anomalies_not_listed += sum(conn.noted.values()) - len(conn.anomalies)
         self.transitions_not_listed += conn.dropped_transitions
-        self.flow_records.append(flow_record(conn))
+        self.flow_records.append(flow_record(conn, zeek))
         self.anomaly_records.extend(anomaly_records(conn))
         self.transition_records.extend(transition_records(conn))
 
@@ -243,6 +248,7 @@ _CATEGORIES: dict[str, list[str]] = {
     "side": ["client", "server"],
     "rst_by": ["client", "server"],
     "close": list(CLOSE_KINDS),
+    "conn_state": list(CONN_STATES),
     "code": list(CODES),
     "severity": [s.value for s in Severity],
     "category": [c.value for c in Category],
@@ -284,12 +290,17 @@ def analyze(
     stats = ReadStats(files=[])
     table = FlowTable(config)
     observe = table.observe
+    zeek: dict[int, ZeekSummary] = {}
     for seg in read_segments(list(paths), verify_checksums=verify_checksums, stats=stats):
-        observe(seg)
+        conn = observe(seg)
+        summary = zeek.get(conn.flow_id)
+        if summary is None:
+            summary = zeek[conn.flow_id] = ZeekSummary(seg)
+        summary.update(seg)
     result = Analysis(options, stats)
     end = stats.last_ts if stats.last_ts is not None else 0
     for conn in table.finish(end):
-        result.add(conn)
+        result.add(conn, zeek.pop(conn.flow_id, None))
     return result
 
 
