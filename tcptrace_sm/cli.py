@@ -50,6 +50,17 @@ def cli() -> None:
 cli.add_command(check)
 
 
+def _analyze(
+    captures: tuple[str, ...], time_wait: float, close_wait_timeout: float, verify: bool
+) -> Analysis:
+    """The analysis every command starts from; read warnings go to stderr at once."""
+    result = analyze(
+        list(captures), time_wait=time_wait, close_wait_timeout=close_wait_timeout, verify_checksums=verify
+    )
+    print_warnings(result.stats)
+    return result
+
+
 @cli.command()
 @captures_argument
 @click.option(
@@ -85,13 +96,7 @@ def analyze_cmd(
 ) -> None:
     """Analyse CAPTURE files (pcap, pcapng, gzipped; '-' for stdin), merged in time order."""
     with output_stream(output) as out:  # opened first: fail before the work, not after it
-        result = analyze(
-            list(captures),
-            time_wait=time_wait,
-            close_wait_timeout=close_wait_timeout,
-            verify_checksums=verify_checksums,
-        )
-        print_warnings(result.stats)
+        result = _analyze(captures, time_wait, close_wait_timeout, verify_checksums)
         if not quiet:
             for line in summary_lines(result.summary):
                 err(line)
@@ -300,13 +305,7 @@ def diagram(
     elif not captures:
         raise click.UsageError("give a CAPTURE to draw, or --reference")
     else:
-        result = analyze(
-            list(captures),
-            time_wait=time_wait,
-            close_wait_timeout=close_wait_timeout,
-            verify_checksums=verify_checksums,
-        )
-        print_warnings(result.stats)
+        result = _analyze(captures, time_wait, close_wait_timeout, verify_checksums)
         draw = pictures.observed_mermaid if fmt == "mermaid" else pictures.observed_dot
         text = draw(result.transition_records, result.anomaly_records)
     if fmt in ("mermaid", "dot"):
@@ -389,13 +388,7 @@ def report(
     from tcptrace_sm.html import render_report
 
     with output_stream(output) as out:
-        result = analyze(
-            list(captures),
-            time_wait=time_wait,
-            close_wait_timeout=close_wait_timeout,
-            verify_checksums=verify_checksums,
-        )
-        print_warnings(result.stats)
+        result = _analyze(captures, time_wait, close_wait_timeout, verify_checksums)
         out.write(
             render_report(
                 result.summary,
