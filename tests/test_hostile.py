@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import random
+from pathlib import Path
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mutate import SEEDS, mutate
 from segscript import T0, Wire, path
 
+import tcptrace_sm
 from tcptrace_sm.anomalies import CATALOGUE
 from tcptrace_sm.flows import FlowTable
 from tcptrace_sm.machine import MAX_NOTES_PER_CODE, MAX_TRANSITIONS, Config
@@ -56,3 +62,23 @@ def test_a_flood_of_bad_segments_is_counted_not_stored() -> None:
     assert len(conn.anomalies) == MAX_NOTES_PER_CODE
     assert conn.noted["flags_null"] == 5000
     assert len(conn.transitions) <= MAX_TRANSITIONS
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_mutated_captures_only_ever_raise_capture_error(seed: int, tmp_path: Path) -> None:
+    rng = random.Random(seed)
+    source = rng.choice(SEEDS)
+    data = source.read_bytes()
+    for _ in range(rng.randint(1, 3)):
+        data = mutate(data, rng)
+    path = tmp_path / f"mutated{source.suffix}"
+    path.write_bytes(data)
+    message = None
+    try:
+        a = tcptrace_sm.analyze(path)
+    except tcptrace_sm.CaptureError as e:  # the only exception allowed out
+        message = str(e)
+    if message is not None:
+        assert "\n" not in message  # one line
+        return
+    _ = (a.flows, a.anomalies, a.transitions, a.summary)  # every view builds
