@@ -4,7 +4,7 @@
     >>> a = tcptrace_sm.analyze("capture.pcap", close_wait_timeout=5)
     >>> a.flows, a.anomalies, a.transitions, a.summary
 
-The package imports lazily: ``import tcptrace_sm`` alone loads neither dpkt nor pandas.
+The package imports lazily: ``import tcptrace_sm`` alone loads neither numpy nor pandas.
 """
 
 from __future__ import annotations

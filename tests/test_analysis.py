@@ -65,7 +65,7 @@ def test_bad_option_values_are_rejected() -> None:
         tcptrace_sm.analyze(KERNEL / "refused.pcap", time_wait=-1)
 
 
-def test_importing_the_package_loads_neither_pandas_nor_dpkt() -> None:
-    code = "import sys, tcptrace_sm; print([m for m in ('pandas', 'dpkt') if m in sys.modules])"
+def test_importing_the_package_loads_neither_pandas_nor_numpy() -> None:
+    code = "import sys, tcptrace_sm; print([m for m in ('pandas', 'numpy', 'dpkt') if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
