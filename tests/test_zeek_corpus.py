@@ -1,31 +1,81 @@
 """Speak Zeek: our conn_state and history against Zeek's own answers on its test traces.
 
 The corpus (shared/corpus/zeek, beside the repository) holds captures from Zeek's test suite
-with the conn_state and history that Zeek's baselines give for every connection. Rows are
-matched to our flows by the unordered 4-tuple and then by start time (or order, for the rows
-whose time Zeek masked). Zeek's verified checksums unless run with -C: we do the same.
+with the conn_state and history that Zeek's baselines give for every connection. Each trace is
+read the way that Zeek run read it (checksums verified unless ``-C``, except the sources in
+``ignore_checksums_nets``), split into flows by our flow table, and every flow's segments go
+through :class:`ZeekSummary` configured like that run (``-b`` runs load fewer protocol scripts,
+so fewer likely server ports). Every Zeek connection of every flow (``rows()``) is a candidate.
+
+Matching, per baseline and unordered 4-tuple: a corpus row with a time stamp takes the
+candidate that starts nearest to it; the rows whose time Zeek masked (later connections on a
+split 4-tuple, whose creation order the corpus cannot give) take the remaining candidates in
+the assignment that agrees best, i.e. the multiset of Zeek connections on the 4-tuple is
+compared.
 """
 
 from __future__ import annotations
 
 import csv
-from collections import defaultdict
-from typing import Any
+import ipaddress
+import itertools
+import re
+import struct
+from collections import Counter, defaultdict
+from functools import cache
 
 import pytest
 from conftest import ROOT
 
-import tcptrace_sm
+from tcptrace_sm.capture import read_segments
+from tcptrace_sm.flows import FlowTable
+from tcptrace_sm.model import Segment
+from tcptrace_sm.zeek import LIKELY_SERVER_PORTS, ZeekConfig, ZeekRow, ZeekSummary
 
 CORPUS = ROOT.parent / "shared" / "corpus" / "zeek"
 
-#: Where we deliberately differ, by trace (or "trace|tuple") and the reason.
+#: Where we deliberately differ: a trace, or "trace @ test script" for one Zeek run, and why.
 DEVIATIONS = {
-    "ssh/ssh.pcap": "the ssh max-lengths runs add 'X' (an application analyzer's letter) to history",
-    "tunnels/gtp/gtp2_different_udp_port.pcap": "TCP inside GTP-U tunnels is not decoded",
-    "tunnels/Teredo.pcap": "TCP inside Teredo (IPv6 in UDP) is not decoded",
-    "chksums/localhost-bad-chksum.pcap": "history 'C' (bad checksums) is not kept: such segments are dropped",
-    "tcp/handshake-reorder.pcap": "Zeek flips roles mid-history ('Hs^...') when the SYN follows the SYN-ACK",
+    "ssh/ssh.pcap @ testing/btest/scripts/base/protocols/ssh/max-lengths.test": (
+        "'X': Zeek's SSH analyzer hit SSH::max_packet_length / max_string_length (needs SSH parsing)"
+    ),
+    "tunnels/gtp/gtp2_different_udp_port.pcap": "TCP inside GTP-U tunnels is not decoded (and 'X')",
+    "tunnels/Teredo.pcap|2001:0:4137:9e50:8000:f12a:b9c8:2815": "TCP in Teredo (IPv6 in UDP) is not decoded",
+    "tunnels/geneve-inner-tcp-bad-checksum.pcap": "TCP inside Geneve is not decoded (then 'C')",
+    "tunnels/vxlan-inner-tcp-bad-checksum.pcap": "TCP inside VXLAN is not decoded (then 'C')",
+    "chksums/localhost-bad-chksum.pcap @ testing/btest/core/checksums_ignore_nets.test|-b": (
+        "'C': segments with bad checksums are dropped by the reader, not marked"
+    ),
+    "tcp/syn-bad.pcap": "'C': the only segment has a bad checksum; the reader drops it, so no flow",
+    "tcp/retransmit-fast009.pcap": "'G': header-only capture; the reader does not mark truncated payload",
+    "tcp/retransmit-timeout.pcapng @ testing/btest/core/expire-all-timers.zeek|-b -C": (
+        "the test schedules 300 dummy timers so that max_timer_expires holds the timeout back"
+    ),
+}
+
+_HTTP_PORTS = frozenset({80, 81, 631, 1080, 3128, 8000, 8080, 8888})  # base/protocols/http
+
+#: Likely server ports of the ``zeek -b`` runs: only the protocol scripts a test loads add theirs
+#: (``redef likely_server_ports += { ports }``). Keyed by test script; a bare run not listed
+#: here loads none. The HTTP ones: the scripts load base/protocols/http (missing-syn,
+#: history-flip), ask for the HTTP analyzer (request-analyzer), or their baselines swap a
+#: connection whose first packet, not a SYN, came from port 80 (Teredo, speculative-service).
+BARE_LIKELY_PORTS: dict[str, frozenset[int]] = {
+    "testing/btest/core/tunnels/teredo.zeek": _HTTP_PORTS,
+    "testing/btest/scripts/policy/protocols/conn/speculative-service.zeek": _HTTP_PORTS,
+    "testing/btest/scripts/base/frameworks/analyzer/request-analyzer.zeek": _HTTP_PORTS,
+    "testing/btest/core/tcp/missing-syn.zeek": _HTTP_PORTS,
+    "testing/btest/core/history-flip.zeek": _HTTP_PORTS,
+    # loads base/protocols/smtp on the command line; redefs Redis::ports
+    "testing/btest/scripts/base/files/mime/mime-content-hash.zeek": frozenset({25, 587}),
+    "testing/btest/scripts/base/protocols/redis/django-cloud.zeek": frozenset({6379, 10625}),
+}
+
+#: Corpus rows whose recorded Zeek flags are contradicted by the baseline itself.
+VERIFY_OVERRIDE = {
+    # every server segment has a bad checksum, yet the baseline shows the server's letters: the
+    # public test script runs ``zeek -C`` (the corpus lists no flags for it)
+    "testing/btest/core/tcp/tcp-dups.zeek": False,
 }
 
 
@@ -34,37 +84,203 @@ def _rows() -> list[dict[str, str]]:
         return [r for r in csv.DictReader(f) if r["comparable"] == "1"]
 
 
-def _key(a: str, ap: int, b: str, bp: int) -> tuple[tuple[str, int], ...]:
-    return tuple(sorted(((a, ap), (b, bp))))
+_Key = tuple[tuple[str, int], tuple[str, int]]
 
 
-def _ours(trace: str, verify: bool) -> dict[tuple[tuple[str, int], ...], list[dict[str, Any]]]:
-    a = tcptrace_sm.analyze(CORPUS / "traces" / trace, verify_checksums=verify)
-    out: dict[tuple[tuple[str, int], ...], list[dict[str, Any]]] = defaultdict(list)
-    for f in a.flow_records:
-        out[_key(f["client_ip"], f["client_port"], f["server_ip"], f["server_port"])].append(f)
+def _key(a: str, ap: int, b: str, bp: int) -> _Key:
+    x, y = (a, ap), (b, bp)
+    return (x, y) if x <= y else (y, x)
+
+
+def _script(row: dict[str, str]) -> str:
+    return row["test_script"].split(" (part")[0]
+
+
+def _run_settings(row: dict[str, str]) -> tuple[bool, tuple[str, ...], frozenset[int]]:
+    """(verify checksums, ignore_checksums_nets, likely server ports) of the row's Zeek run."""
+    flags = row["zeek_args"].split(";")[0].split()
+    verify = VERIFY_OVERRIDE.get(_script(row), "-C" not in flags)
+    nets = tuple(re.findall(r"\d+\.\d+\.\d+\.\d+/\d+", row["zeek_args"]))
+    ports = BARE_LIKELY_PORTS.get(_script(row), frozenset()) if "-b" in flags else LIKELY_SERVER_PORTS
+    return verify, nets, ports
+
+
+@cache
+def _segments(trace: str) -> tuple[list[Segment], frozenset[int]]:
+    """Every segment of the trace, and the frames of those whose checksums verify."""
+    path = CORPUS / "traces" / trace
+    good = frozenset(s.frame for s in read_segments(path, verify_checksums=True))
+    return list(read_segments(path)), good
+
+
+class _Valid(Segment):
+    """Segments as the reader would have to deliver them to win the 'C' and 'G' rows."""
+
+    __slots__ = ()
+    bad_checksum = False
+    truncated = False
+
+
+class _BadChecksum(_Valid):
+    __slots__ = ()
+    bad_checksum = True
+
+
+class _Truncated(_Valid):
+    __slots__ = ()
+    truncated = True
+
+
+@cache
+def _frames(trace: str) -> dict[int, tuple[bool, bool]]:
+    """Per frame of a classic pcap: (IPv4 header checksum valid, payload cut short by the snaplen).
+
+    Only for the simulation of reader markers: Zeek drops a packet whose IP header checksum
+    fails before TCP sees it (no 'C'), and does not reassemble payload the capture cut short.
+    """
+    data = (CORPUS / "traces" / trace).read_bytes()
+    order = {
+        b"\xd4\xc3\xb2\xa1": "<",
+        b"\x4d\x3c\xb2\xa1": "<",
+        b"\xa1\xb2\xc3\xd4": ">",
+        b"\xa1\xb2\x3c\x4d": ">",
+    }
+    endian = order.get(data[:4])
+    if endian is None:
+        return {}
+    link = struct.unpack(endian + "I", data[20:24])[0] & 0xFFFF
+    out: dict[int, tuple[bool, bool]] = {}
+    pos, frame = 24, 0
+    while pos + 16 <= len(data):
+        caplen = struct.unpack(endian + "I", data[pos + 8 : pos + 12])[0]
+        pkt = data[pos + 16 : pos + 16 + caplen]
+        pos += 16 + caplen
+        frame += 1
+        off = {1: 14, 0: 4, 108: 4, 113: 16, 101: 0, 12: 0, 14: 0, 228: 0}.get(link)
+        if off is None:
+            continue
+        if link == 1:
+            while pkt[off - 2 : off] in (b"\x81\x00", b"\x88\xa8"):
+                off += 4
+        ip = pkt[off:]
+        if len(ip) < 20 or ip[0] >> 4 != 4:
+            continue
+        ihl = (ip[0] & 15) * 4
+        words = sum(struct.unpack(f"!{ihl // 2}H", ip[:ihl]))
+        while words >> 16:
+            words = (words & 0xFFFF) + (words >> 16)
+        total = struct.unpack("!H", ip[2:4])[0]
+        out[frame] = (words == 0xFFFF, len(ip) < total)
     return out
 
 
-def _compare() -> list[tuple[dict[str, str], dict[str, Any] | None]]:
-    pairs: list[tuple[dict[str, str], dict[str, Any] | None]] = []
-    cache: dict[tuple[str, bool], Any] = {}
-    for row in _rows():
-        verify = "-C" not in row["zeek_args"].split(";")[0].split()
-        ck = (row["trace"], verify)
-        if ck not in cache:
-            cache[ck] = _ours(row["trace"], verify)
-        flows = cache[ck].get(_key(row["orig_h"], int(row["orig_p"]), row["resp_h"], int(row["resp_p"])), [])
-        match = None
-        if flows:
-            if row["ts"]:
-                ts = float(row["ts"])
-                match = min(flows, key=lambda f: abs(f["first_ts"] / 1e9 - ts))
+@cache
+def _ours(
+    trace: str, verify: bool, nets: tuple[str, ...], ports: frozenset[int], marks: bool = False
+) -> dict[tuple[tuple[str, int], tuple[str, int]], list[ZeekRow]]:
+    """Every Zeek connection of every flow, by 4-tuple; ``marks``: simulate marked bad segments."""
+    segs, good = _segments(trace)
+    ignored = [ipaddress.ip_network(n) for n in nets]
+    config = ZeekConfig(likely_server_ports=ports)
+    table = FlowTable()
+    by_flow: dict[int, ZeekSummary] = {}
+    by_key: dict[tuple[tuple[str, int], tuple[str, int]], ZeekSummary] = {}
+    frames = _frames(trace) if marks else {}
+    for raw in segs:
+        key = _key(raw.src, raw.sport, raw.dst, raw.dport)
+        valid = not verify or raw.frame in good or any(ipaddress.ip_address(raw.src) in n for n in ignored)
+        ip_ok, cut = frames.get(raw.frame, (True, False))
+        seg = (_Truncated if cut else _Valid)(*raw) if marks else raw
+        if not valid:
+            if marks and ip_ok:  # to the Zeek connection live on the 4-tuple, or one of its own
+                bad = _BadChecksum(*seg)
+                if key not in by_key:
+                    by_key[key] = ZeekSummary(bad, config=config)
+                by_key[key].update(bad)
+            continue
+        fid = table.observe(seg).flow_id
+        summary = by_flow.get(fid)
+        if summary is None:
+            pending = by_key.get(key)
+            if marks and pending is not None and pending not in by_flow.values():
+                summary = pending
             else:
-                uid_rank = 1 if "later" in row["ts_source"] else 0
-                match = flows[min(uid_rank, len(flows) - 1)]
-        pairs.append((row, match))
+                summary = ZeekSummary(seg, config=config)
+            by_flow[fid] = by_key[key] = summary
+        summary.update(seg)
+    out: dict[tuple[tuple[str, int], tuple[str, int]], list[ZeekRow]] = defaultdict(list)
+    for summary in {id(s): s for s in [*by_flow.values(), *by_key.values()]}.values():
+        for row in summary.rows():
+            out[_key(row.orig_h, row.orig_p, row.resp_h, row.resp_p)].append(row)
+    return out
+
+
+def _agrees(row: dict[str, str], z: ZeekRow) -> int:
+    return int(not row["conn_state"] or z.conn_state == row["conn_state"]) + int(
+        not row["history"] or z.history == row["history"]
+    )
+
+
+def _compare(marks: bool = False) -> list[tuple[dict[str, str], ZeekRow | None]]:
+    groups: dict[tuple[str, str, _Key], list[dict[str, str]]] = defaultdict(list)
+    for row in _rows():
+        key = _key(row["orig_h"], int(row["orig_p"]), row["resp_h"], int(row["resp_p"]))
+        groups[row["baseline"], row["trace"], key].append(row)
+    pairs: list[tuple[dict[str, str], ZeekRow | None]] = []
+    for (_, _, key), rows in groups.items():
+        ours = _ours(rows[0]["trace"], *_run_settings(rows[0]), marks).get(key, [])
+        free = list(ours)
+        for row in (r for r in rows if r["ts"]):
+            ts = round(float(row["ts"]) * 1e9)
+            best = min(free, key=lambda z: abs(z.ts - ts), default=None)
+            if best is not None and abs(best.ts - ts) < 1_000_000:
+                free.remove(best)
+            else:
+                best = None
+            pairs.append((row, best))
+        blind = [r for r in rows if not r["ts"]]
+        if blind:
+            padded: list[ZeekRow | None] = [*free, *([None] * len(blind))]
+            pick = max(
+                itertools.permutations(padded, len(blind)),
+                key=lambda p: sum(_agrees(r, z) for r, z in zip(blind, p, strict=True) if z is not None),
+            )
+            pairs.extend(zip(blind, pick, strict=True))
     return pairs
+
+
+def _deviation(row: dict[str, str]) -> str | None:
+    flags = row["zeek_args"].split(";")[0].strip()
+    for key in (
+        f"{row['trace']} @ {_script(row)}|{flags}",
+        f"{row['trace']} @ {_script(row)}",
+        f"{row['trace']}|{row['orig_h']}",
+        row["trace"],
+    ):
+        if key in DEVIATIONS:
+            return DEVIATIONS[key]
+    return None
+
+
+def _packets(pairs: list[tuple[dict[str, str], ZeekRow | None]]) -> tuple[int, int]:
+    rows = [(r, z) for r, z in pairs if r["orig_pkts"] and r["resp_pkts"]]
+    same = [
+        1
+        for r, z in rows
+        if z is not None and (z.orig_pkts, z.resp_pkts) == (int(r["orig_pkts"]), int(r["resp_pkts"]))
+    ]
+    return len(same), len(rows)
+
+
+def _score(pairs: list[tuple[dict[str, str], ZeekRow | None]]) -> tuple[int, int, int, int]:
+    state = [(r, z) for r, z in pairs if r["conn_state"]]
+    hist = [(r, z) for r, z in pairs if r["history"]]
+    return (
+        sum(1 for r, z in state if z is not None and z.conn_state == r["conn_state"]),
+        len(state),
+        sum(1 for r, z in hist if z is not None and z.history == r["history"]),
+        len(hist),
+    )
 
 
 @pytest.mark.skipif(
@@ -72,33 +288,47 @@ def _compare() -> list[tuple[dict[str, str], dict[str, Any] | None]]:
 )
 def test_agreement_with_zeek() -> None:
     pairs = _compare()
-    state_rows = [(r, f) for r, f in pairs if r["conn_state"]]
-    hist_rows = [(r, f) for r, f in pairs if r["history"]]
-    state_ok = [(r, f) for r, f in state_rows if f is not None and f["conn_state"] == r["conn_state"]]
-    hist_ok = [(r, f) for r, f in hist_rows if f is not None and f["history"] == r["history"]]
-    misses = [
-        f"{r['trace']} {r['orig_h']}:{r['orig_p']} zeek {r['conn_state']}/{r['history']} "
-        f"ours {(f or {}).get('conn_state')}/{(f or {}).get('history')}"
-        + (f"  [known: {DEVIATIONS[r['trace']]}]" if r["trace"] in DEVIATIONS else "")
-        for r, f in pairs
-        if f is None
-        or (r["conn_state"] and f["conn_state"] != r["conn_state"])
-        or (r["history"] and f["history"] != r["history"])
-    ]
-    state_rate = len(state_ok) / len(state_rows)
-    hist_rate = len(hist_ok) / len(hist_rows)
-    report = (
-        f"conn_state {len(state_ok)}/{len(state_rows)} = {state_rate:.1%}, "
-        f"history {len(hist_ok)}/{len(hist_rows)} = {hist_rate:.1%}\n" + "\n".join(sorted(set(misses)))
+    s_ok, s_n, h_ok, h_n = _score(pairs)
+    misses: list[str] = []
+    by_cause: Counter[str] = Counter()
+    for r, z in pairs:
+        bad_state = bool(r["conn_state"]) and (z is None or z.conn_state != r["conn_state"])
+        bad_hist = bool(r["history"]) and (z is None or z.history != r["history"])
+        if not (bad_state or bad_hist):
+            continue
+        why = _deviation(r)
+        by_cause[why or "(not explained)"] += 1
+        ours = f"{z.conn_state}/{z.history}" if z is not None else "none"
+        misses.append(
+            f"{r['trace']} {r['orig_h']}:{r['orig_p']} zeek {r['conn_state']}/{r['history']} ours {ours}"
+            + (f"  [known: {why}]" if why else "")
+        )
+    known = [(r, z) for r, z in pairs if _deviation(r) is None]
+    k_s_ok, k_s_n, k_h_ok, k_h_n = _score(known)
+    m_s_ok, _, m_h_ok, _ = _score(_compare(marks=True))
+    report = "\n".join(
+        [
+            f"conn_state {s_ok}/{s_n} = {s_ok / s_n:.1%}, history {h_ok}/{h_n} = {h_ok / h_n:.1%}",
+            f"  without the listed deviations: conn_state {k_s_ok}/{k_s_n} = {k_s_ok / k_s_n:.1%}, "
+            f"history {k_h_ok}/{k_h_n} = {k_h_ok / k_h_n:.1%}",
+            f"  if the reader marked bad-checksum and truncated segments: "
+            f"conn_state {m_s_ok}/{s_n} = {m_s_ok / s_n:.1%}, history {m_h_ok}/{h_n} = {m_h_ok / h_n:.1%}",
+            "  packet counts (orig_pkts, resp_pkts) agree on {}/{} rows".format(*_packets(pairs)),
+            "rows differing, by cause:",
+            *(f"  {n:3} {cause}" for cause, n in by_cause.most_common()),
+            *sorted(Counter(misses).elements()),
+        ]
     )
     print(report)
-    assert state_rate >= STATE_FLOOR, report
-    assert hist_rate >= HISTORY_FLOOR, report
+    assert s_ok / s_n >= STATE_FLOOR, report
+    assert h_ok / h_n >= HISTORY_FLOOR, report
+    assert by_cause["(not explained)"] <= UNEXPLAINED_CEILING, report
 
 
-#: Measured when this test was written (a ratchet: raise them as agreement improves). The
-#: issue's goal is 95% and 90%; most of the gap is Zeek splitting one 4-tuple into several
-#: connections (after a close or reset, after a timeout, in half-duplex captures) where we
-#: keep one, and the deviations listed above.
-STATE_FLOOR = 0.90
-HISTORY_FLOOR = 0.77
+#: Measured when this test was last changed (a ratchet: raise them as agreement improves). The
+#: issue's goal is 95% and 90%. Every row outside DEVIATIONS agrees; the history goal is out of
+#: reach while the 33 'X' rows stay (and 90% needs all the rest: tunnels, 'C' and 'G' from the
+#: reader, and the max_timer_expires row).
+STATE_FLOOR = 0.979  # 239/244
+HISTORY_FLOOR = 0.876  # 297/339
+UNEXPLAINED_CEILING = 0
