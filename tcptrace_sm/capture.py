@@ -87,8 +87,8 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from itertools import chain
-from typing import IO, Any, Final, Protocol
+from itertools import chain, pairwise
+from typing import IO, Any, ClassVar, Final, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -99,13 +99,18 @@ __all__ = [
     "CHUNK",
     "MAX_BLOCK",
     "MAX_CAPLEN",
+    "NAMES",
     "SKIP_REASONS",
     "SUPPORTED_LINKTYPES",
     "CaptureError",
+    "Columns",
     "ReadStats",
+    "new_segment",
     "parse_options",
     "read_batches",
+    "read_columns",
     "read_segments",
+    "segments_of",
 ]
 
 I64 = npt.NDArray[np.int64]
@@ -196,6 +201,15 @@ _IP6_DT: Final = np.dtype(
     [("vtf", ">u4"), ("plen", ">u2"), ("nh", "u1"), ("hlim", "u1"), ("src", "V16"), ("dst", "V16")]
 )
 _SPAN: Final = {w: np.arange(w, dtype=np.int64) for w in (2, 4, 8, 20, 40)}
+_V16: Final = np.dtype("V16")
+
+
+def _v4_as_16(addr: npt.NDArray[Any]) -> npt.NDArray[np.void]:
+    """IPv4 addresses (big-endian u4) as 16-byte values, the address in the last four bytes."""
+    out = np.zeros((len(addr), 4), dtype=">u4")
+    out[:, 3] = addr
+    v: npt.NDArray[np.void] = out.view(_V16).ravel()
+    return v
 
 
 class CaptureError(ValueError):
@@ -384,16 +398,92 @@ def _u16(u8: U8, pos: I64, big: bool) -> I64:
     return out
 
 
-def _take(col: list[Any], order: npt.NDArray[np.intp] | I64) -> list[Any]:
-    """``[col[k] for k in order]``, at numpy speed."""
-    arr = np.empty(len(col), dtype=object)
-    arr[:] = col
-    out: list[Any] = arr[order].tolist()
-    return out
+def _gather(buf: U8, off: I64, idx: npt.NDArray[np.intp] | I64) -> tuple[U8, I64]:
+    """The variable-length slices ``idx`` of ``buf`` (bounds in ``off``), packed: (bytes, bounds)."""
+    starts = off[:-1][idx]
+    lens = off[1:][idx] - starts
+    bounds = np.zeros(len(lens) + 1, dtype=np.int64)
+    np.cumsum(lens, out=bounds[1:])
+    total = int(bounds[-1])
+    if not total:
+        return np.empty(0, dtype=np.uint8), bounds
+    pos = np.repeat(starts - bounds[:-1], lens) + np.arange(total, dtype=np.int64)
+    return buf[pos], bounds
 
 
-def _reorder(cols: list[list[Any]], order: npt.NDArray[np.intp] | I64) -> list[list[Any]]:
-    return [_take(c, order) for c in cols]
+@dataclass(slots=True)
+class Columns:
+    """TCP segments as numpy columns (one row per segment), the reader's native output.
+
+    ``fam`` is 4 or 6; ``src`` / ``dst`` are 16-byte addresses (an IPv4 address in the last four
+    bytes); ``opt`` holds every segment's raw TCP option bytes back to back, row ``i`` owning
+    ``opt[ooff[i]:ooff[i + 1]]``. ``frame`` and ``ts`` are filled when a batch is emitted.
+    """
+
+    fam: U8
+    src: Rows
+    dst: Rows
+    sport: I64
+    dport: I64
+    seq: I64
+    ack: I64
+    flags: I64
+    win: I64
+    length: I64
+    opt: U8
+    ooff: I64
+    frame: I64 = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    ts: I64 = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+
+    NUMERIC: ClassVar[tuple[str, ...]] = (
+        "fam", "src", "dst", "sport", "dport", "seq", "ack", "flags", "win", "length",
+    )  # fmt: skip
+
+    @classmethod
+    def empty(cls) -> Columns:
+        e = np.empty(0, dtype=np.int64)
+        v = np.empty(0, dtype=_V16)
+        return cls(
+            fam=np.empty(0, dtype=np.uint8), src=v, dst=v, sport=e, dport=e, seq=e, ack=e, flags=e,
+            win=e, length=e, opt=np.empty(0, dtype=np.uint8), ooff=np.zeros(1, dtype=np.int64),
+        )  # fmt: skip
+
+    def __len__(self) -> int:
+        return len(self.seq)
+
+    def take(self, idx: npt.NDArray[np.intp] | I64) -> Columns:
+        """The rows ``idx``, in that order."""
+        out: dict[str, Any] = {name: getattr(self, name)[idx] for name in self.NUMERIC}
+        out["opt"], out["ooff"] = _gather(self.opt, self.ooff, idx)
+        if len(self.frame) == len(self.seq):
+            out["frame"] = self.frame[idx]
+            out["ts"] = self.ts[idx]
+        return Columns(**out)
+
+    @classmethod
+    def concat(cls, parts: Sequence[Columns]) -> Columns:
+        if len(parts) == 1:
+            return parts[0]
+        if not parts:
+            return cls.empty()
+        out: dict[str, Any] = {
+            name: np.concatenate([getattr(p, name) for p in parts]) for name in cls.NUMERIC
+        }
+        out["opt"] = np.concatenate([p.opt for p in parts])
+        shift = np.cumsum([0] + [int(p.ooff[-1]) for p in parts[:-1]])
+        out["ooff"] = np.concatenate(
+            [parts[0].ooff[:1]] + [p.ooff[1:] + k for p, k in zip(parts, shift.tolist(), strict=True)]
+        )
+        if all(len(p.frame) == len(p.seq) for p in parts):
+            out["frame"] = np.concatenate([p.frame for p in parts])
+            out["ts"] = np.concatenate([p.ts for p in parts])
+        return Columns(**out)
+
+    def options(self) -> list[bytes]:
+        """Every row's raw option bytes."""
+        raw = self.opt.tobytes()
+        b = self.ooff.tolist()
+        return [raw[x:y] for x, y in pairwise(b)]
 
 
 def _drop(skip: dict[str, int], reason: str, bad: npt.NDArray[np.bool_], *arrays: Any) -> list[Any]:
@@ -411,8 +501,6 @@ class _Decoder:
 
     def __init__(self, verify: bool) -> None:
         self.verify = verify
-        self.v4 = _V4Names()
-        self.v6 = _V6Names()
 
     def link(self, u8: U8, d: I64, end: I64, lt: int, skip: dict[str, int]) -> tuple[I64, I64, I64, I64]:
         """Record indices and network-header positions of the IPv4 and the IPv6 packets."""
@@ -471,11 +559,10 @@ class _Decoder:
 
     def decode(
         self, buf: bytes, u8: U8, d: I64, cap: I64, lt: int, skip: dict[str, int]
-    ) -> tuple[I64, list[list[Any]]]:
+    ) -> tuple[I64, Columns]:
         """Segments of the records at ``d`` (captured lengths ``cap``), all of link type ``lt``.
 
-        Returns the record index of every segment (ascending) and the columns
-        src, sport, dst, dport, seq, ack, flags, win, length, options.
+        Returns the record index of every segment (ascending) and their columns.
         """
         end = d + cap
         i4, p4, i6, p6 = self.link(u8, d, end, lt, skip)
@@ -485,22 +572,18 @@ class _Decoder:
         if len(i6):
             parts.append(self._ipv6(buf, u8, i6, p6, end[i6], skip))
         if not parts:
-            return np.empty(0, dtype=np.int64), [[] for _ in range(10)]
+            return np.empty(0, dtype=np.int64), Columns.empty()
         if len(parts) == 1:
-            return self._tcp(buf, u8, *parts[0], skip)
+            return self._tcp(u8, *parts[0], skip)
         # both families: one TCP pass over the union, in record order
-        (ia, ta, la, ea, sa, da), (ib, tb, lb, eb, sb, db) = parts
-        idx = np.concatenate([ia, ib])
+        idx = np.concatenate([p[0] for p in parts])
         order = np.argsort(idx, kind="stable")
-        tcp = np.concatenate([ta, tb])[order]
-        seglen = np.concatenate([la, lb])[order]
-        end = np.concatenate([ea, eb])[order]
-        src, dst = _reorder([sa + sb, da + db], order)
-        return self._tcp(buf, u8, idx[order], tcp, seglen, end, src, dst, skip)
+        tcp, seglen, end, fam, src, dst = (np.concatenate([p[k] for p in parts])[order] for k in range(1, 7))
+        return self._tcp(u8, idx[order], tcp, seglen, end, fam, src, dst, skip)
 
     def _ipv4(
         self, buf: bytes, u8: U8, idx: I64, p: I64, end: I64, skip: dict[str, int]
-    ) -> tuple[I64, I64, I64, I64, list[str], list[str]]:
+    ) -> tuple[I64, I64, I64, I64, U8, Rows, Rows]:
         """IPv4 packets that carry a whole TCP header: (record index, TCP header position,
         TCP segment length from the IP header, captured end, source, destination)."""
         idx, p, end = _drop(skip, "truncated_header", end - p < 20, idx, p, end)
@@ -521,8 +604,6 @@ class _Decoder:
         idx, p, end, h, hl, tot, zero = _drop(skip, "malformed", tot < hl + 20, idx, p, end, h, hl, tot, zero)
         tcp = p + hl
         seglen = tot - hl
-        src = h["src"].tolist()
-        dst = h["dst"].tolist()
         if self.verify:
             bad = np.zeros(len(idx), dtype=np.bool_)
             for k, (a, ihl, t, sl, e, z) in enumerate(
@@ -546,19 +627,13 @@ class _Decoder:
                         s <<= 8
                     if (s + int.from_bytes(buf[a + 12 : a + 20], "big") + 6 + sl) % 0xFFFF:
                         bad[k] = True
-            if bad.any():
-                keep = ~bad
-                skip["bad_checksum"] = skip.get("bad_checksum", 0) + int(np.count_nonzero(bad))
-                idx, tcp, seglen, end = idx[keep], tcp[keep], seglen[keep], end[keep]
-                kl = keep.tolist()
-                src = [x for x, k in zip(src, kl, strict=True) if k]
-                dst = [x for x, k in zip(dst, kl, strict=True) if k]
-        names = self.v4.__getitem__
-        return idx, tcp, seglen, end, list(map(names, src)), list(map(names, dst))
+            idx, tcp, seglen, end, h = _drop(skip, "bad_checksum", bad, idx, tcp, seglen, end, h)
+        fam = np.full(len(idx), 4, dtype=np.uint8)
+        return idx, tcp, seglen, end, fam, _v4_as_16(h["src"]), _v4_as_16(h["dst"])
 
     def _ipv6(
         self, buf: bytes, u8: U8, idx: I64, p: I64, end: I64, skip: dict[str, int]
-    ) -> tuple[I64, I64, I64, I64, list[str], list[str]]:
+    ) -> tuple[I64, I64, I64, I64, U8, Rows, Rows]:
         """Like :meth:`_ipv4`, walking the extension headers."""
         idx, p, end = _drop(skip, "truncated_header", end - p < 40, idx, p, end)
         h = _rows(u8, p, 40, _IP6_DT)
@@ -591,8 +666,6 @@ class _Decoder:
         idx, p, end, h, q, seglen, zero = _drop(
             skip, "malformed", seglen < 20, idx, p, end, h, q, seglen, zero
         )
-        src = h["src"].tolist()
-        dst = h["dst"].tolist()
         if self.verify:
             bad = np.zeros(len(idx), dtype=np.bool_)
             for k, (a, t, sl, e, z) in enumerate(
@@ -605,54 +678,55 @@ class _Decoder:
                     s <<= 8
                 if (s + int.from_bytes(buf[a + 8 : a + 40], "big") + 6 + sl) % 0xFFFF:
                     bad[k] = True
-            if bad.any():
-                keep = ~bad
-                skip["bad_checksum"] = skip.get("bad_checksum", 0) + int(np.count_nonzero(bad))
-                idx, q, seglen, end = idx[keep], q[keep], seglen[keep], end[keep]
-                kl = keep.tolist()
-                src = [x for x, k in zip(src, kl, strict=True) if k]
-                dst = [x for x, k in zip(dst, kl, strict=True) if k]
-        names = self.v6.__getitem__
-        return idx, q, seglen, end, list(map(names, src)), list(map(names, dst))
+            idx, q, seglen, end, h = _drop(skip, "bad_checksum", bad, idx, q, seglen, end, h)
+        fam = np.full(len(idx), 6, dtype=np.uint8)
+        return idx, q, seglen, end, fam, h["src"].copy(), h["dst"].copy()
 
     def _tcp(
         self,
-        buf: bytes,
         u8: U8,
         idx: I64,
         tcp: I64,
         seglen: I64,
         end: I64,
-        src: list[str],
-        dst: list[str],
+        fam: U8,
+        src: Rows,
+        dst: Rows,
         skip: dict[str, int],
-    ) -> tuple[I64, list[list[Any]]]:
+    ) -> tuple[I64, Columns]:
         t = _rows(u8, tcp, 20, _TCP_DT)
         hlen = (t["off"] >> 4).astype(np.int64) * 4
         length = seglen - hlen
         bad = (hlen < 20) | (length < 0)
         if bad.any():
-            keep = ~bad
-            kl = keep.tolist()
-            src = [x for x, k in zip(src, kl, strict=True) if k]
-            dst = [x for x, k in zip(dst, kl, strict=True) if k]
-            idx, tcp, end, t, hlen, length = _drop(skip, "malformed", bad, idx, tcp, end, t, hlen, length)
-        # option bytes: up to the data offset, or the snaplen (empty slices are free)
+            idx, tcp, end, t, hlen, length, fam, src, dst = _drop(
+                skip, "malformed", bad, idx, tcp, end, t, hlen, length, fam, src, dst
+            )
+        # option bytes: up to the data offset, or the snaplen
         a = tcp + 20
-        b = np.minimum(tcp + hlen, end)
-        opts = [buf[x:y] for x, y in zip(a.tolist(), b.tolist(), strict=True)]
-        cols = [
-            src,
-            t["sport"].tolist(),
-            dst,
-            t["dport"].tolist(),
-            t["seq"].tolist(),
-            t["ack"].tolist(),
-            t["flags"].tolist(),
-            t["win"].tolist(),
-            length.tolist(),
-            opts,
-        ]
+        olen = np.maximum(np.minimum(tcp + hlen, end) - a, 0)
+        ooff = np.zeros(len(a) + 1, dtype=np.int64)
+        np.cumsum(olen, out=ooff[1:])
+        total = int(ooff[-1])
+        if total:
+            pos = np.repeat(a - ooff[:-1], olen) + np.arange(total, dtype=np.int64)
+            opt = u8[pos]
+        else:
+            opt = np.empty(0, dtype=np.uint8)
+        cols = Columns(
+            fam=fam,
+            src=src,
+            dst=dst,
+            sport=t["sport"].astype(np.int64),
+            dport=t["dport"].astype(np.int64),
+            seq=t["seq"].astype(np.int64),
+            ack=t["ack"].astype(np.int64),
+            flags=t["flags"].astype(np.int64),
+            win=t["win"].astype(np.int64),
+            length=length,
+            opt=opt,
+            ooff=ooff,
+        )
         return idx, cols
 
 
@@ -665,7 +739,7 @@ class _Batch:
 
     ts: I64
     rec: I64  # record index (within the batch) of every segment, ascending
-    cols: list[list[Any]]  # src, sport, dst, dport, seq, ack, flags, win, length, options
+    cols: Columns
 
 
 @dataclass
@@ -1131,7 +1205,7 @@ class _File:
         # several link types in one chunk: decode each group, then restore record order
         skip = self.stats.skipped
         recs: list[I64] = []
-        colparts: list[list[list[Any]]] = []
+        colparts: list[Columns] = []
         for lt in groups:
             sel = np.flatnonzero(lts == lt)
             if lt < 0:
@@ -1142,11 +1216,10 @@ class _File:
             colparts.append(c)
         self._account(len(ts))
         if not recs:
-            return _Batch(ts, np.empty(0, dtype=np.int64), [[] for _ in range(10)]), bad_at
+            return _Batch(ts, np.empty(0, dtype=np.int64), Columns.empty()), bad_at
         rec = np.concatenate(recs)
         order = np.argsort(rec, kind="stable")
-        merged = [list(chain.from_iterable(p[j] for p in colparts)) for j in range(10)]
-        return _Batch(ts, rec[order], _reorder(merged, order)), bad_at
+        return _Batch(ts, rec[order], Columns.concat(colparts).take(order)), bad_at
 
     def close(self) -> None:
         if self.raw is not None:
@@ -1160,19 +1233,20 @@ class _File:
 # --------------------------------------------------------------------------- merging
 
 
-_new_segment = partial(tuple.__new__, Segment)
+#: ``new_segment(fields)``: a :class:`Segment` from an iterable of its 12 fields, fast
+new_segment = partial(tuple.__new__, Segment)
 
 
-def _emit(batch: _Batch, a: int, b: int, frame0: int, stats: ReadStats) -> list[Segment]:
-    """Segments of records ``a:b`` of ``batch``; record ``a`` gets frame number ``frame0 + 1``."""
+def _emit_columns(batch: _Batch, a: int, b: int, frame0: int, stats: ReadStats) -> Columns:
+    """Columns of the segments among records ``a:b`` of ``batch``; record ``a`` is frame ``frame0 + 1``."""
     ts = batch.ts
     seg_ts = ts[a:b]
-    lo = int(seg_ts.min()) if b > a else 0
-    hi = int(seg_ts.max()) if b > a else 0
-    if stats.first_ts is None or lo < stats.first_ts:
-        stats.first_ts = lo
-    if stats.last_ts is None or hi > stats.last_ts:
-        stats.last_ts = hi
+    if b > a:
+        lo, hi = int(seg_ts.min()), int(seg_ts.max())
+        if stats.first_ts is None or lo < stats.first_ts:
+            stats.first_ts = lo
+        if stats.last_ts is None or hi > stats.last_ts:
+            stats.last_ts = hi
     stats.packets += b - a
     rec = batch.rec
     if a == 0 and b == len(ts):
@@ -1180,24 +1254,73 @@ def _emit(batch: _Batch, a: int, b: int, frame0: int, stats: ReadStats) -> list[
     else:
         i = int(np.searchsorted(rec, a))
         j = int(np.searchsorted(rec, b))
-    if i == j:
-        return []
     r = rec[i:j]
-    frames = (r + (frame0 + 1 - a)).tolist()
-    tss = ts[r].tolist()
-    cols = batch.cols if (i == 0 and j == len(rec)) else [c[i:j] for c in batch.cols]
+    cols = batch.cols if (i == 0 and j == len(rec)) else batch.cols.take(np.arange(i, j))
+    cols.frame = r + (frame0 + 1 - a)
+    cols.ts = ts[r]
+    stats.segments += j - i
+    return cols
+
+
+class _Names:
+    """Address strings, cached: a capture has far fewer hosts than packets."""
+
+    def __init__(self) -> None:
+        self.v4 = _V4Names()
+        self.v6 = _V6Names()
+
+    def of(self, fam: U8, addr: Rows) -> list[str]:
+        addr = np.ascontiguousarray(addr)
+        v4 = fam == 4
+        if v4.all():
+            return list(map(self.v4.__getitem__, addr.view(">u4").reshape(-1, 4)[:, 3].tolist()))
+        if not v4.any():
+            return list(map(self.v6.__getitem__, addr.tolist()))
+        out = list(map(self.v6.__getitem__, addr.tolist()))
+        k = np.flatnonzero(v4)
+        for i, name in zip(
+            k.tolist(),
+            map(self.v4.__getitem__, addr[k].view(">u4").reshape(-1, 4)[:, 3].tolist()),
+            strict=True,
+        ):
+            out[i] = name
+        return out
+
+
+NAMES = _Names()
+
+
+def segments_of(cols: Columns, rows: npt.NDArray[np.intp] | I64 | None = None) -> list[Segment]:
+    """:class:`Segment` tuples of ``cols`` (all rows, or the rows ``rows`` in that order)."""
+    if rows is not None:
+        cols = cols.take(rows)
+    if not len(cols):
+        return []
+    names = NAMES.of
+    fields = [
+        cols.frame.tolist(),
+        cols.ts.tolist(),
+        names(cols.fam, cols.src),
+        cols.sport.tolist(),
+        names(cols.fam, cols.dst),
+        cols.dport.tolist(),
+        cols.seq.tolist(),
+        cols.ack.tolist(),
+        cols.flags.tolist(),
+        cols.win.tolist(),
+        cols.length.tolist(),
+        cols.options(),
+    ]
     # Building tens of thousands of tuples would trigger many collections of the cyclic
     # garbage collector (most of the cost); these tuples cannot form cycles, so pause it.
     paused = gc.isenabled()
     if paused:
         gc.disable()
     try:
-        out = list(map(_new_segment, zip(frames, tss, *cols, strict=True)))
+        return list(map(new_segment, zip(*fields, strict=True)))
     finally:
         if paused:
             gc.enable()
-    stats.segments += len(out)
-    return out
 
 
 class _Head:
@@ -1208,7 +1331,7 @@ class _Head:
     def __init__(self, file: _File, key: int) -> None:
         self.file = file
         self.key = key  # file index: ties go to the earlier file
-        self.batch = _Batch(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), [])
+        self.batch = _Batch(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), Columns.empty())
         self.tl: list[int] = []
         self.cur = 0
         self.sorted = True
@@ -1235,33 +1358,32 @@ def _merged_batch(heads: list[_Head], counts: list[int]) -> _Batch:
     pos = np.empty(len(ts), dtype=np.int64)
     pos[order] = np.arange(len(ts), dtype=np.int64)
     segpos: list[I64] = []
-    cols: list[list[Any]] = [[] for _ in range(10)]
+    parts: list[Columns] = []
     base = 0
     for h, c in zip(heads, counts, strict=True):
         rec = h.batch.rec
         i, j = np.searchsorted(rec, (h.cur, h.cur + c)).tolist()
         if j > i:
             segpos.append(rec[i:j] + (base - h.cur))
-            for acc, col in zip(cols, h.batch.cols, strict=True):
-                acc.extend(col[i:j])
+            parts.append(h.batch.cols.take(np.arange(i, j)))
         base += c
     if not segpos:
-        return _Batch(ts[order], np.empty(0, dtype=np.int64), cols)
+        return _Batch(ts[order], np.empty(0, dtype=np.int64), Columns.empty())
     merged = pos[np.concatenate(segpos)]
     sorder = np.argsort(merged)
-    return _Batch(ts[order], merged[sorder], [_take(col, sorder) for col in cols])
+    return _Batch(ts[order], merged[sorder], Columns.concat(parts).take(sorder))
 
 
-def _merge(files: list[_File], stats: ReadStats) -> Iterator[list[Segment]]:
+def _merge(files: list[_File], stats: ReadStats) -> Iterator[Columns]:
     try:
         frame = 0
         if len(files) == 1:
             for batch in files[0].batches:
                 n = len(batch.ts)
                 if n:
-                    out = _emit(batch, 0, n, frame, stats)
+                    out = _emit_columns(batch, 0, n, frame, stats)
                     frame += n
-                    if out:
+                    if len(out):
                         yield out
             return
         heads = [h for h in (_Head(f, k) for k, f in enumerate(files)) if h.load()]
@@ -1270,9 +1392,9 @@ def _merge(files: list[_File], stats: ReadStats) -> Iterator[list[Segment]]:
                 h = heads[0]
                 while True:
                     n = len(h.tl)
-                    out = _emit(h.batch, h.cur, n, frame, stats)
+                    out = _emit_columns(h.batch, h.cur, n, frame, stats)
                     frame += n - h.cur
-                    if out:
+                    if len(out):
                         yield out
                     if not h.load():
                         return
@@ -1283,11 +1405,11 @@ def _merge(files: list[_File], stats: ReadStats) -> Iterator[list[Segment]]:
                 counts = [bisect_left(h.tl, horizon, h.cur) - h.cur for h in heads]
                 total = sum(counts)
                 if total >= 32:
-                    out = _emit(_merged_batch(heads, counts), 0, total, frame, stats)
+                    out = _emit_columns(_merged_batch(heads, counts), 0, total, frame, stats)
                     frame += total
                     for h, c in zip(heads, counts, strict=True):
                         h.cur += c
-                    if out:
+                    if len(out):
                         yield out
                     continue
             # One run: the file with the smallest head (timestamp, file index) gives every
@@ -1303,9 +1425,9 @@ def _merge(files: list[_File], stats: ReadStats) -> Iterator[list[Segment]]:
             else:
                 while e < n and tl[e] < bound_ts:
                     e += 1
-            out = _emit(best.batch, c, e, frame, stats)
+            out = _emit_columns(best.batch, c, e, frame, stats)
             frame += e - c
-            if out:
+            if len(out):
                 yield out
             best.cur = e
             if e == n and not best.load():
@@ -1326,13 +1448,13 @@ def _as_list(
     return list(paths)
 
 
-def read_batches(
+def read_columns(
     paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     *,
     verify_checksums: bool = False,
     stats: ReadStats | None = None,
-) -> Iterator[list[Segment]]:
-    """Like :func:`read_segments`, but yields the segments in lists (one per decoded chunk).
+) -> Iterator[Columns]:
+    """The segments of :func:`read_segments` as :class:`Columns`, one per decoded chunk.
 
     Every file is opened and its header checked now: :class:`CaptureError` is raised by this
     call, never by the iterator.
@@ -1352,6 +1474,20 @@ def read_batches(
     for r in SKIP_REASONS:
         stats.skipped.setdefault(r, 0)
     return _merge(files, stats)
+
+
+def read_batches(
+    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    *,
+    verify_checksums: bool = False,
+    stats: ReadStats | None = None,
+) -> Iterator[list[Segment]]:
+    """Like :func:`read_segments`, but yields the segments in lists (one per decoded chunk).
+
+    Every file is opened and its header checked now: :class:`CaptureError` is raised by this
+    call, never by the iterator.
+    """
+    return map(segments_of, read_columns(paths, verify_checksums=verify_checksums, stats=stats))
 
 
 def read_segments(
