@@ -278,6 +278,14 @@ _KINDS = (
         "a new connection reused the 4-tuple; the old one was closed by inference",
         "RFC 9293 §3.4",
     ),
+    AnomalyKind(
+        "flow_evicted",
+        _W,
+        _A,
+        "the connection table was full (--max-flows): the least active connection was closed out "
+        "early, as it stood; later segments of its 4-tuple start a new connection",
+        "—",
+    ),
 )
 
 #: Every anomaly kind by code, in catalogue order.

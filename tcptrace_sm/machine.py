@@ -335,7 +335,7 @@ class Connection:
         self.errno: str | None = None
         self.refused = False
         self.finished = False
-        self._tw_ns = round(config.time_wait * NS_PER_S)
+        self.tw_ns = round(config.time_wait * NS_PER_S)
         self._cw_ns = round(config.close_wait_timeout * NS_PER_S)
         self._flagged: set[str] = set()
         self.noted: dict[str, int] = {}  # anomalies found per code (only the first few are kept)
@@ -1098,8 +1098,8 @@ class Connection:
 
     def _expire_time_wait(self, now: int) -> None:
         for ep in (self.client, self.server):
-            if ep.state is S.TIME_WAIT and now - ep.entered_ts >= self._tw_ns:
-                self._apply(ep, Dir.TIMER, Event.EXPIRE, None, ep.entered_ts + self._tw_ns, inferred=True)
+            if ep.state is S.TIME_WAIT and now - ep.entered_ts >= self.tw_ns:
+                self._apply(ep, Dir.TIMER, Event.EXPIRE, None, ep.entered_ts + self.tw_ns, inferred=True)
 
     def _check_close_wait(self, ep: Endpoint, until: int, how: str) -> None:
         since = ep.entered_ts
@@ -1157,6 +1157,21 @@ class Connection:
                 )
                 self._enter(ep, S.CLOSED, "4-tuple reused by a new connection", frame, ts, inferred=True)
         self.finish(ts)
+
+    def evict(self, now: int) -> None:
+        """The flow table is full: close this connection out at capture time ``now``, as it stands."""
+        if not self.finished:
+            c, s = self.client, self.server
+            self._note(
+                "flow_evicted",
+                None,
+                None,
+                now,
+                None,
+                f"evicted from a full connection table after {(now - self.last_ts) / NS_PER_S:.3f} s "
+                f"of silence (client {c.state}, server {s.state})",
+            )
+        self.finish(now)
 
     def finish(self, end_ts: int) -> None:
         """Apply end-of-capture rules at capture time ``end_ts`` (idempotent)."""
