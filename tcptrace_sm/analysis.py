@@ -1,8 +1,19 @@
 """The library entry point: ``analyze(paths, **options) -> Analysis``.
 
-It glues the capture reader to the flow table and turns the finished connections into plain
-records (dicts of JSON-friendly values, timestamps as integer nanoseconds). The same records feed
-the CLI's renderers and, lazily, the pandas DataFrames that notebooks use.
+It glues the capture reader to an engine and turns finished connections into records. Records
+travel in :class:`Block` s — columns of plain JSON-friendly values (timestamps as integer
+nanoseconds), one block per batch of connections that finished together, in ``flow_id`` order
+within the block. The same blocks feed the streaming writers of the CLI (constant memory) and
+:class:`Analysis`, which keeps them for notebooks (pandas DataFrames) and the other commands.
+
+Engines (``engine=``):
+
+* ``"fast"`` (the default, :mod:`tcptrace_sm.engine`): the reader's columns go through a
+  vectorised observer for the connections that follow the common paths, and through the
+  per-segment core for everything else;
+* ``"reference"``: every segment through the per-segment core (:mod:`tcptrace_sm.machine`).
+
+Both give the same records in the same order; the test suite checks it.
 """
 
 from __future__ import annotations
@@ -10,14 +21,15 @@ from __future__ import annotations
 import html
 import os
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from tcptrace_sm.anomalies import CATALOGUE, CODES, Category, Severity
-from tcptrace_sm.capture import CaptureError, ReadStats, read_segments
-from tcptrace_sm.flows import FlowTable
+from tcptrace_sm.capture import CaptureError, ReadStats, read_columns, read_segments, segments_of
+from tcptrace_sm.flows import MAX_FLOWS, FlowTable
 from tcptrace_sm.machine import Config, Connection
 from tcptrace_sm.model import STATE_ORDER, flags_str
 from tcptrace_sm.zeek import CONN_STATES, ZeekSummary
@@ -25,7 +37,18 @@ from tcptrace_sm.zeek import CONN_STATES, ZeekSummary
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["FLOW_COLUMNS", "Analysis", "CaptureError", "Options", "analyze", "trace_flow"]
+__all__ = [
+    "ANOMALY_COLUMNS",
+    "FLOW_COLUMNS",
+    "TRANSITION_COLUMNS",
+    "Analysis",
+    "Block",
+    "CaptureError",
+    "Options",
+    "analyze",
+    "blocks",
+    "trace_flow",
+]
 
 #: Column order of the flow records (CSV columns; a change here is a breaking change).
 FLOW_COLUMNS: tuple[str, ...] = (
@@ -77,6 +100,9 @@ TRANSITION_COLUMNS: tuple[str, ...] = (
 #: Columns holding integer-nanosecond timestamps (seconds in CSV/JSON, datetimes in pandas).
 TS_COLUMNS = frozenset({"first_ts", "last_ts", "ts"})
 CLOSE_KINDS: tuple[str, ...] = ("fin", "half", "rst", "refused", "unanswered", "open")
+ENGINES: tuple[str, ...] = ("fast", "reference")
+
+Columnar = dict[str, list[Any]]
 
 
 @dataclass(frozen=True)
@@ -86,77 +112,157 @@ class Options:
     time_wait: float = 60.0
     close_wait_timeout: float = 1.0
     verify_checksums: bool = False
+    max_flows: int = MAX_FLOWS
+
+    def __post_init__(self) -> None:
+        if self.max_flows < 1:
+            raise ValueError(f"max_flows must be at least 1, got {self.max_flows!r}")
 
     def config(self) -> Config:
         return Config(time_wait=self.time_wait, close_wait_timeout=self.close_wait_timeout)
 
 
+def _empty(columns: Sequence[str]) -> Columnar:
+    return {c: [] for c in columns}
+
+
+@dataclass
+class Block:
+    """Records of connections that finished together: flows in ``flow_id`` order, each flow's
+    anomalies and transitions in the same flow order (each flow's own in time order)."""
+
+    flows: Columnar = field(default_factory=lambda: _empty(FLOW_COLUMNS))
+    anomalies: Columnar = field(default_factory=lambda: _empty(ANOMALY_COLUMNS))
+    transitions: Columnar = field(default_factory=lambda: _empty(TRANSITION_COLUMNS))
+    noted: Counter[str] = field(default_factory=Counter)  # anomalies found, listed or not
+    anomalies_not_listed: int = 0  # beyond the per-connection cap of each code
+    transitions_not_listed: int = 0  # beyond the per-connection cap
+    evicted: int = 0
+
+    def __len__(self) -> int:
+        return len(self.flows["flow_id"])
+
+    def extend(self, other: Block) -> None:
+        for mine, theirs in (
+            (self.flows, other.flows),
+            (self.anomalies, other.anomalies),
+            (self.transitions, other.transitions),
+        ):
+            for c, values in theirs.items():
+                mine[c].extend(values)
+        self.noted.update(other.noted)
+        self.anomalies_not_listed += other.anomalies_not_listed
+        self.transitions_not_listed += other.transitions_not_listed
+        self.evicted += other.evicted
+
+    def sort(self) -> None:
+        """Put the flows in ``flow_id`` order (stably, for anomalies and transitions)."""
+        for cols in (self.flows, self.anomalies, self.transitions):
+            ids = cols["flow_id"]
+            if all(a <= b for a, b in pairwise(ids)):
+                continue
+            order = sorted(range(len(ids)), key=ids.__getitem__)
+            for c, values in cols.items():
+                cols[c] = [values[i] for i in order]
+
+    @staticmethod
+    def merge(parts: Sequence[Block]) -> Block:
+        """One block of several (flows put back in ``flow_id`` order)."""
+        if len(parts) == 1:
+            return parts[0]
+        out = Block()
+        for p in parts:
+            out.extend(p)
+        out.sort()
+        return out
+
+    def add(self, conn: Connection, zeek: ZeekSummary | None = None) -> None:
+        """Append one finished connection's records (flows must come in ``flow_id`` order)."""
+        self.noted.update(conn.noted)
+        self.anomalies_not_listed += sum(conn.noted.values()) - len(conn.anomalies)
+        self.transitions_not_listed += conn.dropped_transitions
+        c, s = conn.client, conn.server
+        seen: dict[str, None] = {}
+        for a in conn.anomalies:
+            seen.setdefault(a.code, None)
+            if a.code == "flow_evicted":
+                self.evicted += 1
+        row = (
+            conn.flow_id,
+            c.ip,
+            c.port,
+            s.ip,
+            s.port,
+            conn.first_ts,
+            conn.last_ts,
+            (conn.last_ts - conn.first_ts) / 1e9,
+            conn.packets,
+            conn.bytes,
+            c.packets,
+            s.packets,
+            c.bytes,
+            s.bytes,
+            c.state.value,
+            s.state.value,
+            conn.close,
+            conn.rst_by.value if conn.rst_by else None,
+            conn.errno,
+            conn.midstream,
+            list(seen),
+            zeek.conn_state if zeek else None,
+            zeek.history if zeek else None,
+        )
+        for col, v in zip(FLOW_COLUMNS, row, strict=True):
+            self.flows[col].append(v)
+        an = self.anomalies
+        for a in sorted(
+            conn.anomalies, key=lambda a: (a.ts if a.ts is not None else conn.last_ts, a.frame or 0)
+        ):
+            kind = CATALOGUE[a.code]
+            an["flow_id"].append(conn.flow_id)
+            an["code"].append(a.code)
+            an["severity"].append(kind.severity.value)
+            an["category"].append(kind.category.value)
+            an["side"].append(a.side.value if a.side else None)
+            an["frame"].append(a.frame)
+            an["ts"].append(a.ts)
+            an["state"].append(a.state.value if a.state else None)
+            an["detail"].append(a.detail)
+        tr = self.transitions
+        for t in sorted(conn.transitions, key=lambda t: t.ts):
+            tr["flow_id"].append(conn.flow_id)
+            tr["side"].append(t.side.value)
+            tr["frame"].append(t.frame)
+            tr["ts"].append(t.ts)
+            tr["from_state"].append(t.from_state.value)
+            tr["to_state"].append(t.to_state.value)
+            tr["cause"].append(t.cause)
+            tr["inferred"].append(t.inferred)
+
+
+def _records(cols: Columnar, columns: Sequence[str]) -> list[dict[str, Any]]:
+    return [dict(zip(columns, row, strict=True)) for row in zip(*(cols[c] for c in columns), strict=True)]
+
+
 def flow_record(conn: Connection, zeek: ZeekSummary | None = None) -> dict[str, Any]:
-    c, s = conn.client, conn.server
-    seen: dict[str, None] = {}
-    for a in conn.anomalies:
-        seen.setdefault(a.code, None)
-    return {
-        "flow_id": conn.flow_id,
-        "client_ip": c.ip,
-        "client_port": c.port,
-        "server_ip": s.ip,
-        "server_port": s.port,
-        "first_ts": conn.first_ts,
-        "last_ts": conn.last_ts,
-        "duration": (conn.last_ts - conn.first_ts) / 1e9,
-        "packets": conn.packets,
-        "bytes": conn.bytes,
-        "client_packets": c.packets,
-        "server_packets": s.packets,
-        "client_bytes": c.bytes,
-        "server_bytes": s.bytes,
-        "client_state": c.state.value,
-        "server_state": s.state.value,
-        "close": conn.close,
-        "rst_by": conn.rst_by.value if conn.rst_by else None,
-        "errno": conn.errno,
-        "midstream": conn.midstream,
-        "anomalies": list(seen),
-        "conn_state": zeek.conn_state if zeek else None,
-        "history": zeek.history if zeek else None,
-    }
+    """The flow record of one finished connection."""
+    b = Block()
+    b.add(conn, zeek)
+    return _records(b.flows, FLOW_COLUMNS)[0]
 
 
 def anomaly_records(conn: Connection) -> list[dict[str, Any]]:
-    out = []
-    for a in sorted(conn.anomalies, key=lambda a: (a.ts if a.ts is not None else conn.last_ts, a.frame or 0)):
-        kind = CATALOGUE[a.code]
-        out.append(
-            {
-                "flow_id": conn.flow_id,
-                "code": a.code,
-                "severity": kind.severity.value,
-                "category": kind.category.value,
-                "side": a.side.value if a.side else None,
-                "frame": a.frame,
-                "ts": a.ts,
-                "state": a.state.value if a.state else None,
-                "detail": a.detail,
-            }
-        )
-    return out
+    """The anomaly records of one finished connection, in time order."""
+    b = Block()
+    b.add(conn)
+    return _records(b.anomalies, ANOMALY_COLUMNS)
 
 
 def transition_records(conn: Connection) -> list[dict[str, Any]]:
-    return [
-        {
-            "flow_id": conn.flow_id,
-            "side": t.side.value,
-            "frame": t.frame,
-            "ts": t.ts,
-            "from_state": t.from_state.value,
-            "to_state": t.to_state.value,
-            "cause": t.cause,
-            "inferred": t.inferred,
-        }
-        for t in sorted(conn.transitions, key=lambda t: t.ts)
-    ]
+    """The transition records of one finished connection, in time order."""
+    b = Block()
+    b.add(conn)
+    return _records(b.transitions, TRANSITION_COLUMNS)
 
 
 @dataclass
@@ -165,50 +271,34 @@ class Analysis:
 
     options: Options
     stats: ReadStats
-    flow_records: list[dict[str, Any]] = field(default_factory=list)
-    anomaly_records: list[dict[str, Any]] = field(default_factory=list)
-    transition_records: list[dict[str, Any]] = field(default_factory=list)
-    anomaly_counts: Counter[str] = field(default_factory=Counter)  # all found, listed or not
-    anomalies_not_listed: int = 0  # beyond the per-connection cap of each code
-    transitions_not_listed: int = 0  # beyond the per-connection cap
-
-    def add(self, conn: Connection, zeek: ZeekSummary | None = None) -> None:
-        self.anomaly_counts.update(conn.noted)
-        self.anomalies_not_listed += sum(conn.noted.values()) - len(conn.anomalies)
-        self.transitions_not_listed += conn.dropped_transitions
-        self.flow_records.append(flow_record(conn, zeek))
-        self.anomaly_records.extend(anomaly_records(conn))
-        self.transition_records.extend(transition_records(conn))
+    block: Block = field(default_factory=Block)
+    engine: str = "fast"
 
     @property
     def warnings(self) -> list[str]:
         return list(self.stats.warnings)
 
+    @property
+    def anomaly_counts(self) -> Counter[str]:
+        """Every anomaly found per code, listed or not."""
+        return self.block.noted
+
+    @cached_property
+    def flow_records(self) -> list[dict[str, Any]]:
+        """One dict per connection (see FLOW_COLUMNS), in ``flow_id`` order."""
+        return _records(self.block.flows, FLOW_COLUMNS)
+
+    @cached_property
+    def anomaly_records(self) -> list[dict[str, Any]]:
+        return _records(self.block.anomalies, ANOMALY_COLUMNS)
+
+    @cached_property
+    def transition_records(self) -> list[dict[str, Any]]:
+        return _records(self.block.transitions, TRANSITION_COLUMNS)
+
     @cached_property
     def summary(self) -> dict[str, Any]:
-        st = self.stats
-        close = Counter(f["close"] for f in self.flow_records)
-        codes = self.anomaly_counts
-        severities = Counter(a["severity"] for a in self.anomaly_records)
-        categories = Counter(a["category"] for a in self.anomaly_records)
-        return {
-            "files": list(st.files),
-            "packets": st.packets,
-            "segments": st.segments,
-            "skipped": {reason: n for reason, n in sorted(st.skipped.items()) if n},
-            "truncated": st.truncated,
-            "warnings": list(st.warnings),
-            "first_ts": st.first_ts,
-            "last_ts": st.last_ts,
-            "connections": len(self.flow_records),
-            "close": {k: close[k] for k in CLOSE_KINDS if close[k]},
-            "anomalies": {code: codes[code] for code in CODES if codes[code]},
-            "anomalies_not_listed": self.anomalies_not_listed,
-            "transitions_not_listed": self.transitions_not_listed,
-            "severities": {s.value: severities[s.value] for s in Severity if severities[s.value]},
-            "categories": {c.value: categories[c.value] for c in Category if categories[c.value]},
-            "options": asdict(self.options),
-        }
+        return summarize(self.stats, self.options, Summary.of(self.block))
 
     def _repr_html_(self) -> str:
         """Rich display in notebooks: summary, the observed state machine, the first flows."""
@@ -225,17 +315,70 @@ class Analysis:
     @cached_property
     def flows(self) -> pd.DataFrame:
         """One row per connection (see FLOW_COLUMNS)."""
-        return _frame(self.flow_records, FLOW_COLUMNS)
+        return _frame(self.block.flows, FLOW_COLUMNS)
 
     @cached_property
     def anomalies(self) -> pd.DataFrame:
         """One row per finding."""
-        return _frame(self.anomaly_records, ANOMALY_COLUMNS)
+        return _frame(self.block.anomalies, ANOMALY_COLUMNS)
 
     @cached_property
     def transitions(self) -> pd.DataFrame:
         """One row per state change of one endpoint."""
-        return _frame(self.transition_records, TRANSITION_COLUMNS)
+        return _frame(self.block.transitions, TRANSITION_COLUMNS)
+
+
+@dataclass
+class Summary:
+    """Counts over the records, gathered block by block (so streaming output can report them)."""
+
+    connections: int = 0
+    close: Counter[str] = field(default_factory=Counter)
+    noted: Counter[str] = field(default_factory=Counter)
+    severities: Counter[str] = field(default_factory=Counter)
+    categories: Counter[str] = field(default_factory=Counter)
+    anomalies_not_listed: int = 0
+    transitions_not_listed: int = 0
+    evicted: int = 0
+
+    def add(self, block: Block) -> None:
+        self.connections += len(block)
+        self.close.update(block.flows["close"])
+        self.noted.update(block.noted)
+        self.severities.update(block.anomalies["severity"])
+        self.categories.update(block.anomalies["category"])
+        self.anomalies_not_listed += block.anomalies_not_listed
+        self.transitions_not_listed += block.transitions_not_listed
+        self.evicted += block.evicted
+
+    @classmethod
+    def of(cls, block: Block) -> Summary:
+        s = cls()
+        s.add(block)
+        return s
+
+
+def summarize(stats: ReadStats, options: Options, s: Summary) -> dict[str, Any]:
+    """The summary document (the ``summary`` of JSON output)."""
+    return {
+        "files": list(stats.files),
+        "packets": stats.packets,
+        "segments": stats.segments,
+        "skipped": {reason: n for reason, n in sorted(stats.skipped.items()) if n},
+        "truncated": stats.truncated,
+        "warnings": list(stats.warnings),
+        "first_ts": stats.first_ts,
+        "last_ts": stats.last_ts,
+        "connections": s.connections,
+        "close": {k: s.close[k] for k in CLOSE_KINDS if s.close[k]},
+        "anomalies": {code: s.noted[code] for code in CODES if s.noted[code]},
+        "anomalies_not_listed": s.anomalies_not_listed,
+        "transitions_not_listed": s.transitions_not_listed,
+        "evicted": s.evicted,
+        "severities": {v.value: s.severities[v.value] for v in Severity if s.severities[v.value]},
+        "categories": {c.value: s.categories[c.value] for c in Category if s.categories[c.value]},
+        "options": asdict(options),
+    }
 
 
 _STATE_NAMES = [s.value for s in STATE_ORDER]
@@ -255,10 +398,10 @@ _CATEGORIES: dict[str, list[str]] = {
 }
 
 
-def _frame(records: list[dict[str, Any]], columns: Sequence[str]) -> pd.DataFrame:
+def _frame(cols: Columnar, columns: Sequence[str]) -> pd.DataFrame:
     import pandas as pd
 
-    df = pd.DataFrame.from_records(records, columns=list(columns))
+    df = pd.DataFrame({c: cols[c] for c in columns}, columns=list(columns))
     for col in columns:
         if col in TS_COLUMNS:
             df[col] = pd.to_datetime(df[col].astype("Int64"), unit="ns", utc=True)
@@ -269,12 +412,76 @@ def _frame(records: list[dict[str, Any]], columns: Sequence[str]) -> pd.DataFram
     return df
 
 
+def _paths(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[str | os.PathLike[str]]:
+    if isinstance(paths, (str, os.PathLike)):
+        return [paths]
+    return list(paths)
+
+
+def reference_blocks(
+    paths: Sequence[str | os.PathLike[str]], options: Options, stats: ReadStats
+) -> Iterator[Block]:
+    """Every segment through the per-segment core: the plain path the fast engine must match."""
+    batches = read_columns(paths, verify_checksums=options.verify_checksums, stats=stats)
+    return _reference(batches, options, stats)
+
+
+def _reference(batches: Iterator[Any], options: Options, stats: ReadStats) -> Iterator[Block]:
+    table = FlowTable(options.config(), max_flows=options.max_flows)
+    zeek: dict[int, ZeekSummary] = {}
+
+    def block(conns: list[Connection]) -> Block:
+        b = Block()
+        for conn in conns:
+            b.add(conn, zeek.pop(conn.flow_id, None))
+        return b
+
+    for cols in batches:
+        observe = table.observe
+        for seg in segments_of(cols):
+            conn = observe(seg)
+            summary = zeek.get(conn.flow_id)
+            if summary is None:
+                summary = zeek[conn.flow_id] = ZeekSummary(seg)
+            summary.update(seg)
+        done = table.sweep()
+        if done:
+            yield block(done)
+    end = stats.last_ts if stats.last_ts is not None else 0
+    yield block(table.finish(end))
+
+
+def blocks(
+    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    options: Options | None = None,
+    *,
+    stats: ReadStats | None = None,
+    engine: str = "fast",
+) -> Iterator[Block]:
+    """The records of an analysis as they become final, block by block (constant memory).
+
+    Opening problems raise :class:`CaptureError` from this call, before any block.
+    """
+    options = options or Options()
+    stats = stats if stats is not None else ReadStats(files=[])
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    plist = _paths(paths)
+    if engine == "reference":
+        return reference_blocks(plist, options, stats)
+    from tcptrace_sm.engine import fast_blocks
+
+    return fast_blocks(plist, options, stats)
+
+
 def analyze(
     paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     *,
     time_wait: float = 60.0,
     close_wait_timeout: float = 1.0,
     verify_checksums: bool = False,
+    max_flows: int = MAX_FLOWS,
+    engine: str = "fast",
 ) -> Analysis:
     """Analyse one capture file or several (merged in time order); ``"-"`` reads stdin.
 
@@ -282,26 +489,17 @@ def analyze(
     capture cut mid-record is analysed up to the cut; the warning is in ``Analysis.warnings``.
     """
     options = Options(
-        time_wait=time_wait, close_wait_timeout=close_wait_timeout, verify_checksums=verify_checksums
+        time_wait=time_wait,
+        close_wait_timeout=close_wait_timeout,
+        verify_checksums=verify_checksums,
+        max_flows=max_flows,
     )
-    config = options.config()
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
     stats = ReadStats(files=[])
-    table = FlowTable(config)
-    observe = table.observe
-    zeek: dict[int, ZeekSummary] = {}
-    for seg in read_segments(list(paths), verify_checksums=verify_checksums, stats=stats):
-        conn = observe(seg)
-        summary = zeek.get(conn.flow_id)
-        if summary is None:
-            summary = zeek[conn.flow_id] = ZeekSummary(seg)
-        summary.update(seg)
-    result = Analysis(options, stats)
-    end = stats.last_ts if stats.last_ts is not None else 0
-    for conn in table.finish(end):
-        result.add(conn, zeek.pop(conn.flow_id, None))
-    return result
+    result = Block()
+    for b in blocks(paths, options, stats=stats, engine=engine):
+        result.extend(b)
+    result.sort()
+    return Analysis(options, stats, result, engine)
 
 
 def trace_flow(
@@ -321,15 +519,13 @@ def trace_flow(
     options = Options(
         time_wait=time_wait, close_wait_timeout=close_wait_timeout, verify_checksums=verify_checksums
     )
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
     table = FlowTable(options.config())
     stats = ReadStats(files=[])
     rows: list[dict[str, Any]] = []
     base: dict[str, int] = {}
     seen = 0
     conn: Connection | None = None
-    for seg in read_segments(list(paths), verify_checksums=verify_checksums, stats=stats):
+    for seg in read_segments(_paths(paths), verify_checksums=verify_checksums, stats=stats):
         c = table.observe(seg)
         if c.flow_id != flow_id:
             continue

@@ -16,7 +16,19 @@ from typing import IO, Any
 import click
 
 from tcptrace_sm import __version__
-from tcptrace_sm.analysis import ANOMALY_COLUMNS, FLOW_COLUMNS, TRANSITION_COLUMNS, Analysis, analyze
+from tcptrace_sm.analysis import (
+    ANOMALY_COLUMNS,
+    ENGINES,
+    FLOW_COLUMNS,
+    TRANSITION_COLUMNS,
+    Analysis,
+    Block,
+    Options,
+    Summary,
+    analyze,
+    blocks,
+    summarize,
+)
 from tcptrace_sm.capture import ReadStats, parse_options, read_segments
 from tcptrace_sm.check import check
 from tcptrace_sm.clikit import (
@@ -25,14 +37,18 @@ from tcptrace_sm.clikit import (
     close_wait_option,
     err,
     handle_errors,
+    max_flows_option,
     output_option,
     output_stream,
     print_warnings,
     time_wait_option,
     verify_option,
 )
+from tcptrace_sm.flows import MAX_FLOWS
 from tcptrace_sm.model import Segment, flags_str
 from tcptrace_sm.report import (
+    CsvWriter,
+    JsonlWriter,
     render_table,
     summary_lines,
     write_csv,
@@ -51,11 +67,19 @@ cli.add_command(check)
 
 
 def _analyze(
-    captures: tuple[str, ...], time_wait: float, close_wait_timeout: float, verify: bool
+    captures: tuple[str, ...],
+    time_wait: float,
+    close_wait_timeout: float,
+    verify: bool,
+    max_flows: int = MAX_FLOWS,
 ) -> Analysis:
     """The analysis every command starts from; read warnings go to stderr at once."""
     result = analyze(
-        list(captures), time_wait=time_wait, close_wait_timeout=close_wait_timeout, verify_checksums=verify
+        list(captures),
+        time_wait=time_wait,
+        close_wait_timeout=close_wait_timeout,
+        verify_checksums=verify,
+        max_flows=max_flows,
     )
     print_warnings(result.stats)
     return result
@@ -82,6 +106,14 @@ def _analyze(
 @time_wait_option
 @close_wait_option
 @verify_option
+@max_flows_option
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default="fast",
+    show_default=True,
+    help="'reference' runs every segment through the plain per-segment core (same answers, slower).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No summary on stderr (warnings and errors still show).")
 @handle_errors
 def analyze_cmd(
@@ -92,24 +124,57 @@ def analyze_cmd(
     time_wait: float,
     close_wait_timeout: float,
     verify_checksums: bool,
+    max_flows: int,
+    engine: str,
     quiet: bool,
 ) -> None:
-    """Analyse CAPTURE files (pcap, pcapng, gzipped; '-' for stdin), merged in time order."""
+    """Analyse CAPTURE files (pcap, pcapng, gzipped; '-' for stdin), merged in time order.
+
+    CSV and JSON Lines are written as connections finish (constant memory, rows in the order
+    connections end, like Zeek's conn.log); the table and JSON list flows by flow_id, the frame
+    number of each connection's first segment.
+    """
+    options = Options(
+        time_wait=time_wait,
+        close_wait_timeout=close_wait_timeout,
+        verify_checksums=verify_checksums,
+        max_flows=max_flows,
+    )
     with output_stream(output) as out:  # opened first: fail before the work, not after it
-        result = _analyze(captures, time_wait, close_wait_timeout, verify_checksums)
+        stats = ReadStats(files=[])
+        it = blocks(list(captures), options, stats=stats, engine=engine)
+        if fmt in ("csv", "jsonl"):
+            attr, columns = _RECORD_SETS[records or "flows"]
+            writer = (CsvWriter if fmt == "csv" else JsonlWriter)(out, columns)
+            totals = Summary()
+            for b in it:
+                totals.add(b)
+                writer.write(getattr(b, attr))
+            summary = summarize(stats, options, totals)
+            print_warnings(stats)
+        else:
+            whole = Block()
+            for b in it:
+                whole.extend(b)
+            whole.sort()
+            result = Analysis(options, stats, whole, engine)
+            print_warnings(stats)
+            summary = result.summary
+            _write_analysis(out, result, fmt, records)
         if not quiet:
-            for line in summary_lines(result.summary):
+            for line in summary_lines(summary):
                 err(line)
-        _write_analysis(out, result, fmt, records)
 
 
 analyze_cmd.name = "analyze"
 
 _RECORD_SETS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "flows": ("flow_records", FLOW_COLUMNS),
-    "anomalies": ("anomaly_records", ANOMALY_COLUMNS),
-    "transitions": ("transition_records", TRANSITION_COLUMNS),
+    "flows": ("flows", FLOW_COLUMNS),
+    "anomalies": ("anomalies", ANOMALY_COLUMNS),
+    "transitions": ("transitions", TRANSITION_COLUMNS),
 }
+
+_RECORD_LISTS = {"flows": "flow_records", "anomalies": "anomaly_records", "transitions": "transition_records"}
 
 _FLOW_TABLE_COLUMNS = (
     "flow_id",
@@ -140,7 +205,7 @@ def _write_analysis(out: IO[str], result: Analysis, fmt: str, records: str | Non
         )
         return
     attr, columns = _RECORD_SETS[records or "flows"]
-    rows: list[dict[str, Any]] = getattr(result, attr)
+    rows: list[dict[str, Any]] = getattr(result, _RECORD_LISTS[attr])
     if fmt == "csv":
         write_csv(out, rows, columns)
     elif fmt == "jsonl":

@@ -14,6 +14,7 @@ from typing import IO, Any, TypeVar
 import click
 
 from tcptrace_sm.capture import CaptureError, ReadStats
+from tcptrace_sm.flows import MAX_FLOWS
 
 
 class ExitCode(enum.IntEnum):
@@ -114,4 +115,13 @@ close_wait_option = click.option(
     show_default=True,
     metavar="SECONDS",
     help="Flag an endpoint as stuck_close_wait after this long in CLOSE-WAIT without sending anything.",
+)
+max_flows_option = click.option(
+    "--max-flows",
+    type=click.IntRange(min=1),
+    default=MAX_FLOWS,
+    show_default=True,
+    metavar="N",
+    help="Live connections kept at most; beyond, the least active are closed out early and "
+    "reported as flow_evicted (a SYN flood cannot exhaust memory).",
 )

@@ -61,6 +61,49 @@ def write_csv(out: IO[str], records: Iterable[Mapping[str, Any]], columns: Seque
         w.writerow([_cell(c, r.get(c)) for c in columns])
 
 
+def _ts_cells(values: list[Any]) -> list[str]:
+    return [ts_text(v) if v is not None else "" for v in values]
+
+
+def _column_cells(key: str, values: list[Any]) -> list[str]:
+    """The CSV cells of one column, formatted as :func:`_cell` would, a column at a time."""
+    if key in TS_KEYS:
+        return _ts_cells(values)
+    kinds = {type(v) for v in values}
+    if kinds <= {int, str}:
+        return list(map(str, values))
+    return [_cell(key, v) for v in values]
+
+
+class CsvWriter:
+    """CSV of columnar record blocks (``{column: [values]}``): the header once, then rows."""
+
+    def __init__(self, out: IO[str], columns: Sequence[str]) -> None:
+        self.columns = tuple(columns)
+        self._w = csv.writer(out, lineterminator="\n")
+        self._w.writerow(self.columns)
+
+    def write(self, cols: Mapping[str, list[Any]]) -> None:
+        if cols and cols[self.columns[0]]:
+            self._w.writerows(zip(*(_column_cells(c, cols[c]) for c in self.columns), strict=True))
+
+
+class JsonlWriter:
+    """JSON Lines of columnar record blocks."""
+
+    def __init__(self, out: IO[str], columns: Sequence[str]) -> None:
+        self.columns = tuple(columns)
+        self.out = out
+
+    def write(self, cols: Mapping[str, list[Any]]) -> None:
+        columns = self.columns
+        dumps = json.dumps
+        write = self.out.write
+        for row in zip(*(cols[c] for c in columns), strict=True):
+            write(dumps(_jsonable(dict(zip(columns, row, strict=True))), separators=(",", ":")))
+            write("\n")
+
+
 def write_jsonl(out: IO[str], records: Iterable[Mapping[str, Any]]) -> None:
     for r in records:
         out.write(json.dumps(_jsonable(r), separators=(",", ":")))

@@ -55,7 +55,7 @@ def test_csv_flows_have_the_documented_columns() -> None:
     assert tuple(rows[0]) == FLOW_COLUMNS
     assert [(r["flow_id"], r["client_state"], r["server_state"], r["close"]) for r in rows] == [
         ("1", "CLOSED", "CLOSED", "fin"),
-        ("2", "TIME-WAIT", "CLOSED", "fin"),
+        ("11", "TIME-WAIT", "CLOSED", "fin"),  # flow_id: the frame of its SYN
     ]
     first = float(rows[0]["first_ts"])
     assert 1.7e9 < first < 2.1e9  # epoch seconds

@@ -1,0 +1,1599 @@
+"""The fast engine: the observer's verdicts at numpy speed for connections on the common paths.
+
+Theory of operation
+===================
+
+Almost every connection in a capture follows one of a few paths: a three-way handshake, data
+in order (with the odd retransmission), a FIN exchange or an RST; or a SYN nobody answered; or
+a SYN refused by an RST. On those paths the per-segment core (:mod:`tcptrace_sm.machine`) only
+counts, remembers a few sequence numbers, and moves each endpoint through a fixed series of
+states. This module does that work for whole chunks of the reader's columns at once:
+
+1. Every segment's 4-tuple becomes a key and the key a *slot* in :class:`_Store`, a table of
+   per-connection columns. A key seen for the first time gets a slot only if its first segment
+   is a plain SYN; anything else (a capture picked up mid-stream, a SYN-ACK first) goes to the
+   per-segment core straight away.
+2. The segments of the fast connections are grouped by slot and every rule the core would
+   apply is evaluated for all of them together: segmented running maxima give each side's
+   SND.NXT, forward fills the last ACK and window each side advertised, first-occurrence
+   reductions the handshake, FIN, FIN-ACK and RST events. A connection whose segments in the
+   chunk all stay on the common paths commits the chunk to its slot.
+3. A connection that leaves them anywhere in the chunk (a retransmitted FIN, an ACK of data
+   never seen, crossing FINs, an RST that is not exactly in sequence, a pause long enough for
+   Zeek's timers, ...) is handed over: every segment of it so far — fast connections keep them
+   in a compact :class:`_Journal` — goes through the core, which owns it from then on. Nothing
+   unusual is decided here, and nothing has to be reconstructed: the core sees exactly the
+   segments it would have seen. A connection whose journal would grow past
+   :data:`JOURNAL_CAP` segments is handed over too, so memory stays bounded.
+4. At the end of every chunk the rules of :mod:`tcptrace_sm.flows` retire connections that are
+   over and evict the least active when the table is full, fast slots and the core's
+   connections alike; their records (flows, transitions, anomalies, Zeek's summary) are built
+   column-wise into a :class:`~tcptrace_sm.analysis.Block`.
+
+The answers are the core's, record for record and in the same order: the test suite runs both
+engines over every capture it has (kernel recordings, lossy paths, Zeek's corpus, generated
+and mangled traffic) and compares everything.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from tcptrace_sm.analysis import Block, Options
+from tcptrace_sm.anomalies import CATALOGUE
+from tcptrace_sm.capture import NAMES, Columns, ReadStats, new_segment, read_columns, segments_of
+from tcptrace_sm.flows import FlowTable, eviction_order, flow_key
+from tcptrace_sm.machine import NS_PER_S, Config, Connection, Dir, Event, cause_of, errno_for_reset
+from tcptrace_sm.model import ACK, FIN, PSH, RST, STATE_ORDER, SYN, URG, Segment, TcpState
+from tcptrace_sm.zeek import ZeekSummary
+
+I64 = npt.NDArray[np.int64]
+B = npt.NDArray[np.bool_]
+
+_MASK: Final = 0xFFFFFFFF
+_LIMIT: Final = 1 << 30  # relative sequence numbers beyond this go to the core (wrap safety)
+_BIG: Final = 1 << 62
+_ALL6: Final = FIN | SYN | RST | PSH | ACK | URG
+#: No pause inside a fast connection may reach Zeek's shortest timer (tcp_attempt_delay,
+#: tcp_close_delay, tcp_SYN_timeout and tcp_connection_linger are all 5 s): with shorter
+#: pauses Zeek's summary of the connection is the plain one computed here.
+_ZEEK_TIMER_NS: Final = 5 * NS_PER_S
+
+_STATE_CODE = {s: i for i, s in enumerate(STATE_ORDER)}
+CLOSED = _STATE_CODE[TcpState.CLOSED]
+LISTEN = _STATE_CODE[TcpState.LISTEN]
+SYN_SENT = _STATE_CODE[TcpState.SYN_SENT]
+SYN_RCVD = _STATE_CODE[TcpState.SYN_RECEIVED]
+EST = _STATE_CODE[TcpState.ESTABLISHED]
+FW1 = _STATE_CODE[TcpState.FIN_WAIT_1]
+FW2 = _STATE_CODE[TcpState.FIN_WAIT_2]
+CW = _STATE_CODE[TcpState.CLOSE_WAIT]
+LAST_ACK = _STATE_CODE[TcpState.LAST_ACK]
+TW = _STATE_CODE[TcpState.TIME_WAIT]
+_STATE_NAMES = np.array([s.value for s in STATE_ORDER], dtype=object)
+
+# phases of a fast connection
+P_SYN, P_SYNACK, P_EST, P_DONE = 0, 1, 2, 3
+
+_CAUSES = [
+    cause_of(Dir.SEND, Event.SYN),
+    cause_of(Dir.APP, Event.PASSIVE_OPEN),
+    cause_of(Dir.RECV, Event.SYN),
+    cause_of(Dir.RECV, Event.SYN_ACK),
+    cause_of(Dir.RECV, Event.ACK_OF_SYN),
+    cause_of(Dir.SEND, Event.FIN),
+    cause_of(Dir.RECV, Event.FIN),
+    cause_of(Dir.RECV, Event.ACK_OF_FIN),
+    cause_of(Dir.SEND, Event.RST),
+    cause_of(Dir.RECV, Event.RST),
+    cause_of(Dir.TIMER, Event.EXPIRE),
+]
+(
+    _C_SYN,
+    _C_PASSIVE,
+    _C_RSYN,
+    _C_RSYNACK,
+    _C_RACKSYN,
+    _C_FIN,
+    _C_RFIN,
+    _C_RACKFIN,
+    _C_RST,
+    _C_RRST,
+    _C_TIMER,
+) = range(len(_CAUSES))
+_CAUSE_NAMES = np.array(_CAUSES, dtype=object)
+_SIDE_NAMES = np.array(["client", "server"], dtype=object)
+_POW10: Final = (1, 10, 100, 1000)
+
+# Zeek's history letters: (column, letter). The client is Zeek's originator (it sent the first
+# packet, a plain SYN), so its letters are upper case.
+_ZLETTERS: list[tuple[str, str]] = [("zS", "S"), ("zH", "h"), ("zr0", "r")]
+for _sd, _case in (("c", str.upper), ("s", str.lower)):
+    for _l in "ADFR":
+        _ZLETTERS.append((f"z{_sd}{_l}", _case(_l)))
+    for _k in "TW":
+        for _i in range(4):
+            _ZLETTERS.append((f"z{_sd}{_k}{_i}", _case(_k)))
+_ZCHARS = [letter for _c, letter in _ZLETTERS]
+
+# --------------------------------------------------------------------------------- the store
+
+_SIDE_FIELDS: Final[dict[str, Any]] = {
+    "pk": 0,  # packets
+    "by": 0,  # payload bytes
+    "isn": 0,
+    "nxt": 1,  # SND.NXT, relative to the side's ISN
+    "fin": -1,  # relative sequence number of its FIN (-1: none sent)
+    "finf": -1,  # frame, time and ordinal of the FIN
+    "fint": 0,
+    "fino": -1,
+    "ppf": 0,  # the peer's packets when the FIN left
+    "faf": -1,  # frame, time and ordinal of the peer's ACK of the FIN
+    "fat": 0,
+    "fao": -1,
+    "lack": -1,  # last ACK sent, relative to the peer's ISN (-1: none yet)
+    "win": 0,  # last window sent (unscaled)
+    "ws": -1,  # window scale of its SYN (-1: no option)
+    "lsend": 0,  # last segment with new data, FIN or SYN
+    "ltx": 0,  # last SYN, SYN-ACK or FIN sent
+    "rtx": 0,  # retransmissions, as the core counts them
+    "bend": -1,  # data sent beyond the peer's window, not judged yet: end, edge, frame, time
+    "bedge": 0,
+    "bf": 0,
+    "bt": 0,
+    "zmax": -1,  # Zeek: highest end of payload sent (relative)
+    "zA": -1,  # Zeek: ordinal x 4 of the first pure ACK, payload, FIN, RST
+    "zD": -1,
+    "zF": -1,
+    "zR": -1,
+    "zTn": 0,  # Zeek: retransmissions and zero windows, and the ordinals at 1, 10, 100, 1000
+    "zWn": 0,
+    **{f"z{k}{i}": -1 for k in "TW" for i in range(4)},
+}
+_FIELDS: Final[dict[str, Any]] = {
+    "fid": 0,
+    "first_ts": 0,
+    "last_ts": 0,
+    "phase": P_SYN,
+    "sa_f": -1,  # the SYN-ACK (or the refusing RST): frame, time, ordinal
+    "sa_t": 0,
+    "sa_o": -1,
+    "hs_f": -1,  # the handshake's ACK
+    "hs_t": 0,
+    "hs_o": -1,
+    "rst_f": -1,
+    "rst_t": 0,
+    "rst_o": -1,
+    "rst_by": -1,  # 0 client, 1 server
+    "rst_xs": 0,  # states of the RST's sender and receiver before it
+    "rst_ys": 0,
+    "refused": 0,
+    "zS": -1,  # Zeek: ordinal x 4 of the SYN, the SYN-ACK and the refusing RST
+    "zH": -1,
+    "zr0": -1,
+    **{f"c_{k}": v for k, v in _SIDE_FIELDS.items()},
+    **{f"s_{k}": v for k, v in _SIDE_FIELDS.items()},
+}
+
+
+def _zcol(name: str) -> str:
+    """Store column of a Zeek letter column name (``zcA`` -> ``c_zA``)."""
+    if name in ("zS", "zH", "zr0"):
+        return name
+    return f"{name[1]}_z{name[2:]}"
+
+
+class _Store:
+    """Columns of per-connection state, indexed by slot; freed slots are reused."""
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self.cap = capacity
+        self.cols: dict[str, I64] = {k: np.full(capacity, v, dtype=np.int64) for k, v in _FIELDS.items()}
+        self.fam = np.zeros(capacity, dtype=np.uint8)
+        self.c_lo = np.zeros(capacity, dtype=np.bool_)  # the client is the low end of the key
+        self.cip = np.zeros(capacity, dtype="V16")
+        self.sip = np.zeros(capacity, dtype="V16")
+        self.cport = np.zeros(capacity, dtype=np.int64)
+        self.sport = np.zeros(capacity, dtype=np.int64)
+        self.live = np.zeros(capacity, dtype=np.bool_)
+        self.gen = np.zeros(capacity, dtype=np.int64)  # bumped when a slot is freed
+        self.keys: list[bytes | None] = [None] * capacity
+        self.opt_c: list[bytes] = [b""] * capacity  # option bytes of the first SYN and SYN-ACK
+        self.opt_s: list[bytes] = [b""] * capacity
+        self._free: list[int] = list(range(capacity - 1, -1, -1))
+        self.count = 0
+        self.released_rows = 0  # journal rows of released slots (the journal reads this)
+
+    def alloc(self, n: int) -> I64:
+        while len(self._free) < n:
+            self._grow()
+        take = self._free[len(self._free) - n :]
+        del self._free[len(self._free) - n :]
+        out = np.array(take[::-1], dtype=np.int64)
+        for k, v in _FIELDS.items():
+            self.cols[k][out] = v
+        self.live[out] = True
+        self.count += n
+        return out
+
+    def release(self, slots: I64) -> None:
+        if not len(slots):
+            return
+        self.released_rows += int((self.cols["c_pk"][slots] + self.cols["s_pk"][slots]).sum())
+        self.live[slots] = False
+        self.gen[slots] += 1
+        keys = self.keys
+        for s in slots.tolist():
+            keys[s] = None
+        self._free.extend(reversed(slots.tolist()))
+        self.count -= len(slots)
+
+    def _grow(self) -> None:
+        old, new = self.cap, self.cap * 2
+        for k, v in _FIELDS.items():
+            col = np.full(new, v, dtype=np.int64)
+            col[:old] = self.cols[k]
+            self.cols[k] = col
+        for attr in ("fam", "c_lo", "cip", "sip", "cport", "sport", "live", "gen"):
+            a = getattr(self, attr)
+            b = np.zeros(new, dtype=a.dtype)
+            b[:old] = a
+            setattr(self, attr, b)
+        self.keys.extend([None] * old)
+        self.opt_c.extend([b""] * old)
+        self.opt_s.extend([b""] * old)
+        self._free[:0] = range(new - 1, old - 1, -1)
+        self.cap = new
+
+    def live_slots(self) -> I64:
+        out: I64 = np.flatnonzero(self.live).astype(np.int64)
+        return out
+
+
+#: A fast connection with more segments than this is handed to the core (its journal would
+#: grow without bound otherwise); so are the longest ones when all journals together pass
+#: :data:`JOURNAL_BUDGET` segments.
+JOURNAL_CAP: Final = 4096
+JOURNAL_BUDGET: Final = 4_000_000
+
+
+_JOURNAL_DT: Final = np.dtype(
+    [("slot", "<i8"), ("gen", "<i8"), ("frame", "<i8"), ("ts", "<i8"), ("clock", "<i8"), ("src", "V16"),
+     ("dst", "V16"), ("seq", "<u4"), ("ack", "<u4"), ("length", "<i4"), ("sport", "<u2"), ("dport", "<u2"),
+     ("win", "<u2"), ("flags", "u1"), ("fam", "u1")]
+)  # fmt: skip
+
+
+_JOURNAL_COLS: Final = (
+    "frame",
+    "ts",
+    "src",
+    "dst",
+    "seq",
+    "ack",
+    "length",
+    "sport",
+    "dport",
+    "win",
+    "flags",
+    "fam",
+)
+
+
+class _Journal:
+    """The segments of the fast connections so far (with the capture clock at each), so that
+    one can be handed to the core exactly as the core would have seen it.
+
+    Rows carry their slot and the slot's generation (bumped whenever a slot is freed), so rows
+    of connections that are gone are recognised without searching. Option bytes are not kept:
+    the core reads only those of a connection's first SYN and SYN-ACK, kept per slot.
+    """
+
+    def __init__(self, store: _Store) -> None:
+        self.store = store
+        self.parts: list[npt.NDArray[np.void]] = []
+        self.rows = 0
+        self.dead = 0  # rows of connections that are gone
+
+    def append(self, cols: Columns, rows: I64, slots: I64, clock: I64) -> None:
+        if not len(rows):
+            return
+        j = np.empty(len(rows), dtype=_JOURNAL_DT)
+        j["slot"] = slots
+        j["gen"] = self.store.gen[slots]
+        j["clock"] = clock[rows]
+        for name in (
+            "frame",
+            "ts",
+            "src",
+            "dst",
+            "seq",
+            "ack",
+            "length",
+            "sport",
+            "dport",
+            "win",
+            "flags",
+            "fam",
+        ):
+            j[name] = getattr(cols, name)[rows]
+        self.parts.append(j)
+        self.rows += len(j)
+
+    @property
+    def dead_rows(self) -> int:
+        return self.store.released_rows
+
+    def _alive(self, part: npt.NDArray[np.void]) -> B:
+        out: B = self.store.gen[part["slot"]] == part["gen"]
+        return out
+
+    def take(self, slots: I64) -> npt.NDArray[np.void]:
+        """The rows of the connections in these (live) slots, in capture order."""
+        mark = np.zeros(self.store.cap, dtype=np.bool_)
+        mark[slots] = True
+        out = [p[mark[p["slot"]] & self._alive(p)] for p in self.parts]
+        return np.concatenate(out) if out else np.empty(0, dtype=_JOURNAL_DT)
+
+    def compact(self) -> None:
+        """Drop the rows of connections that are gone, once they are half the journal."""
+        if (self.store.released_rows - self.dead) * 2 < self.rows or not self.parts:
+            return
+        kept = [p[self._alive(p)] for p in self.parts]
+        self.parts = [np.concatenate(kept)]
+        self.rows = len(self.parts[0])
+        self.dead = self.store.released_rows
+
+
+# --------------------------------------------------------------------------------- helpers
+
+
+def _bad_flags(f: I64) -> B:
+    """The flag combinations the core rejects (``bad_flags_code``), and FIN with RST."""
+    out: B = (
+        ((f & _ALL6) == _ALL6)
+        | ((f & _ALL6) == 0)
+        | ((f & (SYN | FIN)) == (SYN | FIN))
+        | ((f & (SYN | RST)) == (SYN | RST))
+        | ((f & (FIN | RST)) == (FIN | RST))
+    )
+    return out
+
+
+def syn_options(cols: Columns, rows: I64) -> tuple[I64, B]:
+    """Window scale (``-1``: none) and "carries a Fast Open cookie" of the segments ``rows``,
+    read exactly as the core reads them (the first option of each kind decides; the walk ends
+    at EOL or at a malformed option)."""
+    n = len(rows)
+    ws = np.full(n, -1, dtype=np.int64)
+    if not n:
+        return ws, np.zeros(0, dtype=np.bool_)
+    opt = np.append(cols.opt.astype(np.int64), np.zeros(4, dtype=np.int64))  # reads past the end are 0
+    cur = cols.ooff[rows].copy()
+    end = cols.ooff[rows + 1].copy()
+    alive = cur < end
+    ws_done = np.zeros(n, dtype=np.bool_)
+    k34 = np.zeros(n, dtype=np.bool_)
+    v34 = np.zeros(n, dtype=np.bool_)
+    k254 = np.zeros(n, dtype=np.bool_)
+    v254 = np.zeros(n, dtype=np.bool_)
+    for _ in range(41):
+        idx = np.flatnonzero(alive)
+        if not len(idx):
+            break
+        p, e = cur[idx], end[idx]
+        kind = opt[p]
+        nop = kind == 1
+        ln = opt[p + 1]
+        stop = (kind == 0) | (~nop & ((p + 1 >= e) | (ln < 2)))
+        real = ~stop & ~nop
+        vlen = np.maximum(np.minimum(p + ln, e) - (p + 2), 0)
+        m = real & (kind == 3) & ~ws_done[idx]
+        j = idx[m]
+        ws_done[j] = True
+        ws[j] = np.where(vlen[m] > 0, np.minimum(opt[p[m] + 2], 14), -1)
+        m = real & (kind == 34) & ~k34[idx]
+        j = idx[m]
+        k34[j] = True
+        v34[j] = vlen[m] > 0
+        m = real & (kind == 254) & ~k254[idx]
+        j = idx[m]
+        k254[j] = True
+        v254[j] = (vlen[m] > 2) & (opt[p[m] + 2] == 0xF9) & (opt[p[m] + 3] == 0x89)
+        nxt = np.where(nop, p + 1, p + ln)
+        cur[idx] = nxt
+        alive[idx] = ~stop & (nxt < e)
+    tfo: B = np.where(k34, v34, v254)
+    return ws, tfo
+
+
+class _Groups:
+    """Segments grouped by connection (contiguous, capture order within): reductions."""
+
+    def __init__(self, slot: I64) -> None:
+        n = len(slot)
+        self.n = n
+        self.pos = np.arange(n, dtype=np.int64)
+        first = np.ones(n, dtype=np.bool_)
+        first[1:] = slot[1:] != slot[:-1]
+        self.first = first
+        self.starts = np.flatnonzero(first).astype(np.int64)
+        self.grp = np.cumsum(first).astype(np.int64) - 1
+        self.gstart = self.starts[self.grp]
+        self.ends = np.append(self.starts[1:], n).astype(np.int64)
+
+    def first_where(self, mask: B) -> I64:
+        """Per group, the first position where ``mask`` holds, else BIG."""
+        out: I64 = np.minimum.reduceat(np.where(mask, self.pos, _BIG), self.starts)
+        return out
+
+    def any(self, mask: B) -> B:
+        out: B = np.logical_or.reduceat(mask, self.starts)
+        return out
+
+    def count(self, mask: B) -> I64:
+        out: I64 = np.add.reduceat(mask.astype(np.int64), self.starts)
+        return out
+
+    def sum(self, values: I64) -> I64:
+        out: I64 = np.add.reduceat(values, self.starts)
+        return out
+
+    def last_where(self, mask: B) -> I64:
+        """Per position, the last position at or before it in its group where ``mask`` holds; -1."""
+        v = np.maximum.accumulate(np.where(mask, self.pos, -1))
+        out: I64 = np.where(v >= self.gstart, v, -1)
+        return out
+
+    def running_max(self, values: I64, init: I64) -> I64:
+        """Per position: max(its group's ``init``, ``values`` up to it); negative values ignored."""
+        off = self.grp << 34
+        r = np.maximum.accumulate(np.where(values >= 0, values, -1) + off) - off
+        out: I64 = np.maximum(r, init[self.grp])
+        return out
+
+    def before(self, values: I64, init: I64) -> I64:
+        """``values`` one position later within each group; a group's first takes ``init``."""
+        out = np.empty_like(values)
+        out[1:] = values[:-1]
+        if self.n:
+            out[0] = 0
+        out[self.first] = init[self.grp[self.first]]
+        return out
+
+    def cumcount(self, mask: B) -> I64:
+        """Per position, how many positions up to it (included) in its group hold ``mask``."""
+        c = np.cumsum(mask, dtype=np.int64)
+        out: I64 = c - c[self.gstart] + mask[self.gstart]
+        return out
+
+    def at(self, values: I64, positions: I64, default: int) -> I64:
+        """``values[positions]`` where a position is real (0 <= p < n), else ``default``."""
+        ok = (positions >= 0) & (positions < self.n)
+        out: I64 = np.where(ok, values[np.clip(positions, 0, max(self.n - 1, 0))], default)
+        return out
+
+
+_M1: Final = np.uint64(0x9E3779B97F4A7C15)
+_M2: Final = np.uint64(0xBF58476D1CE4E5B9)
+_M3: Final = np.uint64(0x94D049BB133111EB)
+
+
+def _dedupe(keys: npt.NDArray[np.void]) -> tuple[I64, I64]:
+    """Distinct keys: the first position of each, and each position's distinct key (like
+    ``numpy.unique(..., return_index, return_inverse)``, in first-seen order of a 64-bit hash,
+    checked exactly; a collision falls back to sorting the keys themselves)."""
+    w = np.ascontiguousarray(keys).view(np.uint8).reshape(len(keys), -1)
+    words = np.zeros((len(keys), 40), dtype=np.uint8)
+    words[:, : w.shape[1]] = w
+    u = words.view(np.uint64)
+    h = np.zeros(len(keys), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for i in range(u.shape[1]):
+            h = (h ^ u[:, i]) * _M1
+            h ^= h >> np.uint64(31)
+        h = (h ^ (h >> np.uint64(30))) * _M2
+        h = (h ^ (h >> np.uint64(27))) * _M3
+    _uh, first, inv = np.unique(h, return_index=True, return_inverse=True)
+    inv = inv.ravel()
+    if not bool((keys[first][inv] == keys).all()):
+        _u, first, inv = np.unique(keys, return_index=True, return_inverse=True)
+        inv = inv.ravel()
+    return first.astype(np.int64), inv.astype(np.int64)
+
+
+def _rel(x: I64, base: I64) -> I64:
+    out: I64 = (x - base) & _MASK
+    return out
+
+
+_KIND = {code: (k.severity.value, k.category.value) for code, k in CATALOGUE.items()}
+
+
+# --------------------------------------------------------------------------------- the engine
+
+
+class Engine:
+    """Feed it the reader's columns chunk by chunk; it hands out finished connections' records."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.config: Config = options.config()
+        self.tw_ns = round(self.config.time_wait * NS_PER_S)
+        self.store = _Store()
+        self.index: dict[bytes, int] = {}  # key -> slot (>= 0), or -1: the core owns it
+        self.slow_keys: dict[tuple[str, int, str, int], bytes] = {}
+        self.table = FlowTable(self.config, max_flows=options.max_flows)
+        self.zeek: dict[int, ZeekSummary] = {}
+        self.clock: int | None = None
+        self.journal = _Journal(self.store)
+        self.handed_over = 0  # connections the core took over from the fast path
+
+    # ---- keys
+
+    @staticmethod
+    def keys(cols: Columns) -> tuple[npt.NDArray[np.void], B]:
+        """Direction-independent 37-byte keys of the segments, and "the source is the low end"."""
+        n = len(cols)
+        src = np.ascontiguousarray(cols.src).view(">u8").reshape(n, 2)
+        dst = np.ascontiguousarray(cols.dst).view(">u8").reshape(n, 2)
+        sp, dp = cols.sport, cols.dport
+        lo = (src[:, 0] < dst[:, 0]) | (
+            (src[:, 0] == dst[:, 0]) & ((src[:, 1] < dst[:, 1]) | ((src[:, 1] == dst[:, 1]) & (sp <= dp)))
+        )
+        rec = np.empty(n, dtype=[("fam", "u1"), ("a", "V16"), ("ap", ">u2"), ("b", "V16"), ("bp", ">u2")])
+        rec["fam"] = cols.fam
+        rec["a"] = np.where(lo, cols.src, cols.dst)
+        rec["b"] = np.where(lo, cols.dst, cols.src)
+        rec["ap"] = np.where(lo, sp, dp)
+        rec["bp"] = np.where(lo, dp, sp)
+        keys: npt.NDArray[np.void] = rec.view("V37").ravel()
+        return keys, lo
+
+    # ---- one chunk
+
+    def feed(self, cols: Columns) -> Block | None:
+        """Observe one chunk of segments; the records of the connections that finished."""
+        n = len(cols)
+        if not n:
+            return None
+        st = self.store
+        c = st.cols
+        ts = cols.ts
+        clock0 = self.clock if self.clock is not None else int(ts[0])
+        clock = np.maximum.accumulate(np.maximum(ts, clock0))
+        self.clock = int(clock[-1])
+        keys, lo = self.keys(cols)
+        first_pos, inv = _dedupe(keys)
+        ukeys: list[bytes] = keys[first_pos].tolist()
+        raw_opt = cols.opt.tobytes()
+        ooff = cols.ooff
+        index = self.index
+        slot_of_u = np.full(len(ukeys), -1, dtype=np.int64)
+        plain_syn = ((cols.flags & (SYN | ACK | RST | FIN)) == SYN) & (cols.length == 0)
+        starts_new = plain_syn[first_pos]
+        unseen = np.zeros(len(ukeys), dtype=np.bool_)
+        for u, k in enumerate(ukeys):
+            s = index.get(k)
+            if s is None:
+                unseen[u] = True
+            elif s >= 0:
+                slot_of_u[u] = s
+        parts: list[Block] = []
+        # fast connections that are over and quiet when their 4-tuple shows up again
+        known = np.flatnonzero(slot_of_u >= 0)
+        if len(known):
+            sl = slot_of_u[known]
+            ret = self._retirable(sl, clock[first_pos[known]])
+            if ret.any():
+                gone = sl[ret]
+                for u in known[ret].tolist():
+                    del index[ukeys[u]]
+                parts.append(self._records(gone, self.clock))
+                slot_of_u[known[ret]] = -1
+                unseen[known[ret]] = True
+        new_u = np.flatnonzero(unseen & starts_new)
+        new_slots = st.alloc(len(new_u))
+        if len(new_u):
+            slot_of_u[new_u] = new_slots
+            p = first_pos[new_u]
+            c["fid"][new_slots] = cols.frame[p]
+            c["first_ts"][new_slots] = ts[p]
+            c["last_ts"][new_slots] = ts[p]
+            c["c_isn"][new_slots] = cols.seq[p]
+            st.fam[new_slots] = cols.fam[p]
+            st.c_lo[new_slots] = lo[p]
+            st.cip[new_slots] = cols.src[p]
+            st.sip[new_slots] = cols.dst[p]
+            st.cport[new_slots] = cols.sport[p]
+            st.sport[new_slots] = cols.dport[p]
+            for s_, u, r in zip(new_slots.tolist(), new_u.tolist(), p.tolist(), strict=True):
+                k = ukeys[u]
+                index[k] = s_
+                st.keys[s_] = k
+                st.opt_c[s_] = raw_opt[ooff[r] : ooff[r + 1]]
+        seg_slot = slot_of_u[inv]
+        fast = seg_slot >= 0
+        is_new = np.zeros(st.cap, dtype=np.bool_)
+        is_new[new_slots] = True
+        slow = ~fast
+        if fast.any():
+            bailed = self._fast(cols, np.flatnonzero(fast), seg_slot, lo, is_new)
+            if len(bailed):
+                mark = np.zeros(st.cap + 1, dtype=np.bool_)
+                mark[bailed] = True
+                back = mark[np.where(fast, seg_slot, st.cap)]
+                slow |= back
+                fast &= ~back
+                self._hand_over(bailed)
+            keep = np.flatnonzero(fast)
+            self.journal.append(cols, keep, seg_slot[keep], clock)
+        rows = np.flatnonzero(slow)
+        if len(rows):
+            self._slow(cols, rows, clock)
+        if self.journal.rows > JOURNAL_BUDGET:
+            self._trim_journal()
+        b = self._sweep()
+        if b is not None:
+            parts.append(b)
+        if not parts:
+            return None
+        return Block.merge(parts)
+
+    # ---- the per-segment core for everything else
+
+    def _slow(self, cols: Columns, rows: I64, clock: I64) -> None:
+        keys, _lo = self.keys(cols.take(rows))
+        self._observe_all(segments_of(cols, rows), clock[rows].tolist(), keys.tolist())
+
+    def _observe_all(self, segs: list[Segment], clocks: list[int], keys: list[bytes]) -> None:
+        """Segments through the core, in order (``clocks``: the capture clock at each)."""
+        table = self.table
+        zeek = self.zeek
+        index = self.index
+        for seg, clk, k in zip(segs, clocks, keys, strict=True):
+            conn = table.observe(seg, clk)
+            if conn.packets == 1:  # created by this segment
+                index[k] = -1
+                cc, ss = conn.client, conn.server
+                self.slow_keys[flow_key(cc.ip, cc.port, ss.ip, ss.port)] = k
+            summary = zeek.get(conn.flow_id)
+            if summary is None:
+                summary = zeek[conn.flow_id] = ZeekSummary(seg)
+            summary.update(seg)
+
+    def _hand_over(self, slots: I64) -> None:
+        """Give fast connections to the core: their journals go through it, in order."""
+        st = self.store
+        fids = st.cols["fid"][slots]
+        syn_opts: dict[tuple[int, int], bytes] = {}
+        for s, f in zip(slots.tolist(), fids.tolist(), strict=True):
+            key = st.keys[s]
+            assert key is not None
+            self.index[key] = -1
+            syn_opts[(f, 0)] = st.opt_c[s]
+            syn_opts[(f, 1)] = st.opt_s[s]
+        self.handed_over += len(slots)
+        j = self.journal.take(slots)
+        st.release(slots)
+        if not len(j):
+            return
+        names = NAMES.of
+        flags = j["flags"].astype(np.int64)
+        is_syn = (flags & SYN) != 0
+        src = names(j["fam"], j["src"])
+        dst = names(j["fam"], j["dst"])
+        client_first: dict[int, tuple[str, int]] = {}
+        opts: list[bytes] = []
+        row_fid = st.cols["fid"][j["slot"]]
+        for f, syn_, a, ap in zip(row_fid.tolist(), is_syn.tolist(), src, j["sport"].tolist(), strict=True):
+            if not syn_:
+                opts.append(b"")
+                continue
+            who = client_first.setdefault(f, (a, ap))
+            opts.append(syn_opts[(f, 0 if who == (a, ap) else 1)])
+        segs = list(
+            map(
+                new_segment,
+                zip(
+                    j["frame"].tolist(),
+                    j["ts"].tolist(),
+                    src,
+                    j["sport"].tolist(),
+                    dst,
+                    j["dport"].tolist(),
+                    j["seq"].tolist(),
+                    j["ack"].tolist(),
+                    flags.tolist(),
+                    j["win"].tolist(),
+                    j["length"].tolist(),
+                    opts,
+                    strict=True,
+                ),
+            )
+        )
+        keys = self._row_keys(j)
+        self._observe_all(segs, j["clock"].tolist(), keys)
+
+    @staticmethod
+    def _row_keys(j: npt.NDArray[np.void]) -> list[bytes]:
+        i64 = {k: j[k].astype(np.int64) for k in ("sport", "dport", "seq", "ack", "flags", "win", "length")}
+        cols = Columns(
+            fam=j["fam"],
+            src=j["src"],
+            dst=j["dst"],
+            opt=np.empty(0, dtype=np.uint8),
+            ooff=np.zeros(len(j) + 1, dtype=np.int64),
+            **i64,
+        )
+        keys, _lo = Engine.keys(cols)
+        out: list[bytes] = keys.tolist()
+        return out
+
+    # ---- the vectorised observer
+
+    def _fast(self, cols: Columns, rows: I64, seg_slot: I64, lo: B, is_new: B) -> I64:
+        """Apply one chunk's segments of the fast connections; returns the slots to hand over."""
+        st = self.store
+        c = st.cols
+        order = rows[np.argsort(seg_slot[rows], kind="stable")]
+        slot = seg_slot[order]
+        G = _Groups(slot)
+        n, pos, grp, gstart = G.n, G.pos, G.grp, G.gstart
+        gsl = slot[G.starts]
+        frame = cols.frame[order]
+        ts = cols.ts[order]
+        flags = cols.flags[order]
+        seq = cols.seq[order]
+        ack = cols.ack[order]
+        win = cols.win[order]
+        length = cols.length[order]
+        cl = lo[order] == st.c_lo[slot]  # sent by the client
+        sv = ~cl
+        side = sv.astype(np.int64)
+        created = is_new[gsl]  # the connection began in this chunk (its SYN is its first segment)
+        ordn = (c["c_pk"] + c["s_pk"])[slot] + (pos - gstart)  # ordinal in the connection
+
+        f_syn = (flags & SYN) != 0
+        f_ack = (flags & ACK) != 0
+        f_rst = (flags & RST) != 0
+        f_fin = (flags & FIN) != 0
+        bad = _bad_flags(flags)
+        syn = f_syn & ~f_ack & ~bad
+        synack = f_syn & f_ack & ~bad
+        rst = f_rst & ~bad
+        plain = f_ack & ~f_syn & ~f_rst & ~bad  # through the core's data path (FIN included)
+        fin = plain & f_fin
+        viol = bad | (~f_ack & ~f_syn & ~f_rst)
+
+        # pauses: none may reach Zeek's timers, and time must not go backwards
+        prev_ts = G.before(ts, c["last_ts"][gsl])
+        gap = ts - prev_ts
+        viol |= (gap < 0) | (gap >= _ZEEK_TIMER_NS)
+
+        ws_all = np.full(n, -1, dtype=np.int64)
+        tfo_all = np.zeros(n, dtype=np.bool_)
+        synrows = np.flatnonzero(syn | synack)
+        if len(synrows):
+            ws_all[synrows], tfo_all[synrows] = syn_options(cols, order[synrows])
+
+        phase0 = c["phase"][gsl]
+        ph = phase0[grp]
+        c_isn = c["c_isn"][slot]
+
+        # -- SYN sent: the client's SYN (and resends of it), then the server's first word
+        p1 = np.where(phase0 == P_SYN, G.first_where(sv), -1)
+        p1s = p1[grp]
+        in_syn = (ph == P_SYN) & (pos < p1s)
+        viol |= in_syn & ~(syn & (seq == c_isn) & (length == 0) & ~tfo_all)
+        at_p1 = (ph == P_SYN) & (pos == p1s)
+        isn1 = (c_isn + 1) & _MASK
+        ans_synack = at_p1 & synack & (ack == isn1) & (length == 0)
+        ans_refuse = at_p1 & rst & f_ack & (ack == isn1) & (length == 0)
+        viol |= at_p1 & ~(ans_synack | ans_refuse)
+        g_synack = G.any(ans_synack)
+        g_refuse = G.any(ans_refuse)
+        p1c = np.clip(p1, 0, n - 1)
+        # Zeek: an answer later than tcp_attempt_delay after the SYN starts a new Zeek connection
+        viol |= at_p1 & (ts - c["first_ts"][slot] >= _ZEEK_TIMER_NS)
+        viol |= (ph == P_SYN) & g_refuse[grp] & (pos > p1s)
+        s_isn_g = np.where(g_synack, seq[p1c], c["s_isn"][gsl])
+        s_isn = s_isn_g[grp]
+        s_ws_g = np.where(g_synack, ws_all[p1c], c["s_ws"][gsl])
+        c_ws_g = np.where(created, ws_all[G.starts], c["c_ws"][gsl])
+
+        # -- SYN-ACK sent: the client's next segment, an ACK of it, completes the handshake
+        after_sa = (ph == P_SYNACK) | ((ph == P_SYN) & g_synack[grp] & (pos > p1s))
+        phs = G.first_where(after_sa & cl)
+        phs = np.where((phase0 == P_SYN) & ~g_synack, _BIG, phs)
+        phs = np.where(phase0 >= P_EST, -1, phs)
+        phs_s = phs[grp]
+        viol |= after_sa & (pos < phs_s) & sv  # the server spoke before the handshake completed
+        at_hs = pos == phs_s
+        viol |= at_hs & ~(plain & ~f_fin & (_rel(ack, s_isn) == 1))
+        viol |= ph == P_DONE
+        est = (ph == P_EST) | (after_sa & (pos >= phs_s))
+        viol |= est & (f_syn | ~(plain | rst))
+
+        # -- synchronised: sequence numbers relative to the sender's ISN, ACKs to the peer's
+        base = np.where(cl, c_isn, s_isn)
+        pbase = np.where(cl, s_isn, c_isn)
+        sq = _rel(seq, base)
+        ak = _rel(ack, pbase)
+        end = sq + length
+        viol |= est & ((sq >= _LIMIT) | (f_ack & (ak >= _LIMIT)))
+
+        # FINs: the first of each side (the slot may have one already)
+        fin_c0, fin_s0 = c["c_fin"][gsl], c["s_fin"][gsl]
+        pfc = np.where(fin_c0 >= 0, -1, G.first_where(est & cl & fin))
+        pfs = np.where(fin_s0 >= 0, -1, G.first_where(est & sv & fin))
+        fin_c_g = np.where(fin_c0 >= 0, fin_c0, np.where(pfc < _BIG, G.at(end, pfc, -1), -1))
+        fin_s_g = np.where(fin_s0 >= 0, fin_s0, np.where(pfs < _BIG, G.at(end, pfs, -1), -1))
+        fino_c_g = np.where(
+            c["c_fino"][gsl] >= 0, c["c_fino"][gsl], np.where(pfc < _BIG, G.at(ordn, pfc, -1), -1)
+        )
+        fino_s_g = np.where(
+            c["s_fino"][gsl] >= 0, c["s_fino"][gsl], np.where(pfs < _BIG, G.at(ordn, pfs, -1), -1)
+        )
+        pfc_s, pfs_s = pfc[grp], pfs[grp]
+        fin_c, fin_s = fin_c_g[grp], fin_s_g[grp]
+        own_fpos = np.where(cl, pfc_s, pfs_s)  # -1: before this chunk; BIG: not yet
+        peer_fpos = np.where(cl, pfs_s, pfc_s)
+        own_fin = np.where(cl, fin_c, fin_s)
+        peer_fin = np.where(cl, fin_s, fin_c)
+        after_own_fin = est & (pos > own_fpos)
+        at_own_fin = est & (pos == own_fpos)
+        viol |= after_own_fin & ((length > 0) | f_fin)
+
+        # SND.NXT of each side: running max of segment ends (+1 for the FIN)
+        counted = est & plain & ~after_own_fin
+        cend = end + f_fin
+        nxt_c = G.running_max(np.where(counted & cl, cend, -1), c["c_nxt"][gsl])
+        nxt_s = G.running_max(np.where(counted & sv, cend, -1), c["s_nxt"][gsl])
+        own_before = np.where(cl, G.before(nxt_c, c["c_nxt"][gsl]), G.before(nxt_s, c["s_nxt"][gsl]))
+        peer_nxt = np.where(cl, nxt_s, nxt_c)
+        # no hole in either stream (Zeek would record a content gap), no ACK of unseen data
+        viol |= counted & (sq > own_before)
+        viol |= est & f_ack & (ak > peer_nxt)
+        # the FIN at or after SND.NXT, acknowledging the peer's FIN if that came first
+        viol |= at_own_fin & (end < own_before)
+        viol |= at_own_fin & (peer_fin >= 0) & (peer_fpos < pos) & (ak <= peer_fin)
+
+        # FIN-ACKs: the other side's first segment acknowledging a FIN
+        fao_c0, fao_s0 = c["c_fao"][gsl], c["s_fao"][gsl]
+        pfa_c = np.where(
+            fao_c0 >= 0, -1, G.first_where(est & sv & plain & (fin_c >= 0) & (pos > pfc_s) & (ak > fin_c))
+        )
+        pfa_s = np.where(
+            fao_s0 >= 0, -1, G.first_where(est & cl & plain & (fin_s >= 0) & (pos > pfs_s) & (ak > fin_s))
+        )
+        pfa_c_s, pfa_s_s = pfa_c[grp], pfa_s[grp]
+        own_fapos = np.where(cl, pfa_c_s, pfa_s_s)
+        # who closed first: the smaller FIN ordinal (a FIN that exists sorts before none)
+        both_fin = (fino_c_g >= 0) & (fino_s_g >= 0)
+        c_first_g = (fino_c_g >= 0) & ((fino_s_g < 0) | (fino_c_g < fino_s_g))
+        # the second closer is CLOSED once its FIN is acknowledged (LAST-ACK done): silence
+        own_second = both_fin[grp] & np.where(cl, ~c_first_g[grp], c_first_g[grp])
+        viol |= est & own_second & (pos > own_fapos)
+        # TIME-WAIT: from the second FIN on; a segment after its timer ran out goes to the core
+        tw_known = np.where(c_first_g, c["s_finf"][gsl] >= 0, c["c_finf"][gsl] >= 0)
+        tw_ts_known = np.where(c_first_g, c["s_fint"][gsl], c["c_fint"][gsl])
+        tw_pos_g = np.where(tw_known, -1, np.where(c_first_g, pfs, pfc))
+        tw_ts_g = np.where(tw_known, tw_ts_known, G.at(ts, tw_pos_g, -1))
+        tw_ts_g = np.where(both_fin, tw_ts_g, -1)
+        viol |= (tw_ts_g[grp] >= 0) & (pos > tw_pos_g[grp]) & (ts - tw_ts_g[grp] >= self.tw_ns)
+
+        # states just before each position (for RSTs, their errno and their detail)
+        def state_before(client: bool) -> I64:
+            me_fpos, pe_fpos = (pfc_s, pfs_s) if client else (pfs_s, pfc_s)
+            me_fin, pe_fin = (fin_c, fin_s) if client else (fin_s, fin_c)
+            me_fa, pe_fa = (pfa_c_s, pfa_s_s) if client else (pfa_s_s, pfa_c_s)
+            me_first = (c_first_g if client else ~c_first_g & (fino_s_g >= 0))[grp]
+            me_sent = (me_fin >= 0) & (me_fpos < pos)
+            pe_sent = (pe_fin >= 0) & (pe_fpos < pos)
+            me_acked = me_sent & (me_fa < pos)
+            first_now = me_sent & (me_first | ~pe_sent)
+            out = np.full(n, EST, dtype=np.int64)
+            out = np.where(first_now, np.where(me_acked, FW2, FW1), out)
+            out = np.where(first_now & pe_sent, TW, out)
+            out = np.where(~me_sent & pe_sent, CW, out)
+            out = np.where(~first_now & me_sent & pe_sent, np.where(me_acked, CLOSED, LAST_ACK), out)
+            del pe_fa
+            return out
+
+        st_c, st_s = state_before(True), state_before(False)
+        x_st = np.where(cl, st_c, st_s)
+        y_st = np.where(cl, st_s, st_c)
+
+        # RST: exactly at SND.NXT (or at the FIN once the peer has it), from and to a state
+        # where it resets; nothing after it
+        prst = G.first_where(est & rst)
+        prst_s = prst[grp]
+        viol |= est & (pos > prst_s)
+        at_rst = est & rst & (pos == prst_s)
+        exact = (sq == own_before) | ((own_fin >= 0) & (own_fpos < pos) & (sq == own_fin))
+        resets = (EST, FW1, FW2, LAST_ACK)
+        viol |= at_rst & ~(exact & (length == 0) & np.isin(x_st, resets) & np.isin(y_st, resets))
+
+        # -- windows: data beyond the receiver's window is judged at its next segment
+        last_c, last_s = G.last_where(cl), G.last_where(sv)
+        last_ca, last_sa = G.last_where(cl & f_ack), G.last_where(sv & f_ack)
+        both_ws = (c_ws_g >= 0) & (s_ws_g >= 0)
+        sh_c = np.where(both_ws, c_ws_g, 0)[grp]
+        sh_s = np.where(both_ws, s_ws_g, 0)[grp]
+        win_c_at = np.where(last_c >= 0, G.at(win, last_c, 0), c["c_win"][slot])
+        win_s_at = np.where(last_s >= 0, G.at(win, last_s, 0), c["s_win"][slot])
+        lack_c_at = np.where(last_ca >= 0, G.at(ak, last_ca, 0), c["c_lack"][slot])
+        lack_s_at = np.where(last_sa >= 0, G.at(ak, last_sa, 0), c["s_lack"][slot])
+        y_lack = np.where(cl, lack_s_at, lack_c_at)
+        y_edge = y_lack + np.where(cl, win_s_at << sh_s, win_c_at << sh_c)
+        fresh = ((length > 0) | f_fin) & (cend > own_before)
+        cand = est & plain & fresh & (length > 0) & (y_lack >= 0) & (end > y_edge + 1)
+        judge = est & plain  # every segment through the core's data path judges the peer's
+        own_win_scaled = win << np.where(cl, sh_c, sh_s)
+        pend_out: dict[int, tuple[I64, I64, I64, I64]] = {}
+        for x, sd in ((0, "c"), (1, "s")):
+            mine = side == x
+            judges = np.flatnonzero(judge & ~mine)  # the other side's
+            runs = G.cumcount(judge & ~mine)  # the other side's judges up to each position
+            init_end = c[f"{sd}_bend"][gsl]
+            ci = np.flatnonzero(cand & mine)
+            if len(ci):
+                same = np.zeros(len(ci), dtype=np.bool_)
+                same[1:] = (grp[ci[1:]] == grp[ci[:-1]]) & (runs[ci[1:]] == runs[ci[:-1]])
+                recorded = ci[~same & ~((runs[ci] == 0) & (init_end[grp[ci]] >= 0))]
+            else:
+                recorded = ci
+            # each recorded one is judged by the other side's next judge, if in this chunk
+            k = np.searchsorted(judges, recorded, side="right")
+            jpos = judges[np.minimum(k, len(judges) - 1)] if len(judges) else np.zeros(len(k), dtype=np.int64)
+            judged = (k < len(judges)) & (grp[jpos] == grp[recorded]) if len(recorded) else k < 0
+            jj, rr = jpos[judged], recorded[judged]
+            viol[jj[end[rr] > ak[jj] + own_win_scaled[jj] + 1]] = True
+            # one carried in from the last chunk is judged by the group's first judge
+            pe = np.where(init_end >= 0, init_end, -1)
+            pedge = c[f"{sd}_bedge"][gsl].copy()
+            pf = c[f"{sd}_bf"][gsl].copy()
+            pt = c[f"{sd}_bt"][gsl].copy()
+            carried = np.flatnonzero(pe >= 0)
+            if len(carried):
+                k0 = np.searchsorted(judges, G.starts[carried], side="left")
+                j0 = (
+                    judges[np.minimum(k0, len(judges) - 1)]
+                    if len(judges)
+                    else np.zeros(len(k0), dtype=np.int64)
+                )
+                has = (k0 < len(judges)) & (grp[np.clip(j0, 0, n - 1)] == carried) if len(judges) else k0 < 0
+                jj0 = j0[has]
+                viol[jj0[pe[carried[has]] > ak[jj0] + own_win_scaled[jj0] + 1]] = True
+                pe[carried[has]] = -1
+            # left pending at the end of the chunk: the last recorded one of a group, unjudged
+            left = recorded[~judged]
+            if len(left):
+                lg = grp[left]
+                pe[lg] = end[left]
+                pedge[lg] = y_edge[left]
+                pf[lg] = frame[left]
+                pt[lg] = ts[left]
+            pend_out[x] = (pe, pedge, pf, pt)
+
+        # -- Zeek: payload retransmissions (T) and zero windows (W), counted to 1000
+        data = est & plain & (length > 0)
+        zmax_c = G.running_max(np.where(data & cl, end, -1), c["c_zmax"][gsl])
+        zmax_s = G.running_max(np.where(data & sv, end, -1), c["s_zmax"][gsl])
+        zprev = np.where(cl, G.before(zmax_c, c["c_zmax"][gsl]), G.before(zmax_s, c["s_zmax"][gsl]))
+        z_t = data & (zprev >= 0) & (end <= zprev)
+        z_w = est & plain & ~f_fin & (win == 0)
+        # a zero window after the peer closed (or from a side that reset) is not counted by
+        # Zeek; keep such connections with the core
+        viol |= z_w & ((peer_fpos < pos) | (own_fpos < pos))
+        g_viol = G.any(viol)
+        for mask, k in ((z_t, "T"), (z_w, "W")):
+            for x, sd in ((0, "c"), (1, "s")):
+                g_viol |= c[f"{sd}_z{k}n"][gsl] + G.count(mask & (side == x)) >= 10_000
+
+        g_viol |= (c["c_pk"] + c["s_pk"])[gsl] + (G.ends - G.starts) > JOURNAL_CAP
+        bail = gsl[g_viol]
+        okg = np.flatnonzero(~g_viol)
+        if not len(okg):
+            return bail
+
+        # -- commit the chunk for the connections that stayed on the common paths
+        gs = gsl[okg]
+        last = G.ends[okg] - 1
+        pk0 = {"c": c["c_pk"][gs].copy(), "s": c["s_pk"][gs].copy()}
+        c["last_ts"][gs] = ts[last]
+        # handshake and RST events
+        sa = (g_synack | g_refuse)[okg]
+        c["sa_f"][gs[sa]] = frame[p1c[okg][sa]]
+        c["sa_t"][gs[sa]] = ts[p1c[okg][sa]]
+        c["sa_o"][gs[sa]] = ordn[p1c[okg][sa]]
+        ga = g_synack[okg]
+        sg = gs[ga]
+        c["s_isn"][sg] = s_isn_g[okg][ga]
+        c["s_ws"][sg] = s_ws_g[okg][ga]
+        c["s_lsend"][sg] = ts[p1c[okg][ga]]
+        raw_opt = cols.opt.tobytes()
+        for s_, r in zip(sg.tolist(), order[p1c[okg][ga]].tolist(), strict=True):
+            st.opt_s[s_] = raw_opt[cols.ooff[r] : cols.ooff[r + 1]]
+        c["s_ltx"][sg] = ts[p1c[okg][ga]]
+        c["phase"][sg] = P_SYNACK
+        gr = g_refuse[okg]
+        rg, rp = gs[gr], p1c[okg][gr]
+        c["refused"][rg] = 1
+        c["phase"][rg] = P_DONE
+        c["rst_f"][rg] = frame[rp]
+        c["rst_t"][rg] = ts[rp]
+        c["rst_o"][rg] = ordn[rp]
+        c["rst_by"][rg] = 1
+        c["rst_xs"][rg] = CLOSED
+        c["rst_ys"][rg] = SYN_SENT
+        c["zr0"][rg] = ordn[rp] * 4
+        hs = (phs[okg] >= 0) & (phs[okg] < _BIG)
+        hg, hp = gs[hs], phs[okg][hs]
+        c["hs_f"][hg] = frame[hp]
+        c["hs_t"][hg] = ts[hp]
+        c["hs_o"][hg] = ordn[hp]
+        c["phase"][hg] = P_EST
+        cr = created[okg]
+        cg = gs[cr]
+        c["c_ws"][cg] = c_ws_g[okg][cr]
+        c["c_lsend"][cg] = ts[G.starts[okg][cr]]
+        c["zS"][cg] = 0
+        c["zH"][sg] = c["sa_o"][sg] * 4
+        rs = prst[okg] < _BIG
+        rg2, rp2 = gs[rs], prst[okg][rs]
+        c["rst_f"][rg2] = frame[rp2]
+        c["rst_t"][rg2] = ts[rp2]
+        c["rst_o"][rg2] = ordn[rp2]
+        c["rst_by"][rg2] = side[rp2]
+        c["rst_xs"][rg2] = x_st[rp2]
+        c["rst_ys"][rg2] = y_st[rp2]
+        c["phase"][rg2] = P_DONE
+        z_letters = (
+            ("A", plain & ~f_fin & (length == 0)),
+            ("D", plain & ~f_fin & (length > 0)),
+            ("F", at_own_fin),
+            ("R", at_rst),
+        )
+        core_rtx = est & plain & ~after_own_fin & (length > 0) & (end <= own_before)
+        syn_rtx = in_syn & ~(G.first & created[grp])
+        for x, sd in ((0, "c"), (1, "s")):
+            m = side == x
+            pe, pedge, pf, pt = pend_out[x]
+            c[f"{sd}_bend"][gs] = pe[okg]
+            c[f"{sd}_bedge"][gs] = pedge[okg]
+            c[f"{sd}_bf"][gs] = pf[okg]
+            c[f"{sd}_bt"][gs] = pt[okg]
+            c[f"{sd}_pk"][gs] += G.count(m)[okg]
+            c[f"{sd}_by"][gs] += G.sum(np.where(m, length, 0))[okg]
+            lx = (last_c if x == 0 else last_s)[last]
+            h = lx >= 0
+            c[f"{sd}_win"][gs[h]] = win[lx[h]]
+            la = (last_ca if x == 0 else last_sa)[last]
+            h = la >= 0
+            c[f"{sd}_lack"][gs[h]] = ak[la[h]]
+            c[f"{sd}_nxt"][gs] = (nxt_c if x == 0 else nxt_s)[last]
+            c[f"{sd}_rtx"][gs] += G.count(m & (core_rtx | syn_rtx))[okg]
+            adv = G.last_where(m & ((counted & (length > 0) & (end > own_before)) | at_own_fin))[last]
+            h = adv >= 0
+            c[f"{sd}_lsend"][gs[h]] = ts[adv[h]]
+            tx = G.last_where(m & ((in_syn & syn) | at_own_fin))[last]
+            h = tx >= 0
+            c[f"{sd}_ltx"][gs[h]] = ts[tx[h]]
+            pf_ = (pfc if x == 0 else pfs)[okg]
+            h = (pf_ >= 0) & (pf_ < _BIG)
+            fg, fp = gs[h], pf_[h]
+            c[f"{sd}_fin"][fg] = end[fp]
+            c[f"{sd}_finf"][fg] = frame[fp]
+            c[f"{sd}_fint"][fg] = ts[fp]
+            c[f"{sd}_fino"][fg] = ordn[fp]
+            peer_seen = G.cumcount(~m) - (~m)  # the peer's segments before each position
+            c[f"{sd}_ppf"][fg] = pk0["s" if x == 0 else "c"][h] + peer_seen[fp]
+            pa = (pfa_c if x == 0 else pfa_s)[okg]
+            h = (pa >= 0) & (pa < _BIG)
+            ag, ap = gs[h], pa[h]
+            c[f"{sd}_faf"][ag] = frame[ap]
+            c[f"{sd}_fat"][ag] = ts[ap]
+            c[f"{sd}_fao"][ag] = ordn[ap]
+            for letter, lm in z_letters:
+                col = c[f"{sd}_z{letter}"]
+                fl = G.first_where(est & m & lm)[okg]
+                h = (fl < _BIG) & (col[gs] < 0)
+                col[gs[h]] = ordn[fl[h]] * 4
+            for k, km, sub in (("T", z_t, 1), ("W", z_w, 2)):
+                mm = km & m
+                total = c[f"{sd}_z{k}n"][slot] + G.cumcount(mm)
+                for i, p10 in enumerate(_POW10):
+                    fh = G.first_where(mm & (total == p10))[okg]
+                    h = fh < _BIG
+                    c[f"{sd}_z{k}{i}"][gs[h]] = ordn[fh[h]] * 4 + sub
+                c[f"{sd}_z{k}n"][gs] += G.count(mm)[okg]
+            c[f"{sd}_zmax"][gs] = (zmax_c if x == 0 else zmax_s)[last]
+        return bail
+
+    # ---- states, retirement, eviction
+
+    def states(self, slots: I64, clock: int | I64 | None) -> tuple[I64, I64, I64, I64]:
+        """Both sides' states (a TIME-WAIT whose timer ran out by ``clock`` is CLOSED; with
+        ``clock`` None it stays TIME-WAIT), and when each side entered TIME-WAIT (-1: not)."""
+        c = self.store.cols
+        n = len(slots)
+        ph = c["phase"][slots]
+        cs = np.full(n, CLOSED, dtype=np.int64)
+        ss = np.full(n, CLOSED, dtype=np.int64)
+        cs = np.where(ph == P_SYN, SYN_SENT, cs)
+        cs = np.where(ph == P_SYNACK, EST, cs)
+        ss = np.where(ph == P_SYNACK, SYN_RCVD, ss)
+        est = ph == P_EST
+        cfo, sfo = c["c_fino"][slots], c["s_fino"][slots]
+        c_sent, s_sent = cfo >= 0, sfo >= 0
+        c_first = c_sent & (~s_sent | (cfo < sfo))
+        s_first = s_sent & (~c_sent | (sfo < cfo))
+
+        def one(first: B, sent: B, acked: B, peer_sent: B) -> I64:
+            out = np.full(n, EST, dtype=np.int64)
+            out = np.where(first, np.where(acked, FW2, FW1), out)
+            out = np.where(first & peer_sent, TW, out)
+            out = np.where(~sent & peer_sent, CW, out)
+            out = np.where(sent & ~first & peer_sent, np.where(acked, CLOSED, LAST_ACK), out)
+            return out
+
+        cs = np.where(est, one(c_first, c_sent, c["c_fao"][slots] >= 0, s_sent), cs)
+        ss = np.where(est, one(s_first, s_sent, c["s_fao"][slots] >= 0, c_sent), ss)
+        tw_c = np.where(est & (cs == TW), c["s_fint"][slots], -1)
+        tw_s = np.where(est & (ss == TW), c["c_fint"][slots], -1)
+        if clock is not None:
+            clk = np.asarray(clock, dtype=np.int64)
+            cs = np.where((cs == TW) & (clk - tw_c >= self.tw_ns), CLOSED, cs)
+            ss = np.where((ss == TW) & (clk - tw_s >= self.tw_ns), CLOSED, ss)
+        return cs, ss, tw_c, tw_s
+
+    def _retirable(self, slots: I64, clock: I64 | int) -> B:
+        cs, ss, _a, _b = self.states(slots, clock)
+        out: B = (cs == CLOSED) & (ss == CLOSED) & (clock - self.store.cols["last_ts"][slots] >= self.tw_ns)
+        return out
+
+    def _sweep(self) -> Block | None:
+        clock = self.clock
+        assert clock is not None
+        st = self.store
+        live = st.live_slots()
+        done = live[self._retirable(live, clock)] if len(live) else live
+        for s in done.tolist():
+            k = st.keys[s]
+            if k is not None:
+                del self.index[k]
+        table = self.table
+        table.clock = clock
+        slow_done = table.sweep(evict=False)
+        evicted = np.empty(0, dtype=np.int64)
+        over = (st.count - len(done)) + len(table) - self.options.max_flows
+        if over > 0:
+            evicted, victims = self._victims(over, done)
+            table.evict(len(victims), victims)
+            slow_done.extend(table.sweep(evict=False))
+            slow_done.sort(key=lambda cn: cn.flow_id)
+            for s in evicted.tolist():
+                k = st.keys[s]
+                if k is not None:
+                    del self.index[k]
+        parts: list[Block] = []
+        if len(done) or len(evicted):
+            parts.append(self._records(done, clock, evicted=evicted))
+        self.journal.compact()
+        if slow_done:
+            parts.append(self._emit(slow_done))
+        if not parts:
+            return None
+        return Block.merge(parts)
+
+    def _emit(self, conns: list[Connection]) -> Block:
+        """Records of connections the core finished; their 4-tuples leave the index."""
+        b = Block()
+        table = self.table
+        for conn in conns:
+            b.add(conn, self.zeek.pop(conn.flow_id, None))
+            cc, ss = conn.client, conn.server
+            fk = flow_key(cc.ip, cc.port, ss.ip, ss.port)
+            k = self.slow_keys.get(fk)
+            if k is not None and not table.has(fk):
+                del self.slow_keys[fk]
+                if self.index.get(k) == -1:
+                    del self.index[k]
+        return b
+
+    def _victims(self, n: int, exclude: I64) -> tuple[I64, list[tuple[Any, Connection]]]:
+        """The ``n`` connections to evict, fast and slow together, in :func:`eviction_order`."""
+        st = self.store
+        c = st.cols
+        live = np.setdiff1d(st.live_slots(), exclude)
+        answered = c["s_pk"][live] > 0
+        o = np.lexsort((c["fid"][live], c["last_ts"][live], answered))[:n]
+        fast = [
+            ((bool(answered[i]), int(c["last_ts"][live[i]]), int(c["fid"][live[i]])), int(live[i]))
+            for i in o.tolist()
+        ]
+        slow = [(eviction_order(conn), kv) for kv in self.table.candidates(n) for conn in (kv[1],)]
+        chosen = heapq.nsmallest(
+            n, [(k, 0, v) for k, v in fast] + [(k, 1, v) for k, v in slow], key=lambda t: t[0]
+        )
+        fs = np.array([v for _k, w, v in chosen if w == 0], dtype=np.int64)
+        sl: list[tuple[Any, Connection]] = [v for _k, w, v in chosen if w == 1]  # type: ignore[misc]
+        return fs, sl
+
+    def finish(self, end_ts: int) -> Block:
+        """Finish every live connection at capture time ``end_ts``: the last records."""
+        st = self.store
+        live = st.live_slots()
+        parts: list[Block] = []
+        if len(live):
+            parts.append(self._records(live, end_ts, final=True))
+        slow = self.table.finish(end_ts)
+        if slow:
+            parts.append(self._emit(slow))
+        self.index.clear()
+        self.slow_keys.clear()
+        return Block.merge(parts) if parts else Block()
+
+    # ---- records of finished fast connections
+
+    def _records(self, slots: I64, clock: int, *, evicted: I64 | None = None, final: bool = False) -> Block:
+        """Records of fast connections finished at ``clock`` (and of ``evicted`` ones); releases
+        their slots. Those whose end needs the core (a CLOSE-WAIT to time, the eviction of an
+        open connection) are replayed into it and finished there."""
+        ev = evicted if evicted is not None else np.empty(0, dtype=np.int64)
+        allslots = np.concatenate([slots, ev])
+        is_ev = np.concatenate([np.zeros(len(slots), dtype=np.bool_), np.ones(len(ev), dtype=np.bool_)])
+        if not len(allslots):
+            return Block()
+        st = self.store
+        c = st.cols
+        end = np.maximum(clock, c["last_ts"][allslots]) if final else np.full(len(allslots), clock)
+        cs, ss, _a, _b = self.states(allslots, end)
+        core = (cs == CW) | (ss == CW) | (is_ev & (c["phase"][allslots] != P_SYN))
+        parts = []
+        if (~core).any():
+            parts.append(self._fast_records(allslots[~core], is_ev[~core], clock, final))
+        if core.any():
+            to_core = allslots[core]
+            to_evict = allslots[core & is_ev]
+            evict_keys = [flow_key(*k) for k in self._endpoints(to_evict)]
+            st.release(allslots[~core])
+            self._hand_over(to_core)
+            if evict_keys:
+                table = self.table
+                table.clock = clock
+                table.evict(len(evict_keys), [(k, table.get(k)) for k in evict_keys])
+                parts.append(self._emit(table.sweep(evict=False)))
+        else:
+            st.release(allslots)
+        return Block.merge(parts)
+
+    def _endpoints(self, slots: I64) -> list[tuple[str, int, str, int]]:
+        st = self.store
+        fam = st.fam[slots]
+        return list(
+            zip(
+                NAMES.of(fam, st.cip[slots]),
+                st.cport[slots].tolist(),
+                NAMES.of(fam, st.sip[slots]),
+                st.sport[slots].tolist(),
+                strict=True,
+            )
+        )
+
+    def _trim_journal(self) -> None:
+        """Hand the connections with the longest journals to the core, down to half the budget."""
+        st = self.store
+        c = st.cols
+        live = st.live_slots()
+        size = c["c_pk"][live] + c["s_pk"][live]
+        o = np.argsort(-size, kind="stable")
+        cum = np.cumsum(size[o])
+        k = int(np.searchsorted(cum, self.journal.rows - JOURNAL_BUDGET // 2)) + 1
+        self._hand_over(live[o[:k]])
+        self.journal.compact()
+
+    def _fast_records(self, slots: I64, evicted: B, clock: int, final: bool) -> Block:
+        st = self.store
+        c = st.cols
+        o = np.argsort(c["fid"][slots], kind="stable")
+        slots, evicted = slots[o], evicted[o]
+        n = len(slots)
+        fid = c["fid"][slots]
+        first_ts, last_ts = c["first_ts"][slots], c["last_ts"][slots]
+        end = np.maximum(clock, last_ts) if final else np.full(n, clock, dtype=np.int64)
+        cs, ss, _twc, _tws = self.states(slots, end)
+        cpk, spk = c["c_pk"][slots], c["s_pk"][slots]
+        cby, sby = c["c_by"][slots], c["s_by"][slots]
+        ph = c["phase"][slots]
+        refused = c["refused"][slots] == 1
+        rst_by = c["rst_by"][slots]
+        c_fin, s_fin = c["c_fino"][slots] >= 0, c["s_fino"][slots] >= 0
+        unanswered = ph == P_SYN
+        close = np.select(
+            [refused, rst_by >= 0, c_fin & s_fin, c_fin | s_fin, unanswered],
+            ["refused", "rst", "fin", "half", "unanswered"],
+            "open",
+        ).astype(object)
+        rst_side: list[str | None] = [None if r < 0 else ("client", "server")[r] for r in rst_by.tolist()]
+        errno_of = {code: errno_for_reset(s) for s, code in _STATE_CODE.items()}
+        ys = c["rst_ys"][slots]
+        errno = [None if r < 0 else errno_of[y] for r, y in zip(rst_by.tolist(), ys.tolist(), strict=True)]
+        fam = st.fam[slots]
+        zstate, zhist = self._zeek_columns(slots)
+        anomalies: list[list[str]] = [[] for _ in range(n)]
+        flows = {
+            "flow_id": fid.tolist(),
+            "client_ip": NAMES.of(fam, st.cip[slots]),
+            "client_port": st.cport[slots].tolist(),
+            "server_ip": NAMES.of(fam, st.sip[slots]),
+            "server_port": st.sport[slots].tolist(),
+            "first_ts": first_ts.tolist(),
+            "last_ts": last_ts.tolist(),
+            "duration": ((last_ts - first_ts) / 1e9).tolist(),
+            "packets": (cpk + spk).tolist(),
+            "bytes": (cby + sby).tolist(),
+            "client_packets": cpk.tolist(),
+            "server_packets": spk.tolist(),
+            "client_bytes": cby.tolist(),
+            "server_bytes": sby.tolist(),
+            "client_state": _STATE_NAMES[cs].tolist(),
+            "server_state": _STATE_NAMES[ss].tolist(),
+            "close": close.tolist(),
+            "rst_by": rst_side,
+            "errno": errno,
+            "midstream": [False] * n,
+            "anomalies": anomalies,
+            "conn_state": zstate,
+            "history": zhist,
+        }
+        block = Block(flows=flows)
+        an = block.anomalies
+        noted: Counter[str] = Counter()
+        notable = np.flatnonzero((rst_by >= 0) | unanswered | evicted)
+        for i in notable.tolist():
+            s = int(slots[i])
+            rows: list[tuple[int, int, str, str | None, int | None, str | None, str]] = []
+            if evicted[i]:
+                rows.append(
+                    (
+                        clock,
+                        0,
+                        "flow_evicted",
+                        None,
+                        None,
+                        None,
+                        "evicted from a full connection table after "
+                        f"{(clock - int(last_ts[i])) / NS_PER_S:.3f} s "
+                        f"of silence (client {_STATE_NAMES[cs[i]]}, server {_STATE_NAMES[ss[i]]})",
+                    )
+                )
+            r = int(rst_by[i])
+            if r >= 0:
+                x, y = ("client", "server") if r == 0 else ("server", "client")
+                xs, ysn = _STATE_NAMES[c["rst_xs"][s]], _STATE_NAMES[c["rst_ys"][s]]
+                what = "connection refused" if refused[i] else "connection reset"
+                seen = f"; the {y} saw {errno[i]}" if errno[i] else ""
+                f = int(c["rst_f"][s])
+                rows.append(
+                    (int(c["rst_t"][s]), f, "rst_terminated", x, f, ysn,
+                     f"{what}: RST from the {x} ({xs}) to the {y} ({ysn}){seen}")
+                )  # fmt: skip
+            if unanswered[i]:
+                rows.append(
+                    (int(first_ts[i]), 0, "unanswered_syn", "client", None, "SYN-SENT",
+                     f"{int(cpk[i])} SYN(s) and no answer")
+                )  # fmt: skip
+            anomalies[i] = [r_[2] for r_ in rows]
+            rows.sort(key=lambda r_: (r_[0], r_[1]))
+            for t_, _f, code, sd, frm, state, detail in rows:
+                sev, cat = _KIND[code]
+                an["flow_id"].append(int(fid[i]))
+                an["code"].append(code)
+                an["severity"].append(sev)
+                an["category"].append(cat)
+                an["side"].append(sd)
+                an["frame"].append(frm)
+                an["ts"].append(t_)
+                an["state"].append(state)
+                an["detail"].append(detail)
+                noted[code] += 1
+        block.noted = noted
+        block.evicted = int(evicted.sum())
+        self._transitions_into(block, slots, end)
+        return block
+
+    # ---- transitions, generated from the events
+
+    def _transition_rows(self, slots: I64, end: I64 | None) -> dict[str, npt.NDArray[Any]]:
+        """Every transition of the slots as columns: row (index in ``slots``), key (the order
+        the core would record them in), side, frame (-1: none), ts, from, to, cause, inferred.
+        With ``end``, a TIME-WAIT whose timer ran out by then ends in the timer's transition."""
+        c = self.store.cols
+        n = len(slots)
+        idx = np.arange(n, dtype=np.int64)
+        out: dict[str, list[npt.NDArray[Any]]] = {
+            k: [] for k in ("row", "key", "side", "frame", "ts", "a", "b", "cause", "inf")
+        }
+
+        def add(
+            mask: B,
+            key: I64 | int,
+            side: I64 | int,
+            frame: I64 | int,
+            t: I64,
+            a: I64 | int,
+            b: I64 | int,
+            cause: int,
+            inf: bool,
+        ) -> None:
+            m = np.flatnonzero(mask)
+            if not len(m):
+                return
+            k = len(m)
+
+            def col(v: I64 | int) -> I64:
+                return v[m] if isinstance(v, np.ndarray) else np.full(k, v, dtype=np.int64)
+
+            out["row"].append(idx[m])
+            out["key"].append(col(key))
+            out["side"].append(col(side))
+            out["frame"].append(col(frame))
+            out["ts"].append(col(t))
+            out["a"].append(col(a))
+            out["b"].append(col(b))
+            out["cause"].append(np.full(k, cause, dtype=np.int64))
+            out["inf"].append(np.full(k, inf, dtype=np.bool_))
+
+        g = {k: c[k][slots] for k in _FIELDS}
+        fid, t0 = g["fid"], g["first_ts"]
+        every = np.ones(n, dtype=np.bool_)
+        add(every, 0, 0, fid, t0, CLOSED, SYN_SENT, _C_SYN, False)
+        refused = g["refused"] == 1
+        sa = g["sa_o"] * 4
+        add(refused, sa, 0, g["rst_f"], g["rst_t"], SYN_SENT, CLOSED, _C_RRST, False)
+        answered = (g["sa_o"] >= 0) & ~refused
+        add(answered, sa, 1, fid, t0, CLOSED, LISTEN, _C_PASSIVE, True)
+        add(answered, sa + 1, 1, fid, t0, LISTEN, SYN_RCVD, _C_RSYN, False)
+        add(answered, sa + 2, 0, g["sa_f"], g["sa_t"], SYN_SENT, EST, _C_RSYNACK, False)
+        add(g["hs_o"] >= 0, g["hs_o"] * 4, 1, g["hs_f"], g["hs_t"], SYN_RCVD, EST, _C_RACKSYN, False)
+        cfo, sfo = g["c_fino"], g["s_fino"]
+        c_first = (cfo >= 0) & ((sfo < 0) | (cfo < sfo))
+        s_first = (sfo >= 0) & ((cfo < 0) | (sfo < cfo))
+        for x, xf, yf in ((0, "c", "s"), (1, "s", "c")):
+            y = 1 - x
+            first = c_first if x == 0 else s_first
+            fo, ff, ft = g[f"{xf}_fino"], g[f"{xf}_finf"], g[f"{xf}_fint"]
+            add(first, fo * 4 + 1, x, ff, ft, EST, FW1, _C_FIN, False)
+            add(first, fo * 4 + 2, y, ff, ft, EST, CW, _C_RFIN, False)
+            add(
+                first & (g[f"{xf}_fao"] >= 0),
+                g[f"{xf}_fao"] * 4,
+                x,
+                g[f"{xf}_faf"],
+                g[f"{xf}_fat"],
+                FW1,
+                FW2,
+                _C_RACKFIN,
+                False,
+            )
+            yfo, yff, yft = g[f"{yf}_fino"], g[f"{yf}_finf"], g[f"{yf}_fint"]
+            second = first & (yfo >= 0)
+            add(second, yfo * 4 + 1, y, yff, yft, CW, LAST_ACK, _C_FIN, False)
+            add(second, yfo * 4 + 2, x, yff, yft, FW2, TW, _C_RFIN, False)
+            add(
+                second & (g[f"{yf}_fao"] >= 0),
+                g[f"{yf}_fao"] * 4,
+                y,
+                g[f"{yf}_faf"],
+                g[f"{yf}_fat"],
+                LAST_ACK,
+                CLOSED,
+                _C_RACKFIN,
+                False,
+            )
+            if end is not None:
+                expired = second & (end - yft >= self.tw_ns)
+                add(expired, _BIG, x, -1, yft + self.tw_ns, TW, CLOSED, _C_TIMER, True)
+        reset = (g["rst_o"] >= 0) & ~refused
+        rb = g["rst_by"]
+        add(reset, g["rst_o"] * 4, rb, g["rst_f"], g["rst_t"], g["rst_xs"], CLOSED, _C_RST, False)
+        add(reset, g["rst_o"] * 4 + 1, 1 - rb, g["rst_f"], g["rst_t"], g["rst_ys"], CLOSED, _C_RRST, False)
+        return {k: np.concatenate(v) if v else np.empty(0, dtype=np.int64) for k, v in out.items()}
+
+    def _transitions_into(self, block: Block, slots: I64, end: I64) -> None:
+        t = self._transition_rows(slots, end)
+        if not len(t["row"]):
+            return
+        # On the fast paths a connection's transitions come in time order when put in the order
+        # the core records them (segment times never go backwards there, and the TIME-WAIT
+        # timer, recorded last, is after every segment): one sort on (connection, key).
+        key = np.minimum(t["key"], (1 << 21) - 1)
+        o = np.argsort((t["row"] << 21) | key, kind="stable")
+        fid = self.store.cols["fid"][slots]
+        frame = t["frame"][o].astype(object)
+        frame[frame == -1] = None
+        tr = block.transitions
+        tr["flow_id"] = fid[t["row"][o]].tolist()
+        tr["side"] = _SIDE_NAMES[t["side"][o]].tolist()
+        tr["frame"] = frame.tolist()
+        tr["ts"] = t["ts"][o].tolist()
+        tr["from_state"] = _STATE_NAMES[t["a"][o]].tolist()
+        tr["to_state"] = _STATE_NAMES[t["b"][o]].tolist()
+        tr["cause"] = _CAUSE_NAMES[t["cause"][o]].tolist()
+        tr["inferred"] = t["inf"][o].tolist()
+
+    # ---- Zeek's summary of fast connections
+
+    def _zeek_columns(self, slots: I64) -> tuple[list[str], list[str]]:
+        """Zeek's conn_state and history of fast connections (their first Zeek connection)."""
+        c = self.store.cols
+        cols = [(i, c[_zcol(name)][slots]) for i, (name, _l) in enumerate(_ZLETTERS)]
+        cols = [(i, v) for i, v in cols if bool((v >= 0).any())]
+        letters = np.array([i for i, _v in cols], dtype=np.int64)
+        keys = np.stack([np.where(v >= 0, v, _BIG) for _i, v in cols], axis=1)
+        order = np.argsort(keys, axis=1, kind="stable")
+        present = np.take_along_axis(keys, order, axis=1) < _BIG
+        code = np.where(present, letters[order] + 1, 0)  # 0: nothing more
+        if code.shape[1] <= 10:
+            sig = np.zeros(len(slots), dtype=np.int64)
+            for j in range(code.shape[1]):
+                sig = (sig << 6) | code[:, j]
+            uniq, inv = np.unique(sig, return_inverse=True)
+            rows = [
+                [int((u >> (6 * (code.shape[1] - 1 - j))) & 63) for j in range(code.shape[1])]
+                for u in uniq.tolist()
+            ]
+        else:
+            uniq2, inv = np.unique(code.astype(np.uint8), axis=0, return_inverse=True)
+            rows = uniq2.tolist()
+        texts = np.array(["".join(_ZCHARS[k - 1] for k in row if k) for row in rows], dtype=object)
+        hist: list[str] = texts[inv.ravel()].tolist()
+        # endpoint states: a SYN-ACK establishes both sides, a FIN closes, an RST resets
+        ph = c["phase"][slots]
+        refused = c["refused"][slots] == 1
+        rb = c["rst_by"][slots]
+        answered = c["sa_o"][slots] >= 0
+        o_reset = (rb == 0) & ~refused
+        r_reset = (rb == 1) | refused
+        o_fin, r_fin = c["c_fino"][slots] >= 0, c["s_fino"][slots] >= 0
+        state = np.select(
+            [refused, ph == P_SYN, o_reset, r_reset, o_fin & r_fin, o_fin, r_fin],
+            ["REJ", "S0", "RSTO", "RSTR", "SF", "S2", "S3"],
+            "S1",
+        ).astype(object)
+        del answered
+        return state.tolist(), hist
+
+
+# --------------------------------------------------------------------------------- public
+
+
+def fast_blocks(
+    paths: Sequence[str | os.PathLike[str]], options: Options, stats: ReadStats
+) -> Iterator[Block]:
+    """The fast engine over the captures (the files are opened, and checked, by this call)."""
+    batches = read_columns(paths, verify_checksums=options.verify_checksums, stats=stats)
+    return _run(batches, options, stats)
+
+
+def _run(batches: Iterator[Columns], options: Options, stats: ReadStats) -> Iterator[Block]:
+    eng = Engine(options)
+    for cols in batches:
+        b = eng.feed(cols)
+        if b is not None and len(b):
+            yield b
+    end = stats.last_ts if stats.last_ts is not None else 0
+    yield eng.finish(end)
+
+
+__all__ = ["Engine", "fast_blocks", "syn_options"]
