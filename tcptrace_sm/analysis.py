@@ -101,6 +101,8 @@ TRANSITION_COLUMNS: tuple[str, ...] = (
 TS_COLUMNS = frozenset({"first_ts", "last_ts", "ts"})
 CLOSE_KINDS: tuple[str, ...] = ("fin", "half", "rst", "refused", "unanswered", "open")
 ENGINES: tuple[str, ...] = ("fast", "reference")
+#: Connections still open at the end of the capture are handed out this many per block.
+FINAL_BATCH = 16384
 
 Columnar = dict[str, list[Any]]
 
@@ -440,15 +442,18 @@ def _reference(batches: Iterator[Any], options: Options, stats: ReadStats) -> It
         observe = table.observe
         for seg in segments_of(cols):
             conn = observe(seg)
+            clock = table.clock
             summary = zeek.get(conn.flow_id)
             if summary is None:
-                summary = zeek[conn.flow_id] = ZeekSummary(seg)
-            summary.update(seg)
+                summary = zeek[conn.flow_id] = ZeekSummary(seg, clock=clock)
+            summary.update(seg, clock)
         done = table.sweep()
         if done:
             yield block(done)
     end = stats.last_ts if stats.last_ts is not None else 0
-    yield block(table.finish(end))
+    rest = table.finish(end)
+    for lo in range(0, len(rest), FINAL_BATCH):
+        yield block(rest[lo : lo + FINAL_BATCH])
 
 
 def blocks(

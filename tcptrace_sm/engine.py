@@ -46,13 +46,13 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from tcptrace_sm.analysis import Block, Options
+from tcptrace_sm.analysis import FINAL_BATCH, Block, Options
 from tcptrace_sm.anomalies import CATALOGUE
 from tcptrace_sm.capture import NAMES, Columns, ReadStats, new_segment, read_columns, segments_of
 from tcptrace_sm.flows import FlowTable, eviction_order, flow_key
 from tcptrace_sm.machine import NS_PER_S, Config, Connection, Dir, Event, cause_of, errno_for_reset
-from tcptrace_sm.model import ACK, FIN, PSH, RST, STATE_ORDER, SYN, URG, Segment, TcpState
-from tcptrace_sm.zeek import ZeekSummary
+from tcptrace_sm.model import ACK, FIN, PSH, RST, STATE_ORDER, SYN, URG, Segment, Side, TcpState, Transition
+from tcptrace_sm.zeek import ZeekRow, ZeekSummary
 
 I64 = npt.NDArray[np.int64]
 B = npt.NDArray[np.bool_]
@@ -131,8 +131,9 @@ _SIDE_FIELDS: Final[dict[str, Any]] = {
     "isn": 0,
     "nxt": 1,  # SND.NXT, relative to the side's ISN
     "fin": -1,  # relative sequence number of its FIN (-1: none sent)
-    "finf": -1,  # frame, time and ordinal of the FIN
+    "finf": -1,  # frame, time, capture clock and ordinal of the FIN
     "fint": 0,
+    "finclk": 0,
     "fino": -1,
     "ppf": 0,  # the peer's packets when the FIN left
     "faf": -1,  # frame, time and ordinal of the peer's ACK of the FIN
@@ -148,7 +149,7 @@ _SIDE_FIELDS: Final[dict[str, Any]] = {
     "bedge": 0,
     "bf": 0,
     "bt": 0,
-    "zmax": -1,  # Zeek: highest end of payload sent (relative)
+    "zmax": 1,  # Zeek: highest sequence number sent so far (relative; its SYN counts)
     "zA": -1,  # Zeek: ordinal x 4 of the first pure ACK, payload, FIN, RST
     "zD": -1,
     "zF": -1,
@@ -161,6 +162,12 @@ _FIELDS: Final[dict[str, Any]] = {
     "fid": 0,
     "first_ts": 0,
     "last_ts": 0,
+    "first_clock": 0,  # the capture clock at the first and the last segment
+    "last_clock": 0,
+    "closed": 0,  # the close is complete and Zeek has forgotten it: the journal is dropped
+    "zopk": 0,  # ... Zeek's packet counts of that (its only) connection, and when it went
+    "zrpk": 0,
+    "zgone": 0,
     "phase": P_SYN,
     "sa_f": -1,  # the SYN-ACK (or the refusing RST): frame, time, ordinal
     "sa_t": 0,
@@ -226,7 +233,8 @@ class _Store:
     def release(self, slots: I64) -> None:
         if not len(slots):
             return
-        self.released_rows += int((self.cols["c_pk"][slots] + self.cols["s_pk"][slots]).sum())
+        open_ = slots[self.cols["closed"][slots] == 0]
+        self.released_rows += int((self.cols["c_pk"][open_] + self.cols["s_pk"][open_]).sum())
         self.live[slots] = False
         self.gen[slots] += 1
         keys = self.keys
@@ -251,6 +259,11 @@ class _Store:
         self.opt_s.extend([b""] * old)
         self._free[:0] = range(new - 1, old - 1, -1)
         self.cap = new
+
+    def forget_journal(self, slots: I64) -> None:
+        """The journal rows of these slots are no longer needed."""
+        self.released_rows += int((self.cols["c_pk"][slots] + self.cols["s_pk"][slots]).sum())
+        self.gen[slots] += 1
 
     def live_slots(self) -> I64:
         out: I64 = np.flatnonzero(self.live).astype(np.int64)
@@ -607,6 +620,8 @@ class Engine:
             c["fid"][new_slots] = cols.frame[p]
             c["first_ts"][new_slots] = ts[p]
             c["last_ts"][new_slots] = ts[p]
+            c["first_clock"][new_slots] = clock[p]
+            c["last_clock"][new_slots] = clock[p]
             c["c_isn"][new_slots] = cols.seq[p]
             st.fam[new_slots] = cols.fam[p]
             st.c_lo[new_slots] = lo[p]
@@ -625,7 +640,7 @@ class Engine:
         is_new[new_slots] = True
         slow = ~fast
         if fast.any():
-            bailed = self._fast(cols, np.flatnonzero(fast), seg_slot, lo, is_new)
+            bailed = self._fast(cols, np.flatnonzero(fast), seg_slot, lo, is_new, clock)
             if len(bailed):
                 mark = np.zeros(st.cap + 1, dtype=np.bool_)
                 mark[bailed] = True
@@ -666,8 +681,8 @@ class Engine:
                 self.slow_keys[flow_key(cc.ip, cc.port, ss.ip, ss.port)] = k
             summary = zeek.get(conn.flow_id)
             if summary is None:
-                summary = zeek[conn.flow_id] = ZeekSummary(seg)
-            summary.update(seg)
+                summary = zeek[conn.flow_id] = ZeekSummary(seg, clock=clk)
+            summary.update(seg, clk)
 
     def _hand_over(self, slots: I64) -> None:
         """Give fast connections to the core: their journals go through it, in order."""
@@ -681,7 +696,16 @@ class Engine:
             syn_opts[(f, 0)] = st.opt_c[s]
             syn_opts[(f, 1)] = st.opt_s[s]
         self.handed_over += len(slots)
-        j = self.journal.take(slots)
+        closed = st.cols["closed"][slots] == 1
+        for s in slots[closed].tolist():
+            conn, zeek = self.rebuild_closed(s)
+            self.table.adopt(conn)
+            self.zeek[conn.flow_id] = zeek
+            cc, ss = conn.client, conn.server
+            key = st.keys[s]
+            assert key is not None
+            self.slow_keys[flow_key(cc.ip, cc.port, ss.ip, ss.port)] = key
+        j = self.journal.take(slots[~closed])
         st.release(slots)
         if not len(j):
             return
@@ -739,7 +763,7 @@ class Engine:
 
     # ---- the vectorised observer
 
-    def _fast(self, cols: Columns, rows: I64, seg_slot: I64, lo: B, is_new: B) -> I64:
+    def _fast(self, cols: Columns, rows: I64, seg_slot: I64, lo: B, is_new: B, clock_all: I64) -> I64:
         """Apply one chunk's segments of the fast connections; returns the slots to hand over."""
         st = self.store
         c = st.cols
@@ -750,6 +774,7 @@ class Engine:
         gsl = slot[G.starts]
         frame = cols.frame[order]
         ts = cols.ts[order]
+        clk = clock_all[order]
         flags = cols.flags[order]
         seq = cols.seq[order]
         ack = cols.ack[order]
@@ -771,12 +796,13 @@ class Engine:
         rst = f_rst & ~bad
         plain = f_ack & ~f_syn & ~f_rst & ~bad  # through the core's data path (FIN included)
         fin = plain & f_fin
-        viol = bad | (~f_ack & ~f_syn & ~f_rst)
+        viol = bad | (~f_ack & ~f_syn & ~f_rst) | (c["closed"][slot] == 1)
 
-        # pauses: none may reach Zeek's timers, and time must not go backwards
+        # time must not go backwards within a connection, and no pause (on the capture clock,
+        # which Zeek's timers run on) may reach Zeek's timers
         prev_ts = G.before(ts, c["last_ts"][gsl])
-        gap = ts - prev_ts
-        viol |= (gap < 0) | (gap >= _ZEEK_TIMER_NS)
+        viol |= ts < prev_ts
+        viol |= clk - G.before(clk, c["last_clock"][gsl]) >= _ZEEK_TIMER_NS
 
         ws_all = np.full(n, -1, dtype=np.int64)
         tfo_all = np.zeros(n, dtype=np.bool_)
@@ -798,11 +824,13 @@ class Engine:
         ans_synack = at_p1 & synack & (ack == isn1) & (length == 0)
         ans_refuse = at_p1 & rst & f_ack & (ack == isn1) & (length == 0)
         viol |= at_p1 & ~(ans_synack | ans_refuse)
+        # a SYN-ACK after a silence longer than TIME-WAIT is taken for a new connection
+        viol |= at_p1 & synack & (ts - prev_ts > self.tw_ns)
         g_synack = G.any(ans_synack)
         g_refuse = G.any(ans_refuse)
         p1c = np.clip(p1, 0, n - 1)
         # Zeek: an answer later than tcp_attempt_delay after the SYN starts a new Zeek connection
-        viol |= at_p1 & (ts - c["first_ts"][slot] >= _ZEEK_TIMER_NS)
+        viol |= at_p1 & (clk - c["first_clock"][slot] >= _ZEEK_TIMER_NS)
         viol |= (ph == P_SYN) & g_refuse[grp] & (pos > p1s)
         s_isn_g = np.where(g_synack, seq[p1c], c["s_isn"][gsl])
         s_isn = s_isn_g[grp]
@@ -989,11 +1017,17 @@ class Engine:
         zmax_c = G.running_max(np.where(data & cl, end, -1), c["c_zmax"][gsl])
         zmax_s = G.running_max(np.where(data & sv, end, -1), c["s_zmax"][gsl])
         zprev = np.where(cl, G.before(zmax_c, c["c_zmax"][gsl]), G.before(zmax_s, c["s_zmax"][gsl]))
-        z_t = data & (zprev >= 0) & (end <= zprev)
+        z_t = data & (end <= zprev)
         z_w = est & plain & ~f_fin & (win == 0)
         # a zero window after the peer closed (or from a side that reset) is not counted by
         # Zeek; keep such connections with the core
         viol |= z_w & ((peer_fpos < pos) | (own_fpos < pos))
+        viol |= (win == 0) & ((f_syn & ~bad) | fin)
+        # Zeek forgets a connection tcp_close_delay after the second FIN: later segments would
+        # open a new Zeek connection
+        tw_clk_known = np.where(c_first_g, c["s_finclk"][gsl], c["c_finclk"][gsl])
+        tw_clk_g = np.where(tw_known, tw_clk_known, G.at(clk, tw_pos_g, -1))
+        viol |= (tw_ts_g[grp] >= 0) & (pos > tw_pos_g[grp]) & (clk - tw_clk_g[grp] >= _ZEEK_TIMER_NS)
         g_viol = G.any(viol)
         for mask, k in ((z_t, "T"), (z_w, "W")):
             for x, sd in ((0, "c"), (1, "s")):
@@ -1010,6 +1044,7 @@ class Engine:
         last = G.ends[okg] - 1
         pk0 = {"c": c["c_pk"][gs].copy(), "s": c["s_pk"][gs].copy()}
         c["last_ts"][gs] = ts[last]
+        c["last_clock"][gs] = clk[last]
         # handshake and RST events
         sa = (g_synack | g_refuse)[okg]
         c["sa_f"][gs[sa]] = frame[p1c[okg][sa]]
@@ -1094,6 +1129,7 @@ class Engine:
             c[f"{sd}_fin"][fg] = end[fp]
             c[f"{sd}_finf"][fg] = frame[fp]
             c[f"{sd}_fint"][fg] = ts[fp]
+            c[f"{sd}_finclk"][fg] = clk[fp]
             c[f"{sd}_fino"][fg] = ordn[fp]
             peer_seen = G.cumcount(~m) - (~m)  # the peer's segments before each position
             c[f"{sd}_ppf"][fg] = pk0["s" if x == 0 else "c"][h] + peer_seen[fp]
@@ -1166,11 +1202,13 @@ class Engine:
         assert clock is not None
         st = self.store
         live = st.live_slots()
-        done = live[self._retirable(live, clock)] if len(live) else live
+        gone = self._retirable(live, clock) if len(live) else np.zeros(0, dtype=np.bool_)
+        done = live[gone]
         for s in done.tolist():
             k = st.keys[s]
             if k is not None:
                 del self.index[k]
+        self._compact_closed(live[~gone], clock)
         table = self.table
         table.clock = clock
         slow_done = table.sweep(evict=False)
@@ -1210,6 +1248,33 @@ class Engine:
                     del self.index[k]
         return b
 
+    def _compact_closed(self, slots: I64, clock: int) -> None:
+        """Connections whose close is complete (FINs both ways, both acknowledged) and that Zeek
+        has forgotten (``tcp_close_delay`` after the second FIN) are final but for their
+        TIME-WAIT: their journals go, and anything more on them goes to :meth:`rebuild_closed`."""
+        c = self.store.cols
+        m = (
+            (c["phase"][slots] == P_EST)
+            & (c["closed"][slots] == 0)
+            & (c["c_fao"][slots] >= 0)
+            & (c["s_fao"][slots] >= 0)
+            & (c["c_bend"][slots] < 0)
+            & (c["s_bend"][slots] < 0)
+        )
+        sl = slots[m]
+        if not len(sl):
+            return
+        second = np.maximum(c["c_finclk"][sl], c["s_finclk"][sl])
+        ripe = clock - second >= _ZEEK_TIMER_NS
+        sl = sl[ripe]
+        if not len(sl):
+            return
+        c["closed"][sl] = 1
+        c["zopk"][sl] = c["c_pk"][sl]
+        c["zrpk"][sl] = c["s_pk"][sl]
+        c["zgone"][sl] = second[ripe] + _ZEEK_TIMER_NS
+        self.store.forget_journal(sl)
+
     def _victims(self, n: int, exclude: I64) -> tuple[I64, list[tuple[Any, Connection]]]:
         """The ``n`` connections to evict, fast and slow together, in :func:`eviction_order`."""
         st = self.store
@@ -1229,19 +1294,42 @@ class Engine:
         sl: list[tuple[Any, Connection]] = [v for _k, w, v in chosen if w == 1]  # type: ignore[misc]
         return fs, sl
 
-    def finish(self, end_ts: int) -> Block:
-        """Finish every live connection at capture time ``end_ts``: the last records."""
+    def finish(self, end_ts: int) -> Iterator[Block]:
+        """Finish every live connection at capture time ``end_ts``: the last records, in
+        ``flow_id`` order, :data:`~tcptrace_sm.analysis.FINAL_BATCH` connections a block."""
         st = self.store
         live = st.live_slots()
-        parts: list[Block] = []
         if len(live):
-            parts.append(self._records(live, end_ts, final=True))
+            # those the core must finish (a CLOSE-WAIT to time) go to it first
+            cs, ss, _a, _b = self.states(live, np.maximum(end_ts, st.cols["last_ts"][live]))
+            core = (cs == CW) | (ss == CW)
+            if core.any():
+                self._hand_over(live[core])
+                live = live[~core]
         slow = self.table.finish(end_ts)
-        if slow:
-            parts.append(self._emit(slow))
+        fids = st.cols["fid"][live]
+        live = live[np.argsort(fids, kind="stable")]
+        fids = np.sort(fids)
+        slow_ids = np.array([conn.flow_id for conn in slow], dtype=np.int64)
+        # merged flow_id order: the position of every fast one among the slow ones
+        at = np.searchsorted(slow_ids, fids)
+        order_fast = at + np.arange(len(fids))
+        total = len(fids) + len(slow)
+        i = j = 0
+        for lo in range(0, total, FINAL_BATCH):
+            hi = min(lo + FINAL_BATCH, total)
+            i2 = int(np.searchsorted(order_fast, hi))
+            j2 = j + (hi - lo) - (i2 - i)
+            parts = []
+            if i2 > i:
+                parts.append(self._fast_records(live[i:i2], np.zeros(i2 - i, dtype=np.bool_), end_ts, True))
+                st.release(live[i:i2])
+            if j2 > j:
+                parts.append(self._emit(slow[j:j2]))
+            i, j = i2, j2
+            yield Block.merge(parts)
         self.index.clear()
         self.slow_keys.clear()
-        return Block.merge(parts) if parts else Block()
 
     # ---- records of finished fast connections
 
@@ -1574,6 +1662,63 @@ class Engine:
         del answered
         return state.tolist(), hist
 
+    # ---- handing over a closed connection
+
+    def rebuild_closed(self, s: int) -> tuple[Connection, ZeekSummary]:
+        """The core's :class:`Connection` and :class:`ZeekSummary` of a closed slot (see
+        :meth:`_compact_closed`), exactly as the core would hold them after its segments.
+
+        Only this one situation is rebuilt: both FINs sent and acknowledged, nothing pending,
+        no anomaly, Zeek's only connection removed. The test suite checks the result field by
+        field against the core fed the same segments.
+        """
+        st = self.store
+        c = st.cols
+        g = {k: int(c[k][s]) for k in _FIELDS}
+        fam = st.fam[s : s + 1]
+        cip = NAMES.of(fam, st.cip[s : s + 1])[0]
+        sip = NAMES.of(fam, st.sip[s : s + 1])[0]
+        cport, sport = int(st.cport[s]), int(st.sport[s])
+        fid, t0 = g["fid"], g["first_ts"]
+        conn = Connection(fid, (cip, cport), (sip, sport), self.config, first_frame=fid, first_ts=t0)
+        t = self._transition_rows(np.array([s], dtype=np.int64), None)
+        o = np.argsort(t["key"], kind="stable")
+        sides = (Side.CLIENT, Side.SERVER)
+        conn.transitions = [
+            Transition(
+                sides[sd], None if f < 0 else f, ts_, STATE_ORDER[a], STATE_ORDER[b], _CAUSES[k], bool(i)
+            )
+            for sd, f, ts_, a, b, k, i in zip(
+                *(t[name][o].tolist() for name in ("side", "frame", "ts", "a", "b", "cause", "inf")),
+                strict=True,
+            )
+        ]
+        conn.last_ts = g["last_ts"]
+        conn.packets = g["c_pk"] + g["s_pk"]
+        conn.bytes = g["c_by"] + g["s_by"]
+        cs, ss, _a, _b = self.states(np.array([s], dtype=np.int64), None)
+        for ep, state, sd, pd in ((conn.client, int(cs[0]), "c", "s"), (conn.server, int(ss[0]), "s", "c")):
+            ep.state = STATE_ORDER[state]
+            mine = [tr for tr in conn.transitions if tr.side is ep.side]
+            ep.entered_ts = mine[-1].ts
+            isn = g[f"{sd}_isn"]
+            ep.isn = isn
+            ep.snd_nxt = (isn + g[f"{sd}_nxt"]) & _MASK
+            ep.fin_seq = (isn + g[f"{sd}_fin"]) & _MASK
+            ep.fin_acked = ep.fin_received = ep.sent_fin = True
+            ep.peer_packets_at_fin = g[f"{sd}_ppf"]
+            ep.last_send_ts = g[f"{sd}_lsend"]
+            ep.last_tx = g[f"{sd}_ltx"]
+            ep.win = g[f"{sd}_win"]
+            ep.wscale = g[f"{sd}_ws"]
+            ep.last_ack = (g[f"{pd}_isn"] + g[f"{sd}_lack"]) & _MASK
+            ep.packets = g[f"{sd}_pk"]
+            ep.bytes = g[f"{sd}_by"]
+            ep.retransmissions = g[f"{sd}_rtx"]
+        zs, zh = self._zeek_columns(np.array([s], dtype=np.int64))
+        row = ZeekRow(t0, cip, cport, sip, sport, zs[0], zh[0], g["zopk"], g["zrpk"])
+        return conn, ZeekSummary.ended(row, g["zgone"])
+
 
 # --------------------------------------------------------------------------------- public
 
@@ -1593,7 +1738,7 @@ def _run(batches: Iterator[Columns], options: Options, stats: ReadStats) -> Iter
         if b is not None and len(b):
             yield b
     end = stats.last_ts if stats.last_ts is not None else 0
-    yield eng.finish(end)
+    yield from eng.finish(end)
 
 
 __all__ = ["Engine", "fast_blocks", "syn_options"]

@@ -283,8 +283,9 @@ class _Conn:
         "ts",
     )
 
-    def __init__(self, seg: Segment, config: ZeekConfig) -> None:
+    def __init__(self, seg: Segment, config: ZeekConfig, now: int | None = None) -> None:
         flags, sport, dport = seg.flags, seg.sport, seg.dport
+        now = seg.ts if now is None else now
         flip = False
         if not flags & SYN or flags & ACK:  # Zeek's WantConnection: a partial connection
             ports = config.likely_server_ports
@@ -295,13 +296,14 @@ class _Conn:
         src.peer, dst.peer = dst, src
         self.history: list[str] = ["^"] if flip else []
         self.seen = 0
-        self.ts = self.last_time = seg.ts
+        self.ts = seg.ts
+        self.last_time = now
         self.is_active = True
         self.is_partial = False
         self.first_seen = 0  # 1: the originator's first packet was seen, 2: the responder's
         self.inactivity = config.udp_inactivity_timeout
         self.attempt_at = self.delete_at = _NEVER
-        self.expire = [seg.ts + config.tcp_syn_timeout]  # due times of the expire-timer chains
+        self.expire = [now + config.tcp_syn_timeout]  # due times of the expire-timer chains
         self.due = self.expire[0]  # the earliest of attempt_at, delete_at and expire
 
     def reschedule(self) -> None:
@@ -377,6 +379,21 @@ class _Conn:
         return "OTH"
 
 
+class _Ended:
+    """A Zeek connection already removed by its timers, of which only the row is known: any
+    later packet of the 4-tuple opens a new one (see :meth:`ZeekSummary.ended`)."""
+
+    __slots__ = ("_row", "delete_at", "due", "inactivity", "last_time")
+
+    def __init__(self, row: ZeekRow, removed_at: int) -> None:
+        self._row = row
+        self.delete_at = self.due = self.last_time = removed_at
+        self.inactivity = 0
+
+    def row(self) -> ZeekRow:
+        return self._row
+
+
 class ZeekSummary:
     """Feed it every segment of one flow (first one first); read ``conn_state``, ``history``.
 
@@ -386,15 +403,33 @@ class ZeekSummary:
 
     __slots__ = ("_config", "_conn", "_first", "_fresh", "_marks", "_rows", "rows_dropped")
 
-    def __init__(self, first: Segment, *, config: ZeekConfig = DEFAULT_CONFIG) -> None:
+    def __init__(
+        self, first: Segment, *, config: ZeekConfig = DEFAULT_CONFIG, clock: int | None = None
+    ) -> None:
         self._config = config
-        self._conn = _Conn(first, config)
+        self._conn = _Conn(first, config, clock)
         self._rows: list[ZeekRow] = []  # finished Zeek connections
         self._first: ZeekRow | None = None
         self.rows_dropped = 0
         self._fresh = True
         # the reader's optional markers (see the module docstring): checked only if present
         self._marks = hasattr(first, "bad_checksum") or hasattr(first, "truncated")
+
+    @classmethod
+    def ended(cls, row: ZeekRow, removed_at: int, *, config: ZeekConfig = DEFAULT_CONFIG) -> ZeekSummary:
+        """The summary of a flow whose one Zeek connection, ``row``, Zeek's timers removed at
+        ``removed_at``: what a summary fed that flow's segments holds once its clock has passed
+        that time (a faster engine hands such flows over without their segments). Its next
+        segment must come at a clock of ``removed_at`` or later."""
+        self = cls.__new__(cls)
+        self._config = config
+        self._conn = _Ended(row, removed_at)  # type: ignore[assignment]
+        self._rows = []
+        self._first = None
+        self.rows_dropped = 0
+        self._fresh = False
+        self._marks = False
+        return self
 
     # -- results -------------------------------------------------------------------------------
 
@@ -415,9 +450,14 @@ class ZeekSummary:
 
     # -- input ---------------------------------------------------------------------------------
 
-    def update(self, seg: Segment) -> None:
+    def update(self, seg: Segment, clock: int | None = None) -> None:
+        """Account for the flow's next segment. ``clock`` is the capture clock at it (the latest
+        timestamp seen in the whole capture, by default this segment's): Zeek's timers run on
+        network time, which only moves forward, so a segment stamped earlier than one already
+        seen cannot bring back a connection its timers removed."""
         c = self._conn
-        flags, ts = seg.flags, seg.ts
+        flags = seg.flags
+        ts = seg.ts if clock is None else clock
         if self._marks:
             bad = bool(getattr(seg, "bad_checksum", False))
             captured = not getattr(seg, "truncated", False)
@@ -430,7 +470,7 @@ class ZeekSummary:
             or (ts >= c.due and self._expired(c, ts))
             or (flags & SYN and self._reuse(c, seg))
         ):
-            c = self._new_conn(seg)
+            c = self._new_conn(seg, ts)
         elif (
             len(c.history) == 1
             and c.history[0] == "H"
@@ -445,9 +485,9 @@ class ZeekSummary:
             ep.chk += 1  # Zeek records 'C' and drops the segment
             ep.chk_at = c.scaled(ep, ep.chk, ep.chk_at, "C")
             return
-        self._process(c, ep, is_orig, seg, captured)
+        self._process(c, ep, is_orig, seg, captured, ts)
 
-    def _new_conn(self, seg: Segment) -> _Conn:
+    def _new_conn(self, seg: Segment, now: int) -> _Conn:
         row = self._conn.row()
         if self._first is None:
             self._first = row
@@ -455,7 +495,7 @@ class ZeekSummary:
             self._rows.append(row)
         else:
             self.rows_dropped += 1
-        c = self._conn = _Conn(seg, self._config)
+        c = self._conn = _Conn(seg, self._config, now)
         return c
 
     # -- Zeek's timers and connection reuse ----------------------------------------------------
@@ -528,7 +568,9 @@ class ZeekSummary:
             ep.prev_state = ep.state
             ep.state = state
 
-    def _process(self, c: _Conn, ep: _Endpoint, is_orig: bool, seg: Segment, captured: bool) -> None:
+    def _process(
+        self, c: _Conn, ep: _Endpoint, is_orig: bool, seg: Segment, captured: bool, now: int
+    ) -> None:
         """``TCPSessionAdapter::Process`` for one valid segment from ``ep`` (the hot path)."""
         flags, seq, length = seg.flags, seg.seq, seg.length
         peer = ep.peer
@@ -586,7 +628,7 @@ class ZeekSummary:
             ep.win0 += 1
             ep.win0_at = c.scaled(ep, ep.win0, ep.win0_at, "W")
         if not (c.orig.did_close and c.resp.did_close):
-            c.last_time = seg.ts
+            c.last_time = now
         if fin:
             ep.fin_cnt += 1
             ep.fin_seq = rel + seg_len
@@ -618,7 +660,7 @@ class ZeekSummary:
             ep.rxmit += 1
             ep.rxmit_at = c.scaled(ep, ep.rxmit, ep.rxmit_at, "T")
         # the state machine: nothing to do for a plain segment of a side past INACTIVE
-        done = self._state_machine(c, ep, is_orig, flags, seq, length, seg.ts) if ctl or st == INACTIVE else 0
+        done = self._state_machine(c, ep, is_orig, flags, seq, length, now) if ctl or st == INACTIVE else 0
         if flags & ACK:  # AckReceived, usually for data delivered already
             if peer.fin_cnt and rel_ack >= peer.fin_seq:
                 rel_ack = peer.fin_seq - 1

@@ -1,0 +1,227 @@
+"""Generated TCP traffic with ground truth of intent, for engine-equivalence and scale tests.
+
+``traffic(seed, connections)`` returns segments of many interleaved connections as
+``(ts_ns, src, sport, dst, dport, seq, ack, flags, win, payload_len, options)`` tuples in time
+order; ``write_pcap(path, segments)`` writes them as an Ethernet pcap (µs). Connections take
+random paths on purpose: orderly closes by either side (with or without a combined FIN-ACK),
+half closes, resets, refusals, unanswered SYNs, retransmissions, zero windows, data beyond a
+small window, lost and repeated FINs, keep-alives, segments long after the close, 4-tuple
+reuse, IPv6, sequence numbers that wrap. Both engines must agree on every one of them.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from pcapgen import ACK, FIN, LT_ETHERNET, PSH, RST, SYN, frame, pcap, tcp4, tcp6
+
+Seg = tuple[int, str, int, str, int, int, int, int, int, int, bytes]
+
+_MS = 1_000_000
+_S = 1_000_000_000
+_SYN_OPTS = b"\x02\x04\x05\xb4\x04\x02\x08\x0a\x00\x00\x00\x01\x00\x00\x00\x00\x01\x03\x03\x07"
+_SYN_OPTS_NOWS = b"\x02\x04\x05\xb4\x04\x02\x08\x0a\x00\x00\x00\x01\x00\x00\x00\x00"
+_M = 0xFFFFFFFF
+
+
+class _Conn:
+    def __init__(self, rng: random.Random, t0: int, i: int, ports: dict[tuple[str, str, int], int]) -> None:
+        self.rng = rng
+        self.t = t0
+        self.out: list[Seg] = []
+        v6 = rng.random() < 0.15
+        reuse = rng.random() < 0.04 and ports
+        if reuse:
+            (self.c, self.s, self.sp), self.cp = rng.choice(sorted(ports.items()))
+        else:
+            self.c = (
+                f"2001:db8::{i % 5000 + 1:x}"
+                if v6
+                else f"10.{i // 60000 % 200}.{i // 250 % 240}.{i % 250 + 1}"
+            )
+            self.s = "2001:db8:ffff::1" if ":" in self.c else f"192.0.2.{1 + i % 3}"
+            self.sp = rng.choice((80, 443, 8080))
+            self.cp = 1024 + (i * 7919) % 60000
+        ports[(self.c, self.s, self.sp)] = self.cp
+        self.ci = rng.choice((rng.getrandbits(32), 0xFFFFFFFF - rng.randrange(5000)))
+        self.si = rng.getrandbits(32)
+        self.cn = (self.ci + 1) & _M
+        self.sn = (self.si + 1) & _M
+        self.ws = rng.random() < 0.8
+
+    def step(self, lo: float = 0.05, hi: float = 3.0) -> None:
+        self.t += int(self.rng.uniform(lo, hi) * _MS)
+
+    def seg(
+        self,
+        client: bool,
+        flags: int,
+        length: int = 0,
+        *,
+        seq: int | None = None,
+        ack: int | None = None,
+        win: int = 500,
+        opts: bytes = b"",
+    ) -> None:
+        if client:
+            s = self.cn if seq is None else seq
+            a = self.sn if ack is None else ack
+            self.out.append((self.t, self.c, self.cp, self.s, self.sp, s, a, flags, win, length, opts))
+        else:
+            s = self.sn if seq is None else seq
+            a = self.cn if ack is None else ack
+            self.out.append((self.t, self.s, self.sp, self.c, self.cp, s, a, flags, win, length, opts))
+
+    def data(self, client: bool, n: int, win: int = 500) -> None:
+        self.seg(client, ACK | PSH, n, win=win)
+        if client:
+            self.cn = (self.cn + n) & _M
+        else:
+            self.sn = (self.sn + n) & _M
+
+    def run(self) -> list[Seg]:
+        r = self.rng
+        kind = r.choices(
+            ["normal", "refused", "unanswered", "reset", "half", "open", "odd"], [60, 5, 5, 8, 6, 6, 10]
+        )[0]
+        opts = _SYN_OPTS if self.ws else _SYN_OPTS_NOWS
+        self.seg(True, SYN, seq=self.ci, ack=0, win=64240, opts=opts)
+        if kind == "unanswered":
+            for k in range(r.randrange(0, 3)):
+                self.t += (1 << k) * _S
+                self.seg(True, SYN, seq=self.ci, ack=0, win=64240, opts=opts)
+            return self.out
+        self.step()
+        if kind == "refused":
+            self.seg(False, RST | ACK, seq=0, ack=(self.ci + 1) & _M, win=0)
+            return self.out
+        self.seg(False, SYN | ACK, seq=self.si, ack=self.cn, win=65160, opts=opts)
+        self.step()
+        first = r.random() < 0.7
+        if first:
+            self.seg(True, ACK)
+            self.step()
+        # exchanges
+        small = r.random() < 0.2  # a small window, so data goes "beyond" it for a while
+        for _ in range(r.randrange(1, 6)):
+            self.data(True, r.randrange(1, 400), win=200 if small else 500)
+            self.step()
+            if r.random() < 0.5:
+                self.seg(False, ACK)
+                self.step()
+            for _k in range(r.randrange(1, 4)):
+                self.data(False, r.choice((100, 1448, 700)), win=500)
+                self.step()
+            self.seg(True, ACK, win=0 if r.random() < 0.05 else 500)
+            self.step()
+            if kind == "odd":
+                self.odd_middle()
+        if kind == "open":
+            return self.out
+        if kind == "reset":
+            who = r.random() < 0.7
+            self.seg(who, RST | ACK, win=0)
+            if r.random() < 0.2:  # the peer had data in flight
+                self.step()
+                self.data(not who, 50)
+            return self.out
+        cfirst = r.random() < 0.6
+        self.close(cfirst, half=kind == "half")
+        if kind == "odd":
+            self.odd_end(cfirst)
+        return self.out
+
+    def close(self, cfirst: bool, half: bool) -> None:
+        r = self.rng
+        self.seg(cfirst, FIN | ACK)
+        if cfirst:
+            self.cn = (self.cn + 1) & _M
+        else:
+            self.sn = (self.sn + 1) & _M
+        self.step()
+        combined = r.random() < 0.4 and not half
+        if not combined:
+            self.seg(not cfirst, ACK)
+            self.step()
+        if half:
+            for _ in range(r.randrange(0, 3)):
+                self.data(not cfirst, 300)
+                self.step()
+                self.seg(cfirst, ACK)
+                self.step()
+            if r.random() < 0.5:
+                return
+            self.t += int(r.uniform(0, 2.5) * _S)
+        self.seg(not cfirst, FIN | ACK)
+        if cfirst:
+            self.sn = (self.sn + 1) & _M
+        else:
+            self.cn = (self.cn + 1) & _M
+        self.step()
+        self.seg(cfirst, ACK)
+
+    def odd_middle(self) -> None:
+        r = self.rng
+        x = r.randrange(6)
+        if x == 0:  # a retransmission of the last data
+            self.seg(True, ACK | PSH, 50, seq=(self.cn - 50) & _M)
+        elif x == 1:  # keep-alive
+            self.seg(True, ACK, seq=(self.cn - 1) & _M)
+        elif x == 2:  # a pause long enough for Zeek's timers
+            self.t += 6 * _S
+            self.seg(False, ACK)
+        elif x == 3:  # an ACK of data never sent
+            self.seg(False, ACK, ack=(self.cn + 1000) & _M)
+        elif x == 4:  # data after a hole (a lost segment)
+            self.cn = (self.cn + 100) & _M
+            self.data(True, 10)
+        else:  # an out-of-window RST that does nothing
+            self.seg(False, RST, seq=(self.sn + 10_000_000) & _M)
+        self.step()
+
+    def odd_end(self, cfirst: bool) -> None:
+        r = self.rng
+        x = r.randrange(5)
+        if x == 0:  # the last FIN again (its ACK was lost), soon
+            self.step(1, 200)
+            self.seg(not cfirst, FIN | ACK, seq=(self.sn - 1 if cfirst else self.cn - 1) & _M)
+        elif x == 1:  # the same, long after Zeek forgot the connection
+            self.t += int(r.uniform(5.5, 20) * _S)
+            self.seg(not cfirst, FIN | ACK, seq=(self.sn - 1 if cfirst else self.cn - 1) & _M)
+            self.step()
+            self.seg(cfirst, ACK)
+        elif x == 2:  # a stray RST long after
+            self.t += int(r.uniform(5.5, 20) * _S)
+            self.seg(cfirst, RST, win=0)
+        elif x == 3:  # data long after the close
+            self.t += int(r.uniform(5.5, 20) * _S)
+            self.data(cfirst, 10)
+        else:  # a new connection on the same 4-tuple a little later (SYN into TIME-WAIT)
+            self.t += int(r.uniform(0.5, 8) * _S)
+            self.ci = (self.ci + 100_000) & _M
+            self.cn = (self.ci + 1) & _M
+            self.seg(True, SYN, seq=self.ci, ack=0, win=64240, opts=_SYN_OPTS)
+
+
+def traffic(seed: int, connections: int, *, span_s: float = 30.0) -> list[Seg]:
+    """Segments of ``connections`` connections starting over ``span_s`` seconds, time-ordered."""
+    rng = random.Random(seed)
+    t0 = 1_700_000_000 * _S
+    ports: dict[tuple[str, str, int], int] = {}
+    out: list[Seg] = []
+    for i in range(connections):
+        start = t0 + int(rng.uniform(0, span_s) * _S)
+        out.extend(_Conn(rng, start, i, ports).run())
+    out.sort(key=lambda s: s[0])
+    return out
+
+
+def write_pcap(path: Path, segments: list[Seg]) -> Path:
+    records = []
+    for ts, src, sp, dst, dp, seq, ack, flags, win, n, opts in segments:
+        build = tcp6 if ":" in src else tcp4
+        pkt = build(src, dst, sp, dp, bytes(n), seq=seq, ack=ack, flags=flags, win=win, options=opts)
+        records.append((ts - ts % 1000, frame(pkt, LT_ETHERNET)))
+    path.write_bytes(pcap(records))
+    return path
