@@ -48,7 +48,7 @@ import numpy.typing as npt
 
 from tcptrace_sm.analysis import FINAL_BATCH, Block, Options
 from tcptrace_sm.anomalies import CATALOGUE
-from tcptrace_sm.capture import NAMES, Columns, ReadStats, new_segment, read_columns, segments_of
+from tcptrace_sm.capture import NAMES, Columns, ReadStats, _gather, new_segment, read_columns, segments_of
 from tcptrace_sm.flows import FlowTable, eviction_order, flow_key
 from tcptrace_sm.machine import NS_PER_S, Config, Connection, Dir, Event, cause_of, errno_for_reset
 from tcptrace_sm.model import ACK, FIN, PSH, RST, STATE_ORDER, SYN, URG, Segment, Side, TcpState, Transition
@@ -164,6 +164,8 @@ _FIELDS: Final[dict[str, Any]] = {
     "last_ts": 0,
     "first_clock": 0,  # the capture clock at the first and the last segment
     "last_clock": 0,
+    "retire_at": _BIG,  # see Engine._schedule
+    "compact_at": _BIG,
     "closed": 0,  # the close is complete and Zeek has forgotten it: the journal is dropped
     "zopk": 0,  # ... Zeek's packet counts of that (its only) connection, and when it went
     "zrpk": 0,
@@ -197,26 +199,37 @@ def _zcol(name: str) -> str:
     return f"{name[1]}_z{name[2:]}"
 
 
+_OPT_MAX: Final = 40  # TCP option bytes of a SYN, at most
+
+
 class _Store:
-    """Columns of per-connection state, indexed by slot; freed slots are reused."""
+    """Columns of per-connection state, indexed by slot (a 2-D array, one row per slot, so
+    that opening many connections at once is one assignment); freed slots are reused."""
 
     def __init__(self, capacity: int = 1024) -> None:
         self.cap = capacity
-        self.cols: dict[str, I64] = {k: np.full(capacity, v, dtype=np.int64) for k, v in _FIELDS.items()}
+        self._init = np.array(list(_FIELDS.values()), dtype=np.int64)
+        self.data = np.repeat(self._init[None, :], capacity, axis=0)
+        self.cols: dict[str, I64] = {}
+        self._views()
         self.fam = np.zeros(capacity, dtype=np.uint8)
-        self.c_lo = np.zeros(capacity, dtype=np.bool_)  # the client is the low end of the key
         self.cip = np.zeros(capacity, dtype="V16")
         self.sip = np.zeros(capacity, dtype="V16")
         self.cport = np.zeros(capacity, dtype=np.int64)
         self.sport = np.zeros(capacity, dtype=np.int64)
         self.live = np.zeros(capacity, dtype=np.bool_)
         self.gen = np.zeros(capacity, dtype=np.int64)  # bumped when a slot is freed
+        # option bytes of the connection's first SYN and SYN-ACK (the core reads them)
+        self.opt = np.zeros((2, capacity, _OPT_MAX), dtype=np.uint8)
+        self.optlen = np.zeros((2, capacity), dtype=np.int64)
         self.keys: list[bytes | None] = [None] * capacity
-        self.opt_c: list[bytes] = [b""] * capacity  # option bytes of the first SYN and SYN-ACK
-        self.opt_s: list[bytes] = [b""] * capacity
         self._free: list[int] = list(range(capacity - 1, -1, -1))
         self.count = 0
         self.released_rows = 0  # journal rows of released slots (the journal reads this)
+
+    def _views(self) -> None:
+        for i, k in enumerate(_FIELDS):
+            self.cols[k] = self.data[:, i]
 
     def alloc(self, n: int) -> I64:
         while len(self._free) < n:
@@ -224,11 +237,25 @@ class _Store:
         take = self._free[len(self._free) - n :]
         del self._free[len(self._free) - n :]
         out = np.array(take[::-1], dtype=np.int64)
-        for k, v in _FIELDS.items():
-            self.cols[k][out] = v
+        self.data[out] = self._init
         self.live[out] = True
         self.count += n
         return out
+
+    def set_options(self, which: int, slots: I64, cols: Columns, rows: I64) -> None:
+        """Keep the option bytes of segments ``rows`` (0: the client's SYN, 1: the SYN-ACK)."""
+        packed, bounds = _gather(cols.opt, cols.ooff, rows)
+        lens = np.minimum(np.diff(bounds), _OPT_MAX)
+        buf = np.zeros((len(rows), _OPT_MAX), dtype=np.uint8)
+        if len(packed):
+            rel = np.arange(len(packed)) - np.repeat(bounds[:-1], np.diff(bounds))
+            keep = rel < _OPT_MAX
+            buf[np.repeat(np.arange(len(rows)), np.diff(bounds))[keep], rel[keep]] = packed[keep]
+        self.opt[which, slots] = buf
+        self.optlen[which, slots] = lens
+
+    def options(self, which: int, s: int) -> bytes:
+        return self.opt[which, s, : self.optlen[which, s]].tobytes()
 
     def release(self, slots: I64) -> None:
         if not len(slots):
@@ -245,18 +272,22 @@ class _Store:
 
     def _grow(self) -> None:
         old, new = self.cap, self.cap * 2
-        for k, v in _FIELDS.items():
-            col = np.full(new, v, dtype=np.int64)
-            col[:old] = self.cols[k]
-            self.cols[k] = col
-        for attr in ("fam", "c_lo", "cip", "sip", "cport", "sport", "live", "gen"):
+        data = np.repeat(self._init[None, :], new, axis=0)
+        data[:old] = self.data
+        self.data = data
+        self._views()
+        for attr in ("fam", "cip", "sip", "cport", "sport", "live", "gen"):
             a = getattr(self, attr)
             b = np.zeros(new, dtype=a.dtype)
             b[:old] = a
             setattr(self, attr, b)
+        opt = np.zeros((2, new, _OPT_MAX), dtype=np.uint8)
+        opt[:, :old] = self.opt
+        self.opt = opt
+        optlen = np.zeros((2, new), dtype=np.int64)
+        optlen[:, :old] = self.optlen
+        self.optlen = optlen
         self.keys.extend([None] * old)
-        self.opt_c.extend([b""] * old)
-        self.opt_s.extend([b""] * old)
         self._free[:0] = range(new - 1, old - 1, -1)
         self.cap = new
 
@@ -388,9 +419,10 @@ def syn_options(cols: Columns, rows: I64) -> tuple[I64, B]:
     ws = np.full(n, -1, dtype=np.int64)
     if not n:
         return ws, np.zeros(0, dtype=np.bool_)
-    opt = np.append(cols.opt.astype(np.int64), np.zeros(4, dtype=np.int64))  # reads past the end are 0
-    cur = cols.ooff[rows].copy()
-    end = cols.ooff[rows + 1].copy()
+    packed, bounds = _gather(cols.opt, cols.ooff, rows)
+    opt = np.append(packed.astype(np.int64), np.zeros(4, dtype=np.int64))  # reads past the end are 0
+    cur = bounds[:-1].copy()
+    end = bounds[1:].copy()
     alive = cur < end
     ws_done = np.zeros(n, dtype=np.bool_)
     k34 = np.zeros(n, dtype=np.bool_)
@@ -499,24 +531,40 @@ _M2: Final = np.uint64(0xBF58476D1CE4E5B9)
 _M3: Final = np.uint64(0x94D049BB133111EB)
 
 
-def _dedupe(keys: npt.NDArray[np.void]) -> tuple[I64, I64]:
-    """Distinct keys: the first position of each, and each position's distinct key (like
-    ``numpy.unique(..., return_index, return_inverse)``, in first-seen order of a 64-bit hash,
-    checked exactly; a collision falls back to sorting the keys themselves)."""
-    w = np.ascontiguousarray(keys).view(np.uint8).reshape(len(keys), -1)
-    words = np.zeros((len(keys), 40), dtype=np.uint8)
-    words[:, : w.shape[1]] = w
-    u = words.view(np.uint64)
-    h = np.zeros(len(keys), dtype=np.uint64)
+def _words(addr: npt.NDArray[np.void]) -> npt.NDArray[np.uint64]:
+    out: npt.NDArray[np.uint64] = np.ascontiguousarray(addr).view("<u8").reshape(-1, 2)
+    return out
+
+
+def _end_hash(w: npt.NDArray[np.uint64], port: I64, fam: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint64]:
     with np.errstate(over="ignore"):
-        for i in range(u.shape[1]):
-            h = (h ^ u[:, i]) * _M1
-            h ^= h >> np.uint64(31)
-        h = (h ^ (h >> np.uint64(30))) * _M2
-        h = (h ^ (h >> np.uint64(27))) * _M3
+        h = (w[:, 0] * _M1) ^ (w[:, 1] * _M2) ^ ((port.astype(np.uint64) << np.uint64(8)) | fam) * _M3
+        h ^= h >> np.uint64(29)
+        out: npt.NDArray[np.uint64] = h * _M1
+    return out
+
+
+def _dedupe(cols: Columns) -> tuple[I64, I64]:
+    """Distinct 4-tuples (either direction) of the segments: the first position of each, and
+    each position's distinct 4-tuple (like ``numpy.unique(..., return_index, return_inverse)``).
+    Grouped by a 64-bit hash that is the same both ways, then checked exactly; a collision
+    falls back to sorting the tuples themselves."""
+    sw, dw = _words(cols.src), _words(cols.dst)
+    with np.errstate(over="ignore"):
+        h = _end_hash(sw, cols.sport, cols.fam) + _end_hash(dw, cols.dport, cols.fam)
     _uh, first, inv = np.unique(h, return_index=True, return_inverse=True)
     inv = inv.ravel()
-    if not bool((keys[first][inv] == keys).all()):
+    r = first[inv]
+    same = (
+        (sw == sw[r]).all(axis=1) & (dw == dw[r]).all(axis=1) & (cols.sport == cols.sport[r])
+        & (cols.dport == cols.dport[r])
+    )  # fmt: skip
+    swapped = (
+        (sw == dw[r]).all(axis=1) & (dw == sw[r]).all(axis=1) & (cols.sport == cols.dport[r])
+        & (cols.dport == cols.sport[r])
+    )  # fmt: skip
+    if not bool(((same | swapped) & (cols.fam == cols.fam[r])).all()):
+        keys, _lo = Engine.keys(cols)
         _u, first, inv = np.unique(keys, return_index=True, return_inverse=True)
         inv = inv.ravel()
     return first.astype(np.int64), inv.astype(np.int64)
@@ -583,11 +631,9 @@ class Engine:
         clock0 = self.clock if self.clock is not None else int(ts[0])
         clock = np.maximum.accumulate(np.maximum(ts, clock0))
         self.clock = int(clock[-1])
-        keys, lo = self.keys(cols)
-        first_pos, inv = _dedupe(keys)
-        ukeys: list[bytes] = keys[first_pos].tolist()
-        raw_opt = cols.opt.tobytes()
-        ooff = cols.ooff
+        first_pos, inv = _dedupe(cols)
+        ukeys_arr, _lo_first = self.keys(cols.take(first_pos))
+        ukeys: list[bytes] = ukeys_arr.tolist()
         index = self.index
         slot_of_u = np.full(len(ukeys), -1, dtype=np.int64)
         plain_syn = ((cols.flags & (SYN | ACK | RST | FIN)) == SYN) & (cols.length == 0)
@@ -624,23 +670,22 @@ class Engine:
             c["last_clock"][new_slots] = clock[p]
             c["c_isn"][new_slots] = cols.seq[p]
             st.fam[new_slots] = cols.fam[p]
-            st.c_lo[new_slots] = lo[p]
             st.cip[new_slots] = cols.src[p]
             st.sip[new_slots] = cols.dst[p]
             st.cport[new_slots] = cols.sport[p]
             st.sport[new_slots] = cols.dport[p]
-            for s_, u, r in zip(new_slots.tolist(), new_u.tolist(), p.tolist(), strict=True):
+            for s_, u in zip(new_slots.tolist(), new_u.tolist(), strict=True):
                 k = ukeys[u]
                 index[k] = s_
                 st.keys[s_] = k
-                st.opt_c[s_] = raw_opt[ooff[r] : ooff[r + 1]]
+            st.set_options(0, new_slots, cols, p)
         seg_slot = slot_of_u[inv]
         fast = seg_slot >= 0
         is_new = np.zeros(st.cap, dtype=np.bool_)
         is_new[new_slots] = True
         slow = ~fast
         if fast.any():
-            bailed = self._fast(cols, np.flatnonzero(fast), seg_slot, lo, is_new, clock)
+            bailed = self._fast(cols, np.flatnonzero(fast), seg_slot, is_new, clock)
             if len(bailed):
                 mark = np.zeros(st.cap + 1, dtype=np.bool_)
                 mark[bailed] = True
@@ -693,8 +738,8 @@ class Engine:
             key = st.keys[s]
             assert key is not None
             self.index[key] = -1
-            syn_opts[(f, 0)] = st.opt_c[s]
-            syn_opts[(f, 1)] = st.opt_s[s]
+            syn_opts[(f, 0)] = st.options(0, s)
+            syn_opts[(f, 1)] = st.options(1, s)
         self.handed_over += len(slots)
         closed = st.cols["closed"][slots] == 1
         for s in slots[closed].tolist():
@@ -763,7 +808,7 @@ class Engine:
 
     # ---- the vectorised observer
 
-    def _fast(self, cols: Columns, rows: I64, seg_slot: I64, lo: B, is_new: B, clock_all: I64) -> I64:
+    def _fast(self, cols: Columns, rows: I64, seg_slot: I64, is_new: B, clock_all: I64) -> I64:
         """Apply one chunk's segments of the fast connections; returns the slots to hand over."""
         st = self.store
         c = st.cols
@@ -780,11 +825,14 @@ class Engine:
         ack = cols.ack[order]
         win = cols.win[order]
         length = cols.length[order]
-        cl = lo[order] == st.c_lo[slot]  # sent by the client
+        cl = (cols.sport[order] == st.cport[slot]) & (_words(cols.src[order]) == _words(st.cip[slot])).all(
+            axis=1
+        )
         sv = ~cl
         side = sv.astype(np.int64)
         created = is_new[gsl]  # the connection began in this chunk (its SYN is its first segment)
-        ordn = (c["c_pk"] + c["s_pk"])[slot] + (pos - gstart)  # ordinal in the connection
+        pk_g = c["c_pk"][gsl] + c["s_pk"][gsl]
+        ordn = pk_g[grp] + (pos - gstart)  # ordinal in the connection
 
         f_syn = (flags & SYN) != 0
         f_ack = (flags & ACK) != 0
@@ -918,37 +966,14 @@ class Engine:
         tw_ts_g = np.where(both_fin, tw_ts_g, -1)
         viol |= (tw_ts_g[grp] >= 0) & (pos > tw_pos_g[grp]) & (ts - tw_ts_g[grp] >= self.tw_ns)
 
-        # states just before each position (for RSTs, their errno and their detail)
-        def state_before(client: bool) -> I64:
-            me_fpos, pe_fpos = (pfc_s, pfs_s) if client else (pfs_s, pfc_s)
-            me_fin, pe_fin = (fin_c, fin_s) if client else (fin_s, fin_c)
-            me_fa, pe_fa = (pfa_c_s, pfa_s_s) if client else (pfa_s_s, pfa_c_s)
-            me_first = (c_first_g if client else ~c_first_g & (fino_s_g >= 0))[grp]
-            me_sent = (me_fin >= 0) & (me_fpos < pos)
-            pe_sent = (pe_fin >= 0) & (pe_fpos < pos)
-            me_acked = me_sent & (me_fa < pos)
-            first_now = me_sent & (me_first | ~pe_sent)
-            out = np.full(n, EST, dtype=np.int64)
-            out = np.where(first_now, np.where(me_acked, FW2, FW1), out)
-            out = np.where(first_now & pe_sent, TW, out)
-            out = np.where(~me_sent & pe_sent, CW, out)
-            out = np.where(~first_now & me_sent & pe_sent, np.where(me_acked, CLOSED, LAST_ACK), out)
-            del pe_fa
-            return out
-
-        st_c, st_s = state_before(True), state_before(False)
-        x_st = np.where(cl, st_c, st_s)
-        y_st = np.where(cl, st_s, st_c)
-
-        # RST: exactly at SND.NXT (or at the FIN once the peer has it), from and to a state
-        # where it resets; nothing after it
+        # RST: exactly at SND.NXT, between two ESTABLISHED ends (any other state of either side
+        # has the core judge it), and nothing after it
         prst = G.first_where(est & rst)
         prst_s = prst[grp]
         viol |= est & (pos > prst_s)
         at_rst = est & rst & (pos == prst_s)
-        exact = (sq == own_before) | ((own_fin >= 0) & (own_fpos < pos) & (sq == own_fin))
-        resets = (EST, FW1, FW2, LAST_ACK)
-        viol |= at_rst & ~(exact & (length == 0) & np.isin(x_st, resets) & np.isin(y_st, resets))
+        no_fin_yet = ((own_fin < 0) | (own_fpos >= pos)) & ((peer_fin < 0) | (peer_fpos >= pos))
+        viol |= at_rst & ~((sq == own_before) & (length == 0) & no_fin_yet)
 
         # -- windows: data beyond the receiver's window is judged at its next segment
         last_c, last_s = G.last_where(cl), G.last_where(sv)
@@ -1033,7 +1058,7 @@ class Engine:
             for x, sd in ((0, "c"), (1, "s")):
                 g_viol |= c[f"{sd}_z{k}n"][gsl] + G.count(mask & (side == x)) >= 10_000
 
-        g_viol |= (c["c_pk"] + c["s_pk"])[gsl] + (G.ends - G.starts) > JOURNAL_CAP
+        g_viol |= pk_g + (G.ends - G.starts) > JOURNAL_CAP
         bail = gsl[g_viol]
         okg = np.flatnonzero(~g_viol)
         if not len(okg):
@@ -1055,9 +1080,7 @@ class Engine:
         c["s_isn"][sg] = s_isn_g[okg][ga]
         c["s_ws"][sg] = s_ws_g[okg][ga]
         c["s_lsend"][sg] = ts[p1c[okg][ga]]
-        raw_opt = cols.opt.tobytes()
-        for s_, r in zip(sg.tolist(), order[p1c[okg][ga]].tolist(), strict=True):
-            st.opt_s[s_] = raw_opt[cols.ooff[r] : cols.ooff[r + 1]]
+        st.set_options(1, sg, cols, order[p1c[okg][ga]])
         c["s_ltx"][sg] = ts[p1c[okg][ga]]
         c["phase"][sg] = P_SYNACK
         gr = g_refuse[okg]
@@ -1089,8 +1112,8 @@ class Engine:
         c["rst_t"][rg2] = ts[rp2]
         c["rst_o"][rg2] = ordn[rp2]
         c["rst_by"][rg2] = side[rp2]
-        c["rst_xs"][rg2] = x_st[rp2]
-        c["rst_ys"][rg2] = y_st[rp2]
+        c["rst_xs"][rg2] = EST
+        c["rst_ys"][rg2] = EST
         c["phase"][rg2] = P_DONE
         z_letters = (
             ("A", plain & ~f_fin & (length == 0)),
@@ -1146,6 +1169,8 @@ class Engine:
                 col[gs[h]] = ordn[fl[h]] * 4
             for k, km, sub in (("T", z_t, 1), ("W", z_w, 2)):
                 mm = km & m
+                if not mm.any():
+                    continue
                 total = c[f"{sd}_z{k}n"][slot] + G.cumcount(mm)
                 for i, p10 in enumerate(_POW10):
                     fh = G.first_where(mm & (total == p10))[okg]
@@ -1153,7 +1178,19 @@ class Engine:
                     c[f"{sd}_z{k}{i}"][gs[h]] = ordn[fh[h]] * 4 + sub
                 c[f"{sd}_z{k}n"][gs] += G.count(mm)[okg]
             c[f"{sd}_zmax"][gs] = (zmax_c if x == 0 else zmax_s)[last]
+        self._schedule(gs)
         return bail
+
+    def _schedule(self, slots: I64) -> None:
+        """When these connections can retire (both ends CLOSED, quiet for 2 MSL), and when
+        their journals can go (see :meth:`_compact_closed`): BIG for not (yet)."""
+        c = self.store.cols
+        ph = c["phase"][slots]
+        both = (ph == P_EST) & (c["c_fao"][slots] >= 0) & (c["s_fao"][slots] >= 0)
+        c["retire_at"][slots] = np.where((ph == P_DONE) | both, c["last_ts"][slots] + self.tw_ns, _BIG)
+        quiet = both & (c["c_bend"][slots] < 0) & (c["s_bend"][slots] < 0) & (c["closed"][slots] == 0)
+        second = np.maximum(c["c_finclk"][slots], c["s_finclk"][slots])
+        c["compact_at"][slots] = np.where(quiet, second + _ZEEK_TIMER_NS, _BIG)
 
     # ---- states, retirement, eviction
 
@@ -1193,8 +1230,9 @@ class Engine:
         return cs, ss, tw_c, tw_s
 
     def _retirable(self, slots: I64, clock: I64 | int) -> B:
-        cs, ss, _a, _b = self.states(slots, clock)
-        out: B = (cs == CLOSED) & (ss == CLOSED) & (clock - self.store.cols["last_ts"][slots] >= self.tw_ns)
+        """Both ends CLOSED at ``clock`` (a TIME-WAIT ran out) and quiet for 2 MSL (see
+        :func:`tcptrace_sm.flows.retirable`): on the fast paths, from ``retire_at`` on."""
+        out: B = self.store.cols["retire_at"][slots] <= clock
         return out
 
     def _sweep(self) -> Block | None:
@@ -1202,13 +1240,15 @@ class Engine:
         assert clock is not None
         st = self.store
         live = st.live_slots()
-        gone = self._retirable(live, clock) if len(live) else np.zeros(0, dtype=np.bool_)
-        done = live[gone]
+        c = st.cols
+        done = live[c["retire_at"][live] <= clock]
         for s in done.tolist():
             k = st.keys[s]
             if k is not None:
                 del self.index[k]
-        self._compact_closed(live[~gone], clock)
+        ripe = live[c["compact_at"][live] <= clock]
+        if len(ripe):
+            self._compact_closed(ripe[c["retire_at"][ripe] > clock], clock)
         table = self.table
         table.clock = clock
         slow_done = table.sweep(evict=False)
@@ -1249,31 +1289,19 @@ class Engine:
         return b
 
     def _compact_closed(self, slots: I64, clock: int) -> None:
-        """Connections whose close is complete (FINs both ways, both acknowledged) and that Zeek
-        has forgotten (``tcp_close_delay`` after the second FIN) are final but for their
-        TIME-WAIT: their journals go, and anything more on them goes to :meth:`rebuild_closed`."""
+        """Connections whose close is complete (FINs both ways, both acknowledged, nothing
+        pending) and that Zeek has forgotten (``tcp_close_delay`` after the second FIN, see
+        :meth:`_schedule`) are final but for their TIME-WAIT: their journals go, and anything
+        more on them goes to the core through :meth:`rebuild_closed`."""
+        if not len(slots):
+            return
         c = self.store.cols
-        m = (
-            (c["phase"][slots] == P_EST)
-            & (c["closed"][slots] == 0)
-            & (c["c_fao"][slots] >= 0)
-            & (c["s_fao"][slots] >= 0)
-            & (c["c_bend"][slots] < 0)
-            & (c["s_bend"][slots] < 0)
-        )
-        sl = slots[m]
-        if not len(sl):
-            return
-        second = np.maximum(c["c_finclk"][sl], c["s_finclk"][sl])
-        ripe = clock - second >= _ZEEK_TIMER_NS
-        sl = sl[ripe]
-        if not len(sl):
-            return
-        c["closed"][sl] = 1
-        c["zopk"][sl] = c["c_pk"][sl]
-        c["zrpk"][sl] = c["s_pk"][sl]
-        c["zgone"][sl] = second[ripe] + _ZEEK_TIMER_NS
-        self.store.forget_journal(sl)
+        c["closed"][slots] = 1
+        c["zopk"][slots] = c["c_pk"][slots]
+        c["zrpk"][slots] = c["s_pk"][slots]
+        c["zgone"][slots] = c["compact_at"][slots]
+        c["compact_at"][slots] = _BIG
+        self.store.forget_journal(slots)
 
     def _victims(self, n: int, exclude: I64) -> tuple[I64, list[tuple[Any, Connection]]]:
         """The ``n`` connections to evict, fast and slow together, in :func:`eviction_order`."""

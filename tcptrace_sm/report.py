@@ -62,16 +62,33 @@ def write_csv(out: IO[str], records: Iterable[Mapping[str, Any]], columns: Seque
 
 
 def _ts_cells(values: list[Any]) -> list[str]:
-    return [ts_text(v) if v is not None else "" for v in values]
+    return [
+        "" if v is None else (f"{v // 1_000_000_000}.{v % 1_000_000_000:09d}" if v >= 0 else ts_text(v))
+        for v in values
+    ]
+
+
+def _float_cells(values: list[Any]) -> list[str]:
+    return [f"{v:.6f}".rstrip("0").rstrip(".") if type(v) is float and v else _cell("", v) for v in values]
 
 
 def _column_cells(key: str, values: list[Any]) -> list[str]:
     """The CSV cells of one column, formatted as :func:`_cell` would, a column at a time."""
     if key in TS_KEYS:
         return _ts_cells(values)
-    kinds = {type(v) for v in values}
-    if kinds <= {int, str}:
+    if not values:
+        return []
+    first = values[0]
+    if type(first) is int and all(type(v) is int for v in values):
         return list(map(str, values))
+    if type(first) is bool and all(type(v) is bool for v in values):
+        return ["true" if v else "false" for v in values]
+    if isinstance(first, list) and all(type(v) is list for v in values):
+        return [";".join(map(str, v)) if v else "" for v in values]
+    if all(v is None or type(v) is str for v in values):
+        return ["" if v is None else v for v in values]
+    if any(isinstance(v, float) for v in values):
+        return _float_cells(values)
     return [_cell(key, v) for v in values]
 
 
@@ -80,12 +97,26 @@ class CsvWriter:
 
     def __init__(self, out: IO[str], columns: Sequence[str]) -> None:
         self.columns = tuple(columns)
+        self.out = out
         self._w = csv.writer(out, lineterminator="\n")
         self._w.writerow(self.columns)
 
     def write(self, cols: Mapping[str, list[Any]]) -> None:
-        if cols and cols[self.columns[0]]:
-            self._w.writerows(zip(*(_column_cells(c, cols[c]) for c in self.columns), strict=True))
+        if not cols or not cols[self.columns[0]]:
+            return
+        cells = [_column_cells(c, cols[c]) for c in self.columns]
+        # most blocks hold no cell that needs quoting: then plain joins are exact CSV
+        if any(_needs_quotes(col) for col in cells):
+            self._w.writerows(zip(*cells, strict=True))
+            return
+        lines = map(",".join, zip(*cells, strict=True))
+        self.out.write("\n".join(lines))
+        self.out.write("\n")
+
+
+def _needs_quotes(cells: list[str]) -> bool:
+    text = "".join(cells)
+    return "," in text or '"' in text or "\n" in text or "\r" in text
 
 
 class JsonlWriter:
