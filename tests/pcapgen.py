@@ -353,3 +353,92 @@ def pcapng_single(records: Iterable[tuple[int, bytes]], linktype: int = LT_ETHER
     for ts, data in records:
         w.epb(0, ts, data)
     return w.bytes()
+
+
+# --------------------------------------------------------------------------- hostile input
+
+PcapField = tuple[int, int, int, int, bytes]  # (seconds, fraction, caplen field, origlen field, bytes)
+
+
+def pcap_header(
+    linktype: int = LT_ETHERNET,
+    *,
+    snaplen: int = 262144,
+    big_endian: bool = False,
+    magic: int = 0xA1B2C3D4,
+    version: tuple[int, int] = (2, 4),
+) -> bytes:
+    """The 24-byte pcap file header, every field as given (``linktype`` may carry FCS bits)."""
+    bo = ">" if big_endian else "<"
+    return struct.pack(bo + "IHHiIII", magic, version[0], version[1], 0, 0, snaplen, linktype)
+
+
+def pcap_record(
+    sec: int,
+    frac: int,
+    caplen: int,
+    origlen: int,
+    data: bytes,
+    *,
+    big_endian: bool = False,
+    modified: bool = False,
+) -> bytes:
+    """One pcap record with its header fields exactly as given (they need not match ``data``).
+
+    ``modified`` writes the 24-byte record header of the modified (Kuznetzov) format.
+    """
+    bo = ">" if big_endian else "<"
+    hdr = struct.pack(bo + "IIII", sec, frac, caplen, origlen)
+    if modified:
+        hdr += struct.pack(bo + "IHBB", 1, 0x0800, 0, 0)
+    return hdr + data
+
+
+def pcap_fields(
+    records: Iterable[PcapField],
+    linktype: int = LT_ETHERNET,
+    *,
+    snaplen: int = 262144,
+    big_endian: bool = False,
+    magic: int = 0xA1B2C3D4,
+) -> bytes:
+    """A pcap file whose record headers say whatever ``records`` says (for hostile input)."""
+    modified = magic == 0xA1B2CD34
+    out = [pcap_header(linktype, snaplen=snaplen, big_endian=big_endian, magic=magic)]
+    for sec, frac, cap, orig, data in records:
+        out.append(pcap_record(sec, frac, cap, orig, data, big_endian=big_endian, modified=modified))
+    return b"".join(out)
+
+
+def pcapng_block(
+    btype: int,
+    body: bytes,
+    *,
+    big_endian: bool = False,
+    length: int | None = None,
+    trailer: int | None = None,
+) -> bytes:
+    """A pcapng block with the leading / trailing lengths given (default: the true, padded length)."""
+    bo = ">" if big_endian else "<"
+    body += b"\0" * (-len(body) % 4)
+    n = len(body) + 12
+    lead = n if length is None else length
+    trail = lead if trailer is None else trailer
+    return struct.pack(bo + "II", btype, lead) + body + struct.pack(bo + "I", trail)
+
+
+def epb_fields(
+    iface: int,
+    units: int,
+    caplen: int,
+    origlen: int,
+    data: bytes,
+    *,
+    big_endian: bool = False,
+    length: int | None = None,
+    trailer: int | None = None,
+) -> bytes:
+    """An enhanced packet block with its fields as given (block lengths as :func:`pcapng_block`)."""
+    bo = ">" if big_endian else "<"
+    body = struct.pack(bo + "IIIII", iface, (units >> 32) & 0xFFFFFFFF, units & 0xFFFFFFFF, caplen, origlen)
+    return pcapng_block(6, body + data, big_endian=big_endian, length=length, trailer=trailer)
