@@ -21,7 +21,7 @@ from __future__ import annotations
 import html
 import os
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from itertools import pairwise
@@ -99,10 +99,31 @@ TRANSITION_COLUMNS: tuple[str, ...] = (
 )
 #: Columns holding integer-nanosecond timestamps (seconds in CSV/JSON, datetimes in pandas).
 TS_COLUMNS = frozenset({"first_ts", "last_ts", "ts"})
+#: The record sets by name (the ``Block`` attribute of each) and their columns.
+RECORD_COLUMNS: dict[str, tuple[str, ...]] = {
+    "flows": FLOW_COLUMNS,
+    "anomalies": ANOMALY_COLUMNS,
+    "transitions": TRANSITION_COLUMNS,
+}
 CLOSE_KINDS: tuple[str, ...] = ("fin", "half", "rst", "refused", "unanswered", "open")
 ENGINES: tuple[str, ...] = ("fast", "reference")
-#: Connections still open at the end of the capture are handed out this many per block.
-FINAL_BATCH = 16384
+#: Connections still open at the end of the capture are handed out in blocks by spans of
+#: 2**FINAL_SPAN_BITS frame numbers of their flow_id (a block of at most that many).
+FINAL_SPAN_BITS = 16
+
+#: A block with its place in the output: ``(0, chunk)`` for connections that finished while
+#: that chunk was read, ``(1, span)`` for those finished at the end (see :func:`final_span`).
+#: The places are the same however the connections are shared out, so that shares merge into
+#: exactly the single-process output.
+Keyed = tuple[tuple[int, int], "Block"]
+#: Which rows of a chunk belong to one worker's share.
+Share = Callable[[Any], Any]
+
+
+def final_span(flow_ids: Any) -> Any:
+    """The output span of connections finished at the end of the capture."""
+    return flow_ids >> FINAL_SPAN_BITS
+
 
 Columnar = dict[str, list[Any]]
 
@@ -195,9 +216,9 @@ class Block:
             c.port,
             s.ip,
             s.port,
-            conn.first_ts,
-            conn.last_ts,
-            (conn.last_ts - conn.first_ts) / 1e9,
+            conn.min_ts,
+            conn.max_ts,
+            (conn.max_ts - conn.min_ts) / 1e9,
             conn.packets,
             conn.bytes,
             c.packets,
@@ -231,7 +252,9 @@ class Block:
             an["state"].append(a.state.value if a.state else None)
             an["detail"].append(a.detail)
         tr = self.transitions
-        for t in sorted(conn.transitions, key=lambda t: t.ts):
+        # in the order the observer concluded them: time order when timestamps only move
+        # forward, and each side's always chain (a capture whose time jumps back stays readable)
+        for t in conn.transitions:
             tr["flow_id"].append(conn.flow_id)
             tr["side"].append(t.side.value)
             tr["frame"].append(t.frame)
@@ -359,6 +382,16 @@ class Summary:
         s.add(block)
         return s
 
+    def merge(self, other: Summary) -> None:
+        self.connections += other.connections
+        self.close.update(other.close)
+        self.noted.update(other.noted)
+        self.severities.update(other.severities)
+        self.categories.update(other.categories)
+        self.anomalies_not_listed += other.anomalies_not_listed
+        self.transitions_not_listed += other.transitions_not_listed
+        self.evicted += other.evicted
+
 
 def summarize(stats: ReadStats, options: Options, s: Summary) -> dict[str, Any]:
     """The summary document (the ``summary`` of JSON output)."""
@@ -421,14 +454,39 @@ def _paths(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> 
 
 
 def reference_blocks(
-    paths: Sequence[str | os.PathLike[str]], options: Options, stats: ReadStats
-) -> Iterator[Block]:
+    paths: Sequence[str | os.PathLike[str]],
+    options: Options,
+    stats: ReadStats,
+    progress: Callable[[ReadStats], None] | None = None,
+) -> Iterator[Keyed]:
     """Every segment through the per-segment core: the plain path the fast engine must match."""
     batches = read_columns(paths, verify_checksums=options.verify_checksums, stats=stats)
-    return _reference(batches, options, stats)
+    return reference_share(tap(batches, stats, progress), options, stats)
 
 
-def _reference(batches: Iterator[Any], options: Options, stats: ReadStats) -> Iterator[Block]:
+def tap(
+    batches: Iterator[Any], stats: ReadStats, progress: Callable[[ReadStats], None] | None
+) -> Iterator[Any]:
+    """The chunks, calling ``progress`` after each one is read (and once at the end)."""
+    if progress is None:
+        return batches
+    return _tapped(batches, stats, progress)
+
+
+def _tapped(batches: Iterator[Any], stats: ReadStats, progress: Callable[[ReadStats], None]) -> Iterator[Any]:
+    for b in batches:
+        progress(stats)
+        yield b
+    progress(stats)
+
+
+def reference_share(
+    batches: Iterator[Any], options: Options, stats: ReadStats, share: Share | None = None
+) -> Iterator[Keyed]:
+    """The reference path over chunks of columns; with ``share``, over one worker's share of
+    the connections (the capture clock still comes from every segment)."""
+    import numpy as np
+
     table = FlowTable(options.config(), max_flows=options.max_flows)
     zeek: dict[int, ZeekSummary] = {}
 
@@ -438,22 +496,38 @@ def _reference(batches: Iterator[Any], options: Options, stats: ReadStats) -> It
             b.add(conn, zeek.pop(conn.flow_id, None))
         return b
 
-    for cols in batches:
+    for k, cols in enumerate(batches):
         observe = table.observe
-        for seg in segments_of(cols):
-            conn = observe(seg)
+        pairs: Iterable[tuple[Any, int | None]]
+        if share is not None and len(cols):
+            clock0 = table.clock if table.clock is not None else int(cols.ts[0])
+            clocks = np.maximum.accumulate(np.maximum(cols.ts, clock0))
+            rows = share(cols)
+            pairs = zip(segments_of(cols, rows), clocks[rows].tolist(), strict=True)
+            end_clock: int | None = int(clocks[-1])
+        else:
+            pairs = ((seg, None) for seg in segments_of(cols))
+            end_clock = None
+        for seg, clk in pairs:
+            conn = observe(seg, clk)
             clock = table.clock
             summary = zeek.get(conn.flow_id)
             if summary is None:
                 summary = zeek[conn.flow_id] = ZeekSummary(seg, clock=clock)
             summary.update(seg, clock)
+        if end_clock is not None:
+            table.clock = end_clock
         done = table.sweep()
         if done:
-            yield block(done)
+            yield (0, k), block(done)
     end = stats.last_ts if stats.last_ts is not None else 0
     rest = table.finish(end)
-    for lo in range(0, len(rest), FINAL_BATCH):
-        yield block(rest[lo : lo + FINAL_BATCH])
+    spans = [final_span(c.flow_id) for c in rest]
+    lo = 0
+    for hi in range(1, len(rest) + 1):
+        if hi == len(rest) or spans[hi] != spans[lo]:
+            yield (1, spans[lo]), block(rest[lo:hi])
+            lo = hi
 
 
 def blocks(
@@ -462,21 +536,40 @@ def blocks(
     *,
     stats: ReadStats | None = None,
     engine: str = "fast",
+    jobs: int = 1,
+    client: Any = None,
+    progress: Callable[[ReadStats], None] | None = None,
 ) -> Iterator[Block]:
     """The records of an analysis as they become final, block by block (constant memory).
 
-    Opening problems raise :class:`CaptureError` from this call, before any block.
+    ``jobs`` worker processes share the connections out (see :mod:`tcptrace_sm.parallel`);
+    ``client`` (a ``dask.distributed.Client``) shares them out over a Dask cluster instead.
+    ``progress`` is called with the reader's statistics after every chunk. Opening problems
+    raise :class:`CaptureError` from this call, before any block.
     """
     options = options or Options()
     stats = stats if stats is not None else ReadStats(files=[])
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs!r}")
     plist = _paths(paths)
-    if engine == "reference":
-        return reference_blocks(plist, options, stats)
-    from tcptrace_sm.engine import fast_blocks
+    if client is not None:
+        from tcptrace_sm.parallel import dask_blocks
 
-    return fast_blocks(plist, options, stats)
+        return dask_blocks(plist, options, stats, client, engine=engine)
+    if jobs > 1 and "-" not in [os.fspath(p) for p in plist]:
+        from tcptrace_sm.parallel import parallel_blocks
+
+        return parallel_blocks(plist, options, stats, jobs, engine=engine, progress=progress)
+    keyed: Iterator[Keyed]
+    if engine == "reference":
+        keyed = reference_blocks(plist, options, stats, progress)
+    else:
+        from tcptrace_sm.engine import fast_blocks
+
+        keyed = fast_blocks(plist, options, stats, progress)
+    return (b for _key, b in keyed)
 
 
 def analyze(
@@ -487,8 +580,14 @@ def analyze(
     verify_checksums: bool = False,
     max_flows: int = MAX_FLOWS,
     engine: str = "fast",
+    jobs: int = 1,
+    client: Any = None,
 ) -> Analysis:
     """Analyse one capture file or several (merged in time order); ``"-"`` reads stdin.
+
+    ``jobs`` worker processes (or the workers of ``client``, a ``dask.distributed.Client``)
+    share the connections out; the result is the same as with one process, unless the
+    connection table overflows (each worker then has ``max_flows / jobs``).
 
     Raises :class:`CaptureError` (a ``ValueError``) when an input is not a usable capture. A
     capture cut mid-record is analysed up to the cut; the warning is in ``Analysis.warnings``.
@@ -501,7 +600,7 @@ def analyze(
     )
     stats = ReadStats(files=[])
     result = Block()
-    for b in blocks(paths, options, stats=stats, engine=engine):
+    for b in blocks(paths, options, stats=stats, engine=engine, jobs=jobs, client=client):
         result.extend(b)
     result.sort()
     return Analysis(options, stats, result, engine)

@@ -751,15 +751,16 @@ class _Iface:
     warned: bool = False
 
     def to_ns(self, units: npt.NDArray[np.uint64]) -> I64:
+        """Nanoseconds since the epoch; absurd values saturate at the int64 limits (garbage
+        stays garbage, but never wraps round or overflows)."""
         r = self.tsresol
-        if r == 6:
-            ts = units.astype(np.int64) * 1000
-        elif r == 9:
-            ts = units.astype(np.int64)
-        elif not r & 0x80 and r < 9:
-            ts = units.astype(np.int64) * (10 ** (9 - r))
+        if not r & 0x80 and r <= 9:
+            mul = 10 ** (9 - r)
+            limit = np.uint64(_I64_MAX // mul)
+            ts = np.where(units > limit, _I64_MAX, units.astype(np.int64) * mul).astype(np.int64)
         elif not r & 0x80 and r <= 19:
-            ts = (units // np.uint64(10 ** (r - 9))).astype(np.int64)
+            q = units // np.uint64(10 ** (r - 9))
+            ts = np.minimum(q, np.uint64(_I64_MAX)).astype(np.int64)
         else:  # powers of two (and absurd powers of ten): exact integer arithmetic
             if r & 0x80:
                 k = r & 0x7F
@@ -767,11 +768,18 @@ class _Iface:
             else:
                 div = 10 ** (r - 9)
                 conv = [u // div for u in units.tolist()]
-            lo, hi = -(1 << 63), (1 << 63) - 1  # garbage stays garbage, but never overflows
-            ts = np.array([min(max(v, lo), hi) for v in conv], dtype=np.int64)
+            ts = np.array([min(max(v, _I64_MIN), _I64_MAX) for v in conv], dtype=np.int64)
         if self.offset_ns:
-            ts = ts + self.offset_ns
+            off = min(max(self.offset_ns, _I64_MIN), _I64_MAX)
+            if off > 0:
+                ts = np.where(ts > _I64_MAX - off, _I64_MAX, ts + off)
+            else:
+                ts = np.where(ts < _I64_MIN - off, _I64_MIN, ts + off)
         return ts
+
+
+_I64_MAX: Final = (1 << 63) - 1
+_I64_MIN: Final = -(1 << 63)
 
 
 def _linktype_name(lt: int) -> str:

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from typing import IO, Any
 
 import click
@@ -33,14 +34,19 @@ from tcptrace_sm.capture import ReadStats, parse_options, read_segments
 from tcptrace_sm.check import check
 from tcptrace_sm.clikit import (
     ExitCode,
+    Progress,
     captures_argument,
     close_wait_option,
+    dask_client,
+    default_jobs,
     err,
     handle_errors,
+    jobs_option,
     max_flows_option,
     output_option,
     output_stream,
     print_warnings,
+    scheduler_option,
     time_wait_option,
     verify_option,
 )
@@ -107,6 +113,8 @@ def _analyze(
 @close_wait_option
 @verify_option
 @max_flows_option
+@jobs_option
+@scheduler_option
 @click.option(
     "--engine",
     type=click.Choice(ENGINES),
@@ -125,6 +133,8 @@ def analyze_cmd(
     close_wait_timeout: float,
     verify_checksums: bool,
     max_flows: int,
+    jobs: int | None,
+    scheduler: str | None,
     engine: str,
     quiet: bool,
 ) -> None:
@@ -140,33 +150,95 @@ def analyze_cmd(
         verify_checksums=verify_checksums,
         max_flows=max_flows,
     )
+    client = dask_client(scheduler) if scheduler else None
+    try:
+        _analyze_to(captures, fmt, records, output, options, jobs, client, engine, quiet)
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _analyze_to(
+    captures: tuple[str, ...],
+    fmt: str,
+    records: str | None,
+    output: str | None,
+    options: Options,
+    jobs: int | None,
+    client: Any,
+    engine: str,
+    quiet: bool,
+) -> None:
+    progress = Progress(list(captures), enabled=not quiet)
+    plist = list(captures)
+    # worker processes pay off on big inputs only (each one starts and reads the input)
+    njobs = jobs or (default_jobs() if progress.total >= PARALLEL_FROM else 1)
     with output_stream(output) as out:  # opened first: fail before the work, not after it
         stats = ReadStats(files=[])
-        it = blocks(list(captures), options, stats=stats, engine=engine)
-        if fmt in ("csv", "jsonl"):
-            attr, columns = _RECORD_SETS[records or "flows"]
-            writer = (CsvWriter if fmt == "csv" else JsonlWriter)(out, columns)
+        if fmt in ("csv", "jsonl") and client is None and njobs > 1 and "-" not in plist:
+            # the workers render the rows themselves: formatting runs in parallel too
+            from tcptrace_sm.parallel import parallel_lines
+
+            name = records or "flows"
+            lines_it = parallel_lines(
+                plist, options, stats, njobs, fmt, name, engine=engine, progress=progress
+            )
+            if fmt == "csv":
+                out.write(",".join(_RECORD_SETS[name][1]) + "\n")
             totals = Summary()
-            for b in it:
-                totals.add(b)
-                writer.write(getattr(b, attr))
+            try:
+                for _fids, lines, part in lines_it:
+                    totals.merge(part)
+                    if lines:
+                        out.write("\n".join(lines))
+                        out.write("\n")
+            finally:
+                progress.close()
             summary = summarize(stats, options, totals)
             print_warnings(stats)
         else:
-            whole = Block()
-            for b in it:
-                whole.extend(b)
-            whole.sort()
-            result = Analysis(options, stats, whole, engine)
-            print_warnings(stats)
-            summary = result.summary
-            _write_analysis(out, result, fmt, records)
+            it = _closing(
+                blocks(
+                    plist, options, stats=stats, engine=engine, jobs=njobs, client=client, progress=progress
+                ),
+                progress,
+            )
+            if fmt in ("csv", "jsonl"):
+                attr, columns = _RECORD_SETS[records or "flows"]
+                writer = (CsvWriter if fmt == "csv" else JsonlWriter)(out, columns)
+                totals = Summary()
+                for b in it:
+                    totals.add(b)
+                    writer.write(getattr(b, attr))
+                summary = summarize(stats, options, totals)
+                print_warnings(stats)
+            else:
+                whole = Block()
+                for b in it:
+                    whole.extend(b)
+                whole.sort()
+                result = Analysis(options, stats, whole, engine)
+                print_warnings(stats)
+                summary = result.summary
+                _write_analysis(out, result, fmt, records)
         if not quiet:
             for line in summary_lines(summary):
                 err(line)
 
 
 analyze_cmd.name = "analyze"
+
+
+#: Without --jobs, inputs of this many bytes or more use one worker process per core.
+PARALLEL_FROM = 32 << 20
+
+
+def _closing(it: Iterator[Block], progress: Progress) -> Iterator[Block]:
+    try:
+        yield from it
+    finally:
+        progress.close()
+
 
 _RECORD_SETS: dict[str, tuple[str, tuple[str, ...]]] = {
     "flows": ("flows", FLOW_COLUMNS),

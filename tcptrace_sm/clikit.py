@@ -8,6 +8,7 @@ import functools
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from typing import IO, Any, TypeVar
 
@@ -22,6 +23,7 @@ class ExitCode(enum.IntEnum):
     FINDINGS = 1  # the traffic breaks the policy (tcpsm check)
     USAGE = 2  # bad command line, or the output cannot be written
     BAD_INPUT = 3  # an input is not a usable capture
+    INTERNAL = 70  # a bug of ours (EX_SOFTWARE): one line, and please report it
     INTERRUPTED = 130  # Ctrl-C
 
 
@@ -42,6 +44,12 @@ def handle_errors(fn: F) -> F:
         except CaptureError as e:
             err(f"error: {e}")
             sys.exit(ExitCode.BAD_INPUT)
+        except RuntimeError as e:
+            if type(e).__name__ != "WorkerError":
+                raise
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            err(f"internal error in a worker process (please report it): {first}")
+            sys.exit(ExitCode.INTERNAL)
         except KeyboardInterrupt:
             err("interrupted")
             sys.exit(ExitCode.INTERRUPTED)
@@ -125,3 +133,83 @@ max_flows_option = click.option(
     help="Live connections kept at most; beyond, the least active are closed out early and "
     "reported as flow_evicted (a SYN flood cannot exhaust memory).",
 )
+jobs_option = click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Worker processes sharing the connections out [default: one per core for captures of "
+    "32 MB or more, else one]; the answers are the same as with one.",
+)
+scheduler_option = click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    default=None,
+    help="Run on a Dask cluster (e.g. tcp://host:8786; needs tcptrace-sm[dask]); its workers "
+    "read the captures from storage they share.",
+)
+
+
+def default_jobs() -> int:
+    """One worker per core this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def dask_client(address: str) -> Any:
+    """A ``dask.distributed.Client`` for ``address`` (a usage error if Dask is missing)."""
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        raise click.UsageError("--scheduler needs Dask: pip install 'tcptrace-sm[dask]'") from None
+    try:
+        return Client(address, timeout="10s")  # type: ignore[no-untyped-call]
+    except (OSError, TimeoutError) as e:
+        raise click.UsageError(f"cannot reach the Dask scheduler at {address}: {e}") from None
+
+
+class Progress:
+    """A one-line progress report on stderr (bytes read of the total, packets/s, time left),
+    redrawn at most five times a second; only on a terminal."""
+
+    def __init__(self, paths: list[str], *, enabled: bool) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self.total = 0
+        for p in paths:
+            if p != "-":
+                with contextlib.suppress(OSError):
+                    self.total += os.path.getsize(p)
+        self.start = time.monotonic()
+        self.shown = 0.0
+        self.width = 0
+
+    def __call__(self, stats: ReadStats) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self.shown < 0.2:
+            return
+        self.shown = now
+        elapsed = max(now - self.start, 1e-9)
+        done = stats.bytes_read
+        rate = stats.packets / elapsed
+        text = f"tcpsm: {done / 1e6:,.1f} MB"
+        if self.total:
+            frac = min(done / self.total, 1.0)
+            text = f"tcpsm: {frac:4.0%} {done / 1e6:,.1f} of {self.total / 1e6:,.1f} MB"
+            if 0 < frac < 1:
+                left = elapsed * (1 - frac) / frac
+                text += f", {int(left) // 60}:{int(left) % 60:02d} left"
+        text += f", {rate / 1e3:,.0f}k packets/s"
+        pad = max(self.width - len(text), 0)
+        self.width = len(text)
+        sys.stderr.write("\r" + text + " " * pad)
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.width:
+            sys.stderr.write("\r" + " " * self.width + "\r")
+            sys.stderr.flush()

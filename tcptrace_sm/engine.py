@@ -40,13 +40,13 @@ from __future__ import annotations
 import heapq
 import os
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
-from tcptrace_sm.analysis import FINAL_BATCH, Block, Options
+from tcptrace_sm.analysis import Block, Keyed, Options, Share, final_span, tap
 from tcptrace_sm.anomalies import CATALOGUE
 from tcptrace_sm.capture import NAMES, Columns, ReadStats, _gather, new_segment, read_columns, segments_of
 from tcptrace_sm.flows import FlowTable, eviction_order, flow_key
@@ -59,7 +59,8 @@ B = npt.NDArray[np.bool_]
 
 _MASK: Final = 0xFFFFFFFF
 _LIMIT: Final = 1 << 30  # relative sequence numbers beyond this go to the core (wrap safety)
-_BIG: Final = 1 << 62
+_BIG: Final = 1 << 62  # "none" for positions and ordinals
+_NEVER_NS: Final = (1 << 63) - 1  # "never" for times (timestamps are int64 nanoseconds)
 _ALL6: Final = FIN | SYN | RST | PSH | ACK | URG
 #: No pause inside a fast connection may reach Zeek's shortest timer (tcp_attempt_delay,
 #: tcp_close_delay, tcp_SYN_timeout and tcp_connection_linger are all 5 s): with shorter
@@ -164,8 +165,8 @@ _FIELDS: Final[dict[str, Any]] = {
     "last_ts": 0,
     "first_clock": 0,  # the capture clock at the first and the last segment
     "last_clock": 0,
-    "retire_at": _BIG,  # see Engine._schedule
-    "compact_at": _BIG,
+    "retire_at": _NEVER_NS,  # see Engine._schedule
+    "compact_at": _NEVER_NS,
     "closed": 0,  # the close is complete and Zeek has forgotten it: the journal is dropped
     "zopk": 0,  # ... Zeek's packet counts of that (its only) connection, and when it went
     "zrpk": 0,
@@ -202,15 +203,29 @@ def _zcol(name: str) -> str:
 _OPT_MAX: Final = 40  # TCP option bytes of a SYN, at most
 
 
+#: Fields that need 64 bits (times, frame numbers, ISNs); the others are 32-bit.
+_WIDE: Final = frozenset(
+    {"fid", "first_ts", "last_ts", "first_clock", "last_clock", "retire_at", "compact_at", "zgone",
+     "sa_f", "sa_t", "hs_f", "hs_t", "rst_f", "rst_t"}
+    | {f"{sd}_{k}" for sd in "cs" for k in ("isn", "finf", "fint", "finclk", "faf", "fat", "lsend", "ltx",
+                                            "bedge", "bf", "bt")}
+)  # fmt: skip
+_F64: Final = tuple(k for k in _FIELDS if k in _WIDE)
+_F32: Final = tuple(k for k in _FIELDS if k not in _WIDE)
+
+
 class _Store:
-    """Columns of per-connection state, indexed by slot (a 2-D array, one row per slot, so
-    that opening many connections at once is one assignment); freed slots are reused."""
+    """Columns of per-connection state, indexed by slot: two 2-D arrays (64- and 32-bit
+    fields), one row per slot, so that opening many connections at once is two assignments;
+    freed slots are reused."""
 
     def __init__(self, capacity: int = 1024) -> None:
         self.cap = capacity
-        self._init = np.array(list(_FIELDS.values()), dtype=np.int64)
-        self.data = np.repeat(self._init[None, :], capacity, axis=0)
-        self.cols: dict[str, I64] = {}
+        self._init64 = np.array([_FIELDS[k] for k in _F64], dtype=np.int64)
+        self._init32 = np.array([_FIELDS[k] for k in _F32], dtype=np.int32)
+        self.data64 = np.repeat(self._init64[None, :], capacity, axis=0)
+        self.data32 = np.repeat(self._init32[None, :], capacity, axis=0)
+        self.cols: dict[str, Any] = {}
         self._views()
         self.fam = np.zeros(capacity, dtype=np.uint8)
         self.cip = np.zeros(capacity, dtype="V16")
@@ -228,16 +243,19 @@ class _Store:
         self.released_rows = 0  # journal rows of released slots (the journal reads this)
 
     def _views(self) -> None:
-        for i, k in enumerate(_FIELDS):
-            self.cols[k] = self.data[:, i]
+        for i, k in enumerate(_F64):
+            self.cols[k] = self.data64[:, i]
+        for i, k in enumerate(_F32):
+            self.cols[k] = self.data32[:, i]
 
     def alloc(self, n: int) -> I64:
-        while len(self._free) < n:
-            self._grow()
+        if len(self._free) < n:
+            self._grow(n - len(self._free))
         take = self._free[len(self._free) - n :]
         del self._free[len(self._free) - n :]
         out = np.array(take[::-1], dtype=np.int64)
-        self.data[out] = self._init
+        self.data64[out] = self._init64
+        self.data32[out] = self._init32
         self.live[out] = True
         self.count += n
         return out
@@ -270,11 +288,14 @@ class _Store:
         self._free.extend(reversed(slots.tolist()))
         self.count -= len(slots)
 
-    def _grow(self) -> None:
-        old, new = self.cap, self.cap * 2
-        data = np.repeat(self._init[None, :], new, axis=0)
-        data[:old] = self.data
-        self.data = data
+    def _grow(self, need: int) -> None:
+        # by a quarter at a time: a table kept full by max_flows must not double past it
+        old = self.cap
+        new = old + max(need, old // 4)
+        for attr, init in (("data64", self._init64), ("data32", self._init32)):
+            data = np.repeat(init[None, :], new, axis=0)
+            data[:old] = getattr(self, attr)
+            setattr(self, attr, data)
         self._views()
         for attr in ("fam", "cip", "sip", "cport", "sport", "live", "gen"):
             a = getattr(self, attr)
@@ -287,7 +308,7 @@ class _Store:
         optlen = np.zeros((2, new), dtype=np.int64)
         optlen[:, :old] = self.optlen
         self.optlen = optlen
-        self.keys.extend([None] * old)
+        self.keys.extend([None] * (new - old))
         self._free[:0] = range(new - 1, old - 1, -1)
         self.cap = new
 
@@ -394,6 +415,124 @@ class _Journal:
         self.parts = [np.concatenate(kept)]
         self.rows = len(self.parts[0])
         self.dead = self.store.released_rows
+
+
+_CLOSED_I8 = ("fid", "first_ts", "last_ts", "retire_at", "zgone", "sa_f", "sa_t", "hs_f", "hs_t")
+_CLOSED_SIDE_I8 = ("finf", "fint", "faf", "fat", "lsend", "ltx", "isn")
+_CLOSED_SIDE_I4 = ("pk", "by", "fino", "fao", "nxt", "fin", "ppf", "win", "ws", "lack", "rtx")
+_CLOSED_I4 = ("sa_o", "hs_o", "zopk", "zrpk", "zhist", "zstate", "phase", "refused", "rst_o", "rst_by",
+              "rst_f", "rst_t", "rst_xs", "rst_ys", "closed")  # fmt: skip
+_CLOSED_DT: Final = np.dtype(
+    [(k, "<i8") for k in _CLOSED_I8]
+    + [(f"{sd}_{k}", "<i8") for sd in "cs" for k in _CLOSED_SIDE_I8]
+    + [(f"{sd}_{k}", "<i4") for sd in "cs" for k in _CLOSED_SIDE_I4]
+    + [(k, "<i4") for k in _CLOSED_I4]
+    + [("fam", "u1"), ("cip", "V16"), ("sip", "V16"), ("cport", "<u2"), ("sport", "<u2")]
+)
+#: The store's fields a closed connection keeps (the rest are constant or already folded in).
+_CLOSED_COPY: Final = tuple(
+    n for n in _CLOSED_DT.names or () if n not in ("zhist", "zstate", "fam", "cip", "sip", "cport", "sport")
+)
+
+
+class _Fields:
+    """``mapping[name]``: a column of a structured array (the array may be replaced)."""
+
+    def __init__(self, owner: _Closed) -> None:
+        self.owner = owner
+
+    def __getitem__(self, name: str) -> Any:
+        return self.owner.arr[name]
+
+
+class _Closed:
+    """Connections whose close is complete and that Zeek has forgotten, in ~330 bytes each
+    (a slot of the store takes three times that): all their records need, and the one
+    rebuild (:meth:`Engine.rebuild_closed`) if anything more comes on their 4-tuple."""
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self.arr = np.zeros(capacity, dtype=_CLOSED_DT)
+        self.live = np.zeros(capacity, dtype=np.bool_)
+        self.keys: list[bytes | None] = [None] * capacity
+        self._free: list[int] = list(range(capacity - 1, -1, -1))
+        self.count = 0
+        self.cols = _Fields(self)
+
+    @property
+    def cap(self) -> int:
+        return len(self.arr)
+
+    @property
+    def fam(self) -> Any:
+        return self.arr["fam"]
+
+    @property
+    def cip(self) -> Any:
+        return self.arr["cip"]
+
+    @property
+    def sip(self) -> Any:
+        return self.arr["sip"]
+
+    @property
+    def cport(self) -> Any:
+        return self.arr["cport"]
+
+    @property
+    def sport(self) -> Any:
+        return self.arr["sport"]
+
+    def alloc(self, n: int) -> I64:
+        if len(self._free) < n:
+            old = len(self.arr)
+            new = old + max(n - len(self._free), old // 4)
+            arr = np.zeros(new, dtype=_CLOSED_DT)
+            arr[:old] = self.arr
+            self.arr = arr
+            live = np.zeros(new, dtype=np.bool_)
+            live[:old] = self.live
+            self.live = live
+            self.keys.extend([None] * (new - old))
+            self._free[:0] = range(new - 1, old - 1, -1)
+        take = self._free[len(self._free) - n :]
+        del self._free[len(self._free) - n :]
+        out = np.array(take[::-1], dtype=np.int64)
+        self.live[out] = True
+        self.count += n
+        return out
+
+    def release(self, rows: I64) -> None:
+        if not len(rows):
+            return
+        self.live[rows] = False
+        for r in rows.tolist():
+            self.keys[r] = None
+        self._free.extend(reversed(rows.tolist()))
+        self.count -= len(rows)
+
+    def live_rows(self) -> I64:
+        out: I64 = np.flatnonzero(self.live).astype(np.int64)
+        return out
+
+
+class _Gather:
+    """``g[name]``: that column of the rows, gathered once (lazily) and as int64."""
+
+    def __init__(self, cols: Any, rows: I64) -> None:
+        self.cols = cols
+        self.rows = rows
+        self.got: dict[str, I64] = {}
+
+    def __getitem__(self, name: str) -> I64:
+        v = self.got.get(name)
+        if v is None:
+            v = self.got[name] = self.cols[name][self.rows].astype(np.int64)
+        return v
+
+
+def _closed_ref(row: int) -> int:
+    """The index value of a closed connection's row (-1 means: the core owns the 4-tuple)."""
+    return -2 - row
 
 
 # --------------------------------------------------------------------------------- helpers
@@ -570,6 +709,18 @@ def _dedupe(cols: Columns) -> tuple[I64, I64]:
     return first.astype(np.int64), inv.astype(np.int64)
 
 
+def _later(t: I64, delay: int) -> I64:
+    """``t + delay``, saturating at "never" (a time no int64 clock reaches)."""
+    out: I64 = np.where(t >= _NEVER_NS - delay, _NEVER_NS, t + delay)
+    return out
+
+
+def _due(at: I64, clock: I64 | int) -> B:
+    """Times that have come by ``clock`` ("never" never comes)."""
+    out: B = (at <= clock) & (at < _NEVER_NS)
+    return out
+
+
 def _rel(x: I64, base: I64) -> I64:
     out: I64 = (x - base) & _MASK
     return out
@@ -595,6 +746,9 @@ class Engine:
         self.zeek: dict[int, ZeekSummary] = {}
         self.clock: int | None = None
         self.journal = _Journal(self.store)
+        self.closed = _Closed()
+        self._zstrings: list[str] = []  # Zeek's conn_state and history texts of closed ones
+        self._zindex: dict[str, int] = {}
         self.handed_over = 0  # connections the core took over from the fast path
 
     # ---- keys
@@ -620,17 +774,27 @@ class Engine:
 
     # ---- one chunk
 
-    def feed(self, cols: Columns) -> Block | None:
-        """Observe one chunk of segments; the records of the connections that finished."""
+    def feed(self, cols: Columns, clock: I64 | None = None, end_clock: int | None = None) -> Block | None:
+        """Observe one chunk of segments; the records of the connections that finished.
+
+        ``clock`` is the capture clock at each segment and ``end_clock`` at the end of the
+        chunk, when the chunk is one worker's share of a larger one (see
+        :mod:`tcptrace_sm.parallel`); by default both come from the chunk itself.
+        """
         n = len(cols)
+        if clock is None:
+            if not n:
+                return None
+            clock0 = self.clock if self.clock is not None else int(cols.ts[0])
+            clock = np.maximum.accumulate(np.maximum(cols.ts, clock0))
+        if end_clock is None:
+            end_clock = int(clock[-1])
+        self.clock = end_clock
         if not n:
-            return None
+            return self._sweep()
         st = self.store
         c = st.cols
         ts = cols.ts
-        clock0 = self.clock if self.clock is not None else int(ts[0])
-        clock = np.maximum.accumulate(np.maximum(ts, clock0))
-        self.clock = int(clock[-1])
         first_pos, inv = _dedupe(cols)
         ukeys_arr, _lo_first = self.keys(cols.take(first_pos))
         ukeys: list[bytes] = ukeys_arr.tolist()
@@ -639,13 +803,31 @@ class Engine:
         plain_syn = ((cols.flags & (SYN | ACK | RST | FIN)) == SYN) & (cols.length == 0)
         starts_new = plain_syn[first_pos]
         unseen = np.zeros(len(ukeys), dtype=np.bool_)
+        closed_u: list[int] = []
+        closed_r: list[int] = []
         for u, k in enumerate(ukeys):
             s = index.get(k)
             if s is None:
                 unseen[u] = True
             elif s >= 0:
                 slot_of_u[u] = s
+            elif s <= -2:
+                closed_u.append(u)
+                closed_r.append(-2 - s)
         parts: list[Block] = []
+        if closed_u:
+            # closed connections whose 4-tuple shows up again: retired if their time is up,
+            # else something more on them (a lost ACK's FIN again, a stray RST): to the core
+            cu = np.array(closed_u, dtype=np.int64)
+            cr = np.array(closed_r, dtype=np.int64)
+            up = _due(self.closed.arr["retire_at"][cr], clock[first_pos[cu]])
+            if up.any():
+                for u in cu[up].tolist():
+                    del index[ukeys[u]]
+                parts.append(self._closed_records(cr[up], self.clock))
+                unseen[cu[up]] = True
+            if (~up).any():
+                self._hand_over_closed(cr[~up])
         # fast connections that are over and quiet when their 4-tuple shows up again
         known = np.flatnonzero(slot_of_u >= 0)
         if len(known):
@@ -741,16 +923,7 @@ class Engine:
             syn_opts[(f, 0)] = st.options(0, s)
             syn_opts[(f, 1)] = st.options(1, s)
         self.handed_over += len(slots)
-        closed = st.cols["closed"][slots] == 1
-        for s in slots[closed].tolist():
-            conn, zeek = self.rebuild_closed(s)
-            self.table.adopt(conn)
-            self.zeek[conn.flow_id] = zeek
-            cc, ss = conn.client, conn.server
-            key = st.keys[s]
-            assert key is not None
-            self.slow_keys[flow_key(cc.ip, cc.port, ss.ip, ss.port)] = key
-        j = self.journal.take(slots[~closed])
+        j = self.journal.take(slots)
         st.release(slots)
         if not len(j):
             return
@@ -844,7 +1017,7 @@ class Engine:
         rst = f_rst & ~bad
         plain = f_ack & ~f_syn & ~f_rst & ~bad  # through the core's data path (FIN included)
         fin = plain & f_fin
-        viol = bad | (~f_ack & ~f_syn & ~f_rst) | (c["closed"][slot] == 1)
+        viol = bad | (~f_ack & ~f_syn & ~f_rst)
 
         # time must not go backwards within a connection, and no pause (on the capture clock,
         # which Zeek's timers run on) may reach Zeek's timers
@@ -1187,17 +1360,20 @@ class Engine:
         c = self.store.cols
         ph = c["phase"][slots]
         both = (ph == P_EST) & (c["c_fao"][slots] >= 0) & (c["s_fao"][slots] >= 0)
-        c["retire_at"][slots] = np.where((ph == P_DONE) | both, c["last_ts"][slots] + self.tw_ns, _BIG)
+        c["retire_at"][slots] = np.where(
+            (ph == P_DONE) | both, _later(c["last_ts"][slots], self.tw_ns), _NEVER_NS
+        )
         quiet = both & (c["c_bend"][slots] < 0) & (c["s_bend"][slots] < 0) & (c["closed"][slots] == 0)
         second = np.maximum(c["c_finclk"][slots], c["s_finclk"][slots])
-        c["compact_at"][slots] = np.where(quiet, second + _ZEEK_TIMER_NS, _BIG)
+        c["compact_at"][slots] = np.where(quiet, _later(second, _ZEEK_TIMER_NS), _NEVER_NS)
 
     # ---- states, retirement, eviction
 
-    def states(self, slots: I64, clock: int | I64 | None) -> tuple[I64, I64, I64, I64]:
+    def states(self, slots: I64, clock: int | I64 | None, src: Any = None) -> tuple[I64, I64, I64, I64]:
         """Both sides' states (a TIME-WAIT whose timer ran out by ``clock`` is CLOSED; with
-        ``clock`` None it stays TIME-WAIT), and when each side entered TIME-WAIT (-1: not)."""
-        c = self.store.cols
+        ``clock`` None it stays TIME-WAIT), and when each side entered TIME-WAIT (-1: not).
+        ``src``: the store (by default) or the closed table."""
+        c = (src or self.store).cols
         n = len(slots)
         ph = c["phase"][slots]
         cs = np.full(n, CLOSED, dtype=np.int64)
@@ -1232,46 +1408,78 @@ class Engine:
     def _retirable(self, slots: I64, clock: I64 | int) -> B:
         """Both ends CLOSED at ``clock`` (a TIME-WAIT ran out) and quiet for 2 MSL (see
         :func:`tcptrace_sm.flows.retirable`): on the fast paths, from ``retire_at`` on."""
-        out: B = self.store.cols["retire_at"][slots] <= clock
+        out: B = _due(self.store.cols["retire_at"][slots], clock)
         return out
 
     def _sweep(self) -> Block | None:
         clock = self.clock
         assert clock is not None
-        st = self.store
+        st, ct = self.store, self.closed
+        index = self.index
         live = st.live_slots()
         c = st.cols
-        done = live[c["retire_at"][live] <= clock]
+        done = live[_due(c["retire_at"][live], clock)]
         for s in done.tolist():
             k = st.keys[s]
             if k is not None:
-                del self.index[k]
-        ripe = live[c["compact_at"][live] <= clock]
+                del index[k]
+        ripe = live[_due(c["compact_at"][live], clock) & ~_due(c["retire_at"][live], clock)]
         if len(ripe):
-            self._compact_closed(ripe[c["retire_at"][ripe] > clock], clock)
+            self._compact_closed(ripe, clock)
+        crows = ct.live_rows()
+        cdone = crows[_due(ct.arr["retire_at"][crows], clock)]
+        for r in cdone.tolist():
+            k = ct.keys[r]
+            if k is not None:
+                del index[k]
         table = self.table
         table.clock = clock
         slow_done = table.sweep(evict=False)
-        evicted = np.empty(0, dtype=np.int64)
-        over = (st.count - len(done)) + len(table) - self.options.max_flows
+        ev_store = ev_closed = np.empty(0, dtype=np.int64)
+        # the cap counts connections not over yet (see tcptrace_sm.flows)
+        live = st.live_slots()
+        ended = st.cols["retire_at"][live] < _NEVER_NS
+        over = int((~ended).sum()) + table.open_count - self.options.max_flows
         if over > 0:
-            evicted, victims = self._victims(over, done)
+            ev_store, ev_closed, victims = self._victims(over, live[ended], cdone)
             table.evict(len(victims), victims)
             slow_done.extend(table.sweep(evict=False))
             slow_done.sort(key=lambda cn: cn.flow_id)
-            for s in evicted.tolist():
+            for s in ev_store.tolist():
                 k = st.keys[s]
                 if k is not None:
-                    del self.index[k]
+                    del index[k]
         parts: list[Block] = []
-        if len(done) or len(evicted):
-            parts.append(self._records(done, clock, evicted=evicted))
+        if len(done) or len(ev_store):
+            parts.append(self._records(done, clock, evicted=ev_store))
+        if len(cdone) or len(ev_closed):
+            parts.append(self._closed_records(cdone, clock, evicted=ev_closed))
         self.journal.compact()
         if slow_done:
             parts.append(self._emit(slow_done))
         if not parts:
             return None
         return Block.merge(parts)
+
+    def _closed_records(
+        self, rows: I64, clock: int, *, evicted: I64 | None = None, final: bool = False
+    ) -> Block:
+        """Records of closed connections retired at ``clock`` (and of ``evicted`` ones, which
+        the core describes); releases their rows."""
+        ct = self.closed
+        parts = []
+        if len(rows):
+            parts.append(self._fast_records(rows, np.zeros(len(rows), dtype=np.bool_), clock, final, ct))
+        if evicted is not None and len(evicted):
+            b = Block()
+            for r in evicted.tolist():
+                conn, z = self.rebuild_closed(r)
+                conn.evict(clock)
+                b.add(conn, z)
+            parts.append(b)
+            ct.release(evicted)
+        ct.release(rows)
+        return Block.merge(parts) if parts else Block()
 
     def _emit(self, conns: list[Connection]) -> Block:
         """Records of connections the core finished; their 4-tuples leave the index."""
@@ -1291,41 +1499,70 @@ class Engine:
     def _compact_closed(self, slots: I64, clock: int) -> None:
         """Connections whose close is complete (FINs both ways, both acknowledged, nothing
         pending) and that Zeek has forgotten (``tcp_close_delay`` after the second FIN, see
-        :meth:`_schedule`) are final but for their TIME-WAIT: their journals go, and anything
-        more on them goes to the core through :meth:`rebuild_closed`."""
+        :meth:`_schedule`) are final but for their TIME-WAIT: they move from the store (and
+        their journals go) to the compact closed table; anything more on them goes to the core
+        through :meth:`rebuild_closed`."""
         if not len(slots):
             return
-        c = self.store.cols
-        c["closed"][slots] = 1
-        c["zopk"][slots] = c["c_pk"][slots]
-        c["zrpk"][slots] = c["s_pk"][slots]
-        c["zgone"][slots] = c["compact_at"][slots]
-        c["compact_at"][slots] = _BIG
-        self.store.forget_journal(slots)
+        st, ct = self.store, self.closed
+        c = st.cols
+        zstate, zhist = self._zeek_columns(slots)
+        rows = ct.alloc(len(slots))
+        arr = ct.arr
+        for name in _CLOSED_COPY:
+            if name in c:
+                arr[name][rows] = c[name][slots]
+        arr["zopk"][rows] = c["c_pk"][slots]
+        arr["zrpk"][rows] = c["s_pk"][slots]
+        arr["zgone"][rows] = c["compact_at"][slots]
+        arr["closed"][rows] = 1
+        arr["zhist"][rows] = [self._zcode(h) for h in zhist]
+        arr["zstate"][rows] = [self._zcode(z) for z in zstate]
+        arr["fam"][rows] = st.fam[slots]
+        arr["cip"][rows] = st.cip[slots]
+        arr["sip"][rows] = st.sip[slots]
+        arr["cport"][rows] = st.cport[slots]
+        arr["sport"][rows] = st.sport[slots]
+        index = self.index
+        for s_, r in zip(slots.tolist(), rows.tolist(), strict=True):
+            key = st.keys[s_]
+            assert key is not None
+            index[key] = _closed_ref(r)
+            ct.keys[r] = key
+        st.release(slots)
 
-    def _victims(self, n: int, exclude: I64) -> tuple[I64, list[tuple[Any, Connection]]]:
-        """The ``n`` connections to evict, fast and slow together, in :func:`eviction_order`."""
+    def _zcode(self, text: str) -> int:
+        code = self._zindex.get(text)
+        if code is None:
+            code = self._zindex[text] = len(self._zstrings)
+            self._zstrings.append(text)
+        return code
+
+    def _victims(
+        self, n: int, exclude: I64, exclude_closed: I64
+    ) -> tuple[I64, I64, list[tuple[Any, Connection]]]:
+        """The ``n`` connections to evict (fast and the core's together; not over yet), in
+        :func:`eviction_order`: unanswered attempts first, then the least recently active."""
         st = self.store
         c = st.cols
         live = np.setdiff1d(st.live_slots(), exclude)
         answered = c["s_pk"][live] > 0
         o = np.lexsort((c["fid"][live], c["last_ts"][live], answered))[:n]
-        fast = [
-            ((bool(answered[i]), int(c["last_ts"][live[i]]), int(c["fid"][live[i]])), int(live[i]))
+        cand: list[tuple[tuple[bool, int, int], int, Any]] = [
+            ((bool(answered[i]), int(c["last_ts"][live[i]]), int(c["fid"][live[i]])), 0, int(live[i]))
             for i in o.tolist()
         ]
-        slow = [(eviction_order(conn), kv) for kv in self.table.candidates(n) for conn in (kv[1],)]
-        chosen = heapq.nsmallest(
-            n, [(k, 0, v) for k, v in fast] + [(k, 1, v) for k, v in slow], key=lambda t: t[0]
-        )
+        cand += [(eviction_order(kv[1]), 2, kv) for kv in self.table.candidates(n)]
+        chosen = heapq.nsmallest(n, cand, key=lambda t: t[0])
         fs = np.array([v for _k, w, v in chosen if w == 0], dtype=np.int64)
-        sl: list[tuple[Any, Connection]] = [v for _k, w, v in chosen if w == 1]  # type: ignore[misc]
-        return fs, sl
+        cs = np.empty(0, dtype=np.int64)  # closed connections are over: never evicted
+        sl: list[tuple[Any, Connection]] = [v for _k, w, v in chosen if w == 2]
+        return fs, cs, sl
 
-    def finish(self, end_ts: int) -> Iterator[Block]:
-        """Finish every live connection at capture time ``end_ts``: the last records, in
-        ``flow_id`` order, :data:`~tcptrace_sm.analysis.FINAL_BATCH` connections a block."""
-        st = self.store
+    def finish(self, end_ts: int) -> Iterator[tuple[int, Block]]:
+        """Finish every live connection at capture time ``end_ts``: the last records, by spans
+        of flow_id (see :func:`~tcptrace_sm.analysis.final_span`), each span's in flow_id order."""
+        st, ct = self.store, self.closed
         live = st.live_slots()
         if len(live):
             # those the core must finish (a CLOSE-WAIT to time) go to it first
@@ -1336,26 +1573,30 @@ class Engine:
                 live = live[~core]
         slow = self.table.finish(end_ts)
         fids = st.cols["fid"][live]
-        live = live[np.argsort(fids, kind="stable")]
-        fids = np.sort(fids)
-        slow_ids = np.array([conn.flow_id for conn in slow], dtype=np.int64)
-        # merged flow_id order: the position of every fast one among the slow ones
-        at = np.searchsorted(slow_ids, fids)
-        order_fast = at + np.arange(len(fids))
-        total = len(fids) + len(slow)
-        i = j = 0
-        for lo in range(0, total, FINAL_BATCH):
-            hi = min(lo + FINAL_BATCH, total)
-            i2 = int(np.searchsorted(order_fast, hi))
-            j2 = j + (hi - lo) - (i2 - i)
+        o = np.argsort(fids, kind="stable")
+        live, fids = live[o], fids[o]
+        crows = ct.live_rows()
+        cfids = ct.arr["fid"][crows].astype(np.int64)
+        o = np.argsort(cfids, kind="stable")
+        crows, cfids = crows[o], cfids[o]
+        fspan, cspan = final_span(fids), final_span(cfids)
+        sspan = final_span(np.array([conn.flow_id for conn in slow], dtype=np.int64))
+        spans = np.unique(np.concatenate([fspan, cspan, sspan]))
+        fb = np.searchsorted(fspan, spans, side="right")
+        cb = np.searchsorted(cspan, spans, side="right")
+        sb = np.searchsorted(sspan, spans, side="right")
+        i = k = j = 0
+        for span, i2, k2, j2 in zip(spans.tolist(), fb.tolist(), cb.tolist(), sb.tolist(), strict=True):
             parts = []
             if i2 > i:
                 parts.append(self._fast_records(live[i:i2], np.zeros(i2 - i, dtype=np.bool_), end_ts, True))
                 st.release(live[i:i2])
+            if k2 > k:
+                parts.append(self._closed_records(crows[k:k2], end_ts, final=True))
             if j2 > j:
                 parts.append(self._emit(slow[j:j2]))
-            i, j = i2, j2
-            yield Block.merge(parts)
+            i, k, j = i2, k2, j2
+            yield span, Block.merge(parts)
         self.index.clear()
         self.slow_keys.clear()
 
@@ -1418,8 +1659,8 @@ class Engine:
         self._hand_over(live[o[:k]])
         self.journal.compact()
 
-    def _fast_records(self, slots: I64, evicted: B, clock: int, final: bool) -> Block:
-        st = self.store
+    def _fast_records(self, slots: I64, evicted: B, clock: int, final: bool, src: Any = None) -> Block:
+        st = src or self.store
         c = st.cols
         o = np.argsort(c["fid"][slots], kind="stable")
         slots, evicted = slots[o], evicted[o]
@@ -1427,7 +1668,7 @@ class Engine:
         fid = c["fid"][slots]
         first_ts, last_ts = c["first_ts"][slots], c["last_ts"][slots]
         end = np.maximum(clock, last_ts) if final else np.full(n, clock, dtype=np.int64)
-        cs, ss, _twc, _tws = self.states(slots, end)
+        cs, ss, _twc, _tws = self.states(slots, end, st)
         cpk, spk = c["c_pk"][slots], c["s_pk"][slots]
         cby, sby = c["c_by"][slots], c["s_by"][slots]
         ph = c["phase"][slots]
@@ -1445,7 +1686,7 @@ class Engine:
         ys = c["rst_ys"][slots]
         errno = [None if r < 0 else errno_of[y] for r, y in zip(rst_by.tolist(), ys.tolist(), strict=True)]
         fam = st.fam[slots]
-        zstate, zhist = self._zeek_columns(slots)
+        zstate, zhist = self._zeek_columns(slots, st)
         anomalies: list[list[str]] = [[] for _ in range(n)]
         flows = {
             "flow_id": fid.tolist(),
@@ -1525,16 +1766,16 @@ class Engine:
                 noted[code] += 1
         block.noted = noted
         block.evicted = int(evicted.sum())
-        self._transitions_into(block, slots, end)
+        self._transitions_into(block, slots, end, st)
         return block
 
     # ---- transitions, generated from the events
 
-    def _transition_rows(self, slots: I64, end: I64 | None) -> dict[str, npt.NDArray[Any]]:
+    def _transition_rows(self, slots: I64, end: I64 | None, src: Any = None) -> dict[str, npt.NDArray[Any]]:
         """Every transition of the slots as columns: row (index in ``slots``), key (the order
         the core would record them in), side, frame (-1: none), ts, from, to, cause, inferred.
         With ``end``, a TIME-WAIT whose timer ran out by then ends in the timer's transition."""
-        c = self.store.cols
+        c = (src or self.store).cols
         n = len(slots)
         idx = np.arange(n, dtype=np.int64)
         out: dict[str, list[npt.NDArray[Any]]] = {
@@ -1570,7 +1811,7 @@ class Engine:
             out["cause"].append(np.full(k, cause, dtype=np.int64))
             out["inf"].append(np.full(k, inf, dtype=np.bool_))
 
-        g = {k: c[k][slots] for k in _FIELDS}
+        g = _Gather(c, slots)
         fid, t0 = g["fid"], g["first_ts"]
         every = np.ones(n, dtype=np.bool_)
         add(every, 0, 0, fid, t0, CLOSED, SYN_SENT, _C_SYN, False)
@@ -1626,8 +1867,8 @@ class Engine:
         add(reset, g["rst_o"] * 4 + 1, 1 - rb, g["rst_f"], g["rst_t"], g["rst_ys"], CLOSED, _C_RRST, False)
         return {k: np.concatenate(v) if v else np.empty(0, dtype=np.int64) for k, v in out.items()}
 
-    def _transitions_into(self, block: Block, slots: I64, end: I64) -> None:
-        t = self._transition_rows(slots, end)
+    def _transitions_into(self, block: Block, slots: I64, end: I64, src: Any = None) -> None:
+        t = self._transition_rows(slots, end, src)
         if not len(t["row"]):
             return
         # On the fast paths a connection's transitions come in time order when put in the order
@@ -1635,7 +1876,7 @@ class Engine:
         # timer, recorded last, is after every segment): one sort on (connection, key).
         key = np.minimum(t["key"], (1 << 21) - 1)
         o = np.argsort((t["row"] << 21) | key, kind="stable")
-        fid = self.store.cols["fid"][slots]
+        fid = (src or self.store).cols["fid"][slots]
         frame = t["frame"][o].astype(object)
         frame[frame == -1] = None
         tr = block.transitions
@@ -1650,10 +1891,14 @@ class Engine:
 
     # ---- Zeek's summary of fast connections
 
-    def _zeek_columns(self, slots: I64) -> tuple[list[str], list[str]]:
+    def _zeek_columns(self, slots: I64, src: Any = None) -> tuple[list[str], list[str]]:
         """Zeek's conn_state and history of fast connections (their first Zeek connection)."""
+        if src is self.closed:
+            zs = self.closed.cols
+            texts_ = np.array(self._zstrings, dtype=object)
+            return texts_[zs["zstate"][slots]].tolist(), texts_[zs["zhist"][slots]].tolist()
         c = self.store.cols
-        cols = [(i, c[_zcol(name)][slots]) for i, (name, _l) in enumerate(_ZLETTERS)]
+        cols = [(i, c[_zcol(name)][slots].astype(np.int64)) for i, (name, _l) in enumerate(_ZLETTERS)]
         cols = [(i, v) for i, v in cols if bool((v >= 0).any())]
         letters = np.array([i for i, _v in cols], dtype=np.int64)
         keys = np.stack([np.where(v >= 0, v, _BIG) for _i, v in cols], axis=1)
@@ -1692,24 +1937,26 @@ class Engine:
 
     # ---- handing over a closed connection
 
-    def rebuild_closed(self, s: int) -> tuple[Connection, ZeekSummary]:
-        """The core's :class:`Connection` and :class:`ZeekSummary` of a closed slot (see
-        :meth:`_compact_closed`), exactly as the core would hold them after its segments.
+    def rebuild_closed(self, r: int) -> tuple[Connection, ZeekSummary]:
+        """The core's :class:`Connection` and :class:`ZeekSummary` of a closed connection (row
+        ``r`` of the closed table, see :meth:`_compact_closed`), exactly as the core would hold
+        them after its segments.
 
         Only this one situation is rebuilt: both FINs sent and acknowledged, nothing pending,
         no anomaly, Zeek's only connection removed. The test suite checks the result field by
         field against the core fed the same segments.
         """
-        st = self.store
-        c = st.cols
-        g = {k: int(c[k][s]) for k in _FIELDS}
-        fam = st.fam[s : s + 1]
-        cip = NAMES.of(fam, st.cip[s : s + 1])[0]
-        sip = NAMES.of(fam, st.sip[s : s + 1])[0]
-        cport, sport = int(st.cport[s]), int(st.sport[s])
+        ct = self.closed
+        row = ct.arr[r]
+        g = {k: int(row[k]) for k in _CLOSED_COPY}
+        fam = ct.fam[r : r + 1]
+        cip = NAMES.of(fam, ct.cip[r : r + 1])[0]
+        sip = NAMES.of(fam, ct.sip[r : r + 1])[0]
+        cport, sport = int(row["cport"]), int(row["sport"])
         fid, t0 = g["fid"], g["first_ts"]
         conn = Connection(fid, (cip, cport), (sip, sport), self.config, first_frame=fid, first_ts=t0)
-        t = self._transition_rows(np.array([s], dtype=np.int64), None)
+        one = np.array([r], dtype=np.int64)
+        t = self._transition_rows(one, None, ct)
         o = np.argsort(t["key"], kind="stable")
         sides = (Side.CLIENT, Side.SERVER)
         conn.transitions = [
@@ -1721,10 +1968,10 @@ class Engine:
                 strict=True,
             )
         ]
-        conn.last_ts = g["last_ts"]
+        conn.last_ts = conn.max_ts = g["last_ts"]  # a fast connection's time never goes back
         conn.packets = g["c_pk"] + g["s_pk"]
         conn.bytes = g["c_by"] + g["s_by"]
-        cs, ss, _a, _b = self.states(np.array([s], dtype=np.int64), None)
+        cs, ss, _a, _b = self.states(one, None, ct)
         for ep, state, sd, pd in ((conn.client, int(cs[0]), "c", "s"), (conn.server, int(ss[0]), "s", "c")):
             ep.state = STATE_ORDER[state]
             mine = [tr for tr in conn.transitions if tr.side is ep.side]
@@ -1743,30 +1990,62 @@ class Engine:
             ep.packets = g[f"{sd}_pk"]
             ep.bytes = g[f"{sd}_by"]
             ep.retransmissions = g[f"{sd}_rtx"]
-        zs, zh = self._zeek_columns(np.array([s], dtype=np.int64))
-        row = ZeekRow(t0, cip, cport, sip, sport, zs[0], zh[0], g["zopk"], g["zrpk"])
-        return conn, ZeekSummary.ended(row, g["zgone"])
+        zs, zh = self._zeek_columns(one, ct)
+        zrow = ZeekRow(t0, cip, cport, sip, sport, zs[0], zh[0], g["zopk"], g["zrpk"])
+        return conn, ZeekSummary.ended(zrow, g["zgone"])
+
+    def _hand_over_closed(self, rows: I64) -> None:
+        """Give closed connections to the core (something more came on their 4-tuples)."""
+        ct = self.closed
+        for r in rows.tolist():
+            conn, zeek = self.rebuild_closed(r)
+            self.table.adopt(conn)
+            self.zeek[conn.flow_id] = zeek
+            cc, ss = conn.client, conn.server
+            key = ct.keys[r]
+            assert key is not None
+            self.index[key] = -1
+            self.slow_keys[flow_key(cc.ip, cc.port, ss.ip, ss.port)] = key
+        self.handed_over += len(rows)
+        ct.release(rows)
 
 
 # --------------------------------------------------------------------------------- public
 
 
 def fast_blocks(
-    paths: Sequence[str | os.PathLike[str]], options: Options, stats: ReadStats
-) -> Iterator[Block]:
+    paths: Sequence[str | os.PathLike[str]],
+    options: Options,
+    stats: ReadStats,
+    progress: Callable[[ReadStats], None] | None = None,
+) -> Iterator[Keyed]:
     """The fast engine over the captures (the files are opened, and checked, by this call)."""
     batches = read_columns(paths, verify_checksums=options.verify_checksums, stats=stats)
-    return _run(batches, options, stats)
+    return run(tap(batches, stats, progress), options, stats)
 
 
-def _run(batches: Iterator[Columns], options: Options, stats: ReadStats) -> Iterator[Block]:
+def run(
+    batches: Iterator[Columns], options: Options, stats: ReadStats, share: Share | None = None
+) -> Iterator[Keyed]:
+    """Keyed blocks of the fast engine over these chunks: ``((0, chunk), block)`` as
+    connections finish, then ``((1, span), block)`` for those left at the end. With ``share``
+    (a function from a chunk to the rows of this worker's connections), only those."""
     eng = Engine(options)
-    for cols in batches:
-        b = eng.feed(cols)
+    for k, cols in enumerate(batches):
+        if share is None:
+            b = eng.feed(cols)
+        elif len(cols):
+            clock0 = eng.clock if eng.clock is not None else int(cols.ts[0])
+            clock = np.maximum.accumulate(np.maximum(cols.ts, clock0))
+            rows = share(cols)
+            b = eng.feed(cols.take(rows), clock[rows], int(clock[-1]))
+        else:
+            b = None
         if b is not None and len(b):
-            yield b
+            yield (0, k), b
     end = stats.last_ts if stats.last_ts is not None else 0
-    yield from eng.finish(end)
+    for span, b in eng.finish(end):
+        yield (1, span), b
 
 
-__all__ = ["Engine", "fast_blocks", "syn_options"]
+__all__ = ["Engine", "fast_blocks", "run", "syn_options"]

@@ -19,9 +19,10 @@ Leaving the table (the rules that keep memory bounded, applied identically by ev
 * *Retired*: a connection whose endpoints are both CLOSED (a TIME-WAIT counts once its timer
   ran out) and that has been silent for ``time_wait`` seconds (2·MSL) is over: no segment of
   it can still be in the network, so a later segment on its 4-tuple starts a new connection.
-* *Evicted*: when more than ``max_flows`` connections are live, the least recently active ones
-  are closed out as they stand (connection attempts nobody answered go first, like conntrack's
-  early drop), each with a ``flow_evicted`` artifact.
+* *Evicted*: when more than ``max_flows`` connections are not over yet (connections whose ends
+  are both CLOSED or in TIME-WAIT do not count: they take little room and leave within 2·MSL),
+  the least recently active of them are closed out as they stand (connection attempts nobody
+  answered go first, like conntrack's early drop), each with a ``flow_evicted`` artifact.
 
 Time is the *capture clock*: the largest timestamp seen so far, so segments whose timestamps go
 backwards (badly merged captures) cannot make a decision depend on the order of evaluation.
@@ -39,8 +40,8 @@ from tcptrace_sm.model import ACK, RST, SYN, Segment, TcpState
 _Key = tuple[str, int, str, int]
 
 _ENDED = frozenset({TcpState.CLOSED, TcpState.TIME_WAIT})
-#: ``max_flows`` default: live connections kept before the least active are evicted.
-MAX_FLOWS = 500_000
+#: ``max_flows`` default: connections not yet over kept before the least active are evicted.
+MAX_FLOWS = 250_000
 
 
 def flow_key(src: str, sport: int, dst: str, dport: int) -> _Key:
@@ -109,6 +110,12 @@ class FlowTable:
     def __len__(self) -> int:
         return len(self._live)
 
+    @property
+    def open_count(self) -> int:
+        """Live connections that are not over (both ends CLOSED or in TIME-WAIT): the ones
+        ``max_flows`` counts."""
+        return len(self._live) - len(self._closing)
+
     def observe(self, seg: Segment, clock: int | None = None) -> Connection:
         """Hand one segment to its connection, creating the connection if needed.
 
@@ -137,6 +144,8 @@ class FlowTable:
         conn.observe(seg)
         if conn.client.state in _ENDED and conn.server.state in _ENDED:
             self._closing[key] = conn
+        elif key in self._closing:  # it was not over after all (a reset taken back)
+            del self._closing[key]
         return conn
 
     def open(self, seg: Segment) -> Connection:
@@ -191,15 +200,17 @@ class FlowTable:
             for key, conn in list(self._closing.items()):
                 if retirable(conn, clock):
                     self._retire(key, conn, clock)
-            if evict and len(self._live) > self.max_flows:
-                self.evict(len(self._live) - self.max_flows)
+            if evict and self.open_count > self.max_flows:
+                self.evict(self.open_count - self.max_flows)
         done, self._done = self._done, []
         done.sort(key=lambda c: c.flow_id)
         return done
 
     def candidates(self, n: int) -> list[tuple[_Key, Connection]]:
-        """The ``n`` live connections that come first in :func:`eviction_order`."""
-        return heapq.nsmallest(n, self._live.items(), key=lambda kv: eviction_order(kv[1]))
+        """The ``n`` connections not over yet that come first in :func:`eviction_order`."""
+        closing = self._closing
+        candidates = ((k, c) for k, c in self._live.items() if k not in closing)
+        return heapq.nsmallest(n, candidates, key=lambda kv: eviction_order(kv[1]))
 
     def evict(self, n: int, victims: list[tuple[_Key, Connection]] | None = None) -> None:
         """Close out the ``n`` connections that come first in :func:`eviction_order` (or the

@@ -327,7 +327,9 @@ class Connection:
         self.transitions: list[Transition] = []
         self.anomalies: list[Anomaly] = []
         self.first_ts = first_ts
-        self.last_ts = first_ts
+        self.last_ts = first_ts  # the latest segment's timestamp (timers run from it)
+        self.min_ts = first_ts  # the earliest and the largest timestamp of its segments
+        self.max_ts = first_ts
         self.packets = 0
         self.bytes = 0
         self.midstream = midstream
@@ -432,6 +434,10 @@ class Connection:
         if self._doubts:
             self._settle(ts)
         self.last_ts = ts
+        if ts > self.max_ts:
+            self.max_ts = ts
+        elif ts < self.min_ts:
+            self.min_ts = ts
         self.packets += 1
         self.bytes += seg.length
         snd.packets += 1

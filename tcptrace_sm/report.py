@@ -95,23 +95,36 @@ def _column_cells(key: str, values: list[Any]) -> list[str]:
 class CsvWriter:
     """CSV of columnar record blocks (``{column: [values]}``): the header once, then rows."""
 
-    def __init__(self, out: IO[str], columns: Sequence[str]) -> None:
+    def __init__(self, out: IO[str] | None, columns: Sequence[str], *, header: bool = True) -> None:
         self.columns = tuple(columns)
         self.out = out
-        self._w = csv.writer(out, lineterminator="\n")
-        self._w.writerow(self.columns)
+        if header and out is not None:
+            out.write(",".join(self.columns) + "\n")
+
+    def lines(self, cols: Mapping[str, list[Any]]) -> list[str]:
+        """The rows of a block as CSV lines (without line ends)."""
+        if not cols or not cols[self.columns[0]]:
+            return []
+        cells = [_column_cells(c, cols[c]) for c in self.columns]
+        rows = zip(*cells, strict=True)
+        # most blocks hold no cell that needs quoting: then plain joins are exact CSV
+        if not any(_needs_quotes(col) for col in cells):
+            return list(map(",".join, rows))
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="")
+        out = []
+        for row in rows:
+            w.writerow(row)
+            out.append(buf.getvalue())
+            buf.seek(0)
+            buf.truncate()
+        return out
 
     def write(self, cols: Mapping[str, list[Any]]) -> None:
-        if not cols or not cols[self.columns[0]]:
-            return
-        cells = [_column_cells(c, cols[c]) for c in self.columns]
-        # most blocks hold no cell that needs quoting: then plain joins are exact CSV
-        if any(_needs_quotes(col) for col in cells):
-            self._w.writerows(zip(*cells, strict=True))
-            return
-        lines = map(",".join, zip(*cells, strict=True))
-        self.out.write("\n".join(lines))
-        self.out.write("\n")
+        lines = self.lines(cols)
+        if lines and self.out is not None:
+            self.out.write("\n".join(lines))
+            self.out.write("\n")
 
 
 def _needs_quotes(cells: list[str]) -> bool:
@@ -122,17 +135,23 @@ def _needs_quotes(cells: list[str]) -> bool:
 class JsonlWriter:
     """JSON Lines of columnar record blocks."""
 
-    def __init__(self, out: IO[str], columns: Sequence[str]) -> None:
+    def __init__(self, out: IO[str] | None, columns: Sequence[str], *, header: bool = True) -> None:
         self.columns = tuple(columns)
         self.out = out
 
-    def write(self, cols: Mapping[str, list[Any]]) -> None:
+    def lines(self, cols: Mapping[str, list[Any]]) -> list[str]:
         columns = self.columns
         dumps = json.dumps
-        write = self.out.write
-        for row in zip(*(cols[c] for c in columns), strict=True):
-            write(dumps(_jsonable(dict(zip(columns, row, strict=True))), separators=(",", ":")))
-            write("\n")
+        return [
+            dumps(_jsonable(dict(zip(columns, row, strict=True))), separators=(",", ":"))
+            for row in zip(*(cols[c] for c in columns), strict=True)
+        ]
+
+    def write(self, cols: Mapping[str, list[Any]]) -> None:
+        lines = self.lines(cols)
+        if lines and self.out is not None:
+            self.out.write("\n".join(lines))
+            self.out.write("\n")
 
 
 def write_jsonl(out: IO[str], records: Iterable[Mapping[str, Any]]) -> None:

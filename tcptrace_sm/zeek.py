@@ -132,7 +132,7 @@ LIKELY_SERVER_PORTS = frozenset(
 MAX_ROWS = 256  # Zeek connections kept per flow by rows()
 
 _NS = 1_000_000_000
-_NEVER = 1 << 62  # a due time no capture reaches
+_NEVER = 1 << 63  # a due time no capture reaches (timestamps are int64 nanoseconds)
 _MASK = 0xFFFFFFFF
 _TOO_LARGE_SEQ_DELTA = 1 << 20  # Zeek ignores SYN/RST sequence numbers jumping further
 _MAX_INITIAL_WINDOW = 16384  # tcp_max_initial_window

@@ -1,0 +1,135 @@
+"""One analysis shared out over processes (--jobs) or a Dask cluster: the same answers."""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import SAMPLES
+from trafficgen import traffic, write_pcap
+
+import tcptrace_sm
+from tcptrace_sm.capture import ReadStats
+from tcptrace_sm.cli import cli
+from tcptrace_sm.clikit import Progress
+
+
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_pcap(tmp_path_factory.mktemp("par") / "t.pcap", traffic(11, 900, span_s=25))
+
+
+def _same(a: tcptrace_sm.Analysis, b: tcptrace_sm.Analysis) -> None:
+    assert a.flow_records == b.flow_records
+    assert a.anomaly_records == b.anomaly_records
+    assert a.transition_records == b.transition_records
+    assert a.summary == b.summary
+
+
+@pytest.mark.parametrize("jobs", [2, 3])
+@pytest.mark.parametrize("engine", ["fast", "reference"])
+def test_jobs_give_the_single_process_answers(capture: Path, jobs: int, engine: str) -> None:
+    _same(tcptrace_sm.analyze(capture), tcptrace_sm.analyze(capture, jobs=jobs, engine=engine))
+
+
+def test_jobs_over_merged_files() -> None:
+    files = sorted((SAMPLES / "kernel").glob("*.pcap"))
+    _same(tcptrace_sm.analyze(files), tcptrace_sm.analyze(files, jobs=2))
+
+
+def _csv(args: list[str]) -> str:
+    res = CliRunner().invoke(cli, ["analyze", *args, "-f", "csv", "-q"])
+    assert res.exit_code == 0, res.output
+    return res.stdout
+
+
+def test_cli_csv_is_byte_identical_whatever_the_jobs(capture: Path) -> None:
+    one = _csv([str(capture), "--jobs", "1"])
+    assert one.count("\n") > 900
+    assert _csv([str(capture), "--jobs", "2"]) == one
+    assert _csv([str(capture), "--jobs", "3", "--records", "transitions"]) == _csv(
+        [str(capture), "--jobs", "1", "--records", "transitions"]
+    )
+
+
+def test_a_bad_capture_with_jobs_is_a_one_line_error(tmp_path: Path) -> None:
+    bad = tmp_path / "x.pcap"
+    bad.write_bytes(b"not a capture at all")
+    res = CliRunner().invoke(cli, ["analyze", str(bad), "--jobs", "2"])
+    assert res.exit_code == 3
+    assert res.stderr.count("\n") == 1
+    assert "not a pcap or pcapng capture" in res.stderr
+
+
+def test_stdin_runs_in_one_process(capture: Path) -> None:
+    res = CliRunner().invoke(
+        cli, ["analyze", "-", "--jobs", "2", "-f", "csv", "-q"], input=capture.read_bytes()
+    )
+    assert res.exit_code == 0
+    assert res.stdout == _csv([str(capture), "--jobs", "1"])
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_shows_on_a_terminal_only(capture: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tty = _Tty()
+    monkeypatch.setattr(sys, "stderr", tty)
+    p = Progress([str(capture)], enabled=True)
+    st = ReadStats(bytes_read=capture.stat().st_size // 2, packets=1000)
+    p(st)
+    text = tty.getvalue()
+    for part in ("50%", "MB", "packets/s", "left"):
+        assert part in text
+    p.close()
+    assert tty.getvalue().endswith("\r")
+    quiet = Progress([str(capture)], enabled=False)
+    before = tty.getvalue()
+    quiet(st)
+    assert tty.getvalue() == before
+
+
+def test_progress_is_silent_when_stderr_is_not_a_terminal(
+    capture: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipe = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", pipe)
+    p = Progress([str(capture)], enabled=True)
+    p(ReadStats(bytes_read=10, packets=10))
+    p.close()
+    assert pipe.getvalue() == ""
+
+
+# ---- Dask --------------------------------------------------------------------------------
+
+distributed = pytest.importorskip("dask.distributed")
+
+
+@pytest.fixture(scope="module")
+def cluster() -> object:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as c:
+        yield c
+
+
+def test_a_two_worker_dask_cluster_gives_the_same_answers(capture: Path, cluster: object) -> None:
+    with distributed.Client(cluster) as client:
+        assert len(client.scheduler_info()["workers"]) == 2
+        _same(tcptrace_sm.analyze(capture), tcptrace_sm.analyze(capture, client=client))
+
+
+def test_cli_scheduler(capture: Path, cluster: object) -> None:
+    address = cluster.scheduler_address  # type: ignore[attr-defined]
+    assert _csv([str(capture), "--scheduler", address]) == _csv([str(capture), "--jobs", "1"])
+
+
+def test_cli_scheduler_that_cannot_be_reached(capture: Path) -> None:
+    res = CliRunner().invoke(cli, ["analyze", str(capture), "--scheduler", "tcp://127.0.0.1:9"])
+    assert res.exit_code == 2
+    assert "cannot reach the Dask scheduler" in res.stderr
