@@ -199,8 +199,9 @@ class Block:
         out.sort()
         return out
 
-    def add(self, conn: Connection, zeek: ZeekSummary | None = None) -> None:
-        """Append one finished connection's records (flows must come in ``flow_id`` order)."""
+    def add(self, conn: Connection, zeek: ZeekSummary | None = None, transitions: bool = True) -> None:
+        """Append one finished connection's records (flows must come in ``flow_id`` order);
+        its transitions only if ``transitions``."""
         self.noted.update(conn.noted)
         self.anomalies_not_listed += sum(conn.noted.values()) - len(conn.anomalies)
         self.transitions_not_listed += conn.dropped_transitions
@@ -251,6 +252,8 @@ class Block:
             an["ts"].append(a.ts)
             an["state"].append(a.state.value if a.state else None)
             an["detail"].append(a.detail)
+        if not transitions:
+            return
         tr = self.transitions
         # in the order the observer concluded them: time order when timestamps only move
         # forward, and each side's always chain (a capture whose time jumps back stays readable)
@@ -458,10 +461,11 @@ def reference_blocks(
     options: Options,
     stats: ReadStats,
     progress: Callable[[ReadStats], None] | None = None,
+    transitions: bool = True,
 ) -> Iterator[Keyed]:
     """Every segment through the per-segment core: the plain path the fast engine must match."""
     batches = read_columns(paths, verify_checksums=options.verify_checksums, stats=stats)
-    return reference_share(tap(batches, stats, progress), options, stats)
+    return reference_share(tap(batches, stats, progress), options, stats, None, transitions)
 
 
 def tap(
@@ -481,7 +485,11 @@ def _tapped(batches: Iterator[Any], stats: ReadStats, progress: Callable[[ReadSt
 
 
 def reference_share(
-    batches: Iterator[Any], options: Options, stats: ReadStats, share: Share | None = None
+    batches: Iterator[Any],
+    options: Options,
+    stats: ReadStats,
+    share: Share | None = None,
+    transitions: bool = True,
 ) -> Iterator[Keyed]:
     """The reference path over chunks of columns; with ``share``, over one worker's share of
     the connections (the capture clock still comes from every segment)."""
@@ -493,7 +501,7 @@ def reference_share(
     def block(conns: list[Connection]) -> Block:
         b = Block()
         for conn in conns:
-            b.add(conn, zeek.pop(conn.flow_id, None))
+            b.add(conn, zeek.pop(conn.flow_id, None), transitions)
         return b
 
     for k, cols in enumerate(batches):
@@ -539,13 +547,16 @@ def blocks(
     jobs: int = 1,
     client: Any = None,
     progress: Callable[[ReadStats], None] | None = None,
+    transitions: bool = True,
 ) -> Iterator[Block]:
     """The records of an analysis as they become final, block by block (constant memory).
 
     ``jobs`` worker processes share the connections out (see :mod:`tcptrace_sm.parallel`);
     ``client`` (a ``dask.distributed.Client``) shares them out over a Dask cluster instead.
-    ``progress`` is called with the reader's statistics after every chunk. Opening problems
-    raise :class:`CaptureError` from this call, before any block.
+    ``progress`` is called with the reader's statistics after every chunk; without
+    ``transitions`` the blocks hold no transition records (less work when only flows or
+    anomalies are wanted). Opening problems raise :class:`CaptureError` from this call, before
+    any block.
     """
     options = options or Options()
     stats = stats if stats is not None else ReadStats(files=[])
@@ -557,18 +568,20 @@ def blocks(
     if client is not None:
         from tcptrace_sm.parallel import dask_blocks
 
-        return dask_blocks(plist, options, stats, client, engine=engine)
+        return dask_blocks(plist, options, stats, client, engine=engine, transitions=transitions)
     if jobs > 1 and "-" not in [os.fspath(p) for p in plist]:
         from tcptrace_sm.parallel import parallel_blocks
 
-        return parallel_blocks(plist, options, stats, jobs, engine=engine, progress=progress)
+        return parallel_blocks(
+            plist, options, stats, jobs, engine=engine, progress=progress, transitions=transitions
+        )
     keyed: Iterator[Keyed]
     if engine == "reference":
-        keyed = reference_blocks(plist, options, stats, progress)
+        keyed = reference_blocks(plist, options, stats, progress, transitions)
     else:
         from tcptrace_sm.engine import fast_blocks
 
-        keyed = fast_blocks(plist, options, stats, progress)
+        keyed = fast_blocks(plist, options, stats, progress, transitions)
     return (b for _key, b in keyed)
 
 

@@ -735,8 +735,9 @@ _KIND = {code: (k.severity.value, k.category.value) for code, k in CATALOGUE.ite
 class Engine:
     """Feed it the reader's columns chunk by chunk; it hands out finished connections' records."""
 
-    def __init__(self, options: Options) -> None:
+    def __init__(self, options: Options, *, transitions: bool = True) -> None:
         self.options = options
+        self.want_transitions = transitions  # build transition records (else only count them)
         self.config: Config = options.config()
         self.tw_ns = round(self.config.time_wait * NS_PER_S)
         self.store = _Store()
@@ -1475,7 +1476,7 @@ class Engine:
             for r in evicted.tolist():
                 conn, z = self.rebuild_closed(r)
                 conn.evict(clock)
-                b.add(conn, z)
+                b.add(conn, z, self.want_transitions)
             parts.append(b)
             ct.release(evicted)
         ct.release(rows)
@@ -1486,7 +1487,7 @@ class Engine:
         b = Block()
         table = self.table
         for conn in conns:
-            b.add(conn, self.zeek.pop(conn.flow_id, None))
+            b.add(conn, self.zeek.pop(conn.flow_id, None), self.want_transitions)
             cc, ss = conn.client, conn.server
             fk = flow_key(cc.ip, cc.port, ss.ip, ss.port)
             k = self.slow_keys.get(fk)
@@ -1766,7 +1767,8 @@ class Engine:
                 noted[code] += 1
         block.noted = noted
         block.evicted = int(evicted.sum())
-        self._transitions_into(block, slots, end, st)
+        if self.want_transitions:
+            self._transitions_into(block, slots, end, st)
         return block
 
     # ---- transitions, generated from the events
@@ -2018,19 +2020,25 @@ def fast_blocks(
     options: Options,
     stats: ReadStats,
     progress: Callable[[ReadStats], None] | None = None,
+    transitions: bool = True,
 ) -> Iterator[Keyed]:
     """The fast engine over the captures (the files are opened, and checked, by this call)."""
     batches = read_columns(paths, verify_checksums=options.verify_checksums, stats=stats)
-    return run(tap(batches, stats, progress), options, stats)
+    return run(tap(batches, stats, progress), options, stats, transitions=transitions)
 
 
 def run(
-    batches: Iterator[Columns], options: Options, stats: ReadStats, share: Share | None = None
+    batches: Iterator[Columns],
+    options: Options,
+    stats: ReadStats,
+    share: Share | None = None,
+    *,
+    transitions: bool = True,
 ) -> Iterator[Keyed]:
     """Keyed blocks of the fast engine over these chunks: ``((0, chunk), block)`` as
     connections finish, then ``((1, span), block)`` for those left at the end. With ``share``
     (a function from a chunk to the rows of this worker's connections), only those."""
-    eng = Engine(options)
+    eng = Engine(options, transitions=transitions)
     for k, cols in enumerate(batches):
         if share is None:
             b = eng.feed(cols)

@@ -83,6 +83,7 @@ def shard_blocks(
     *,
     engine: str = "fast",
     progress: Callable[[ReadStats], None] | None = None,
+    transitions: bool = True,
 ) -> Iterator[Keyed]:
     """One worker's keyed blocks: the connections of its share (see the module docstring)."""
     opts = replace(options, max_flows=max(1, options.max_flows // shards))
@@ -91,10 +92,10 @@ def shard_blocks(
     )
     share = share_of(shard, shards)
     if engine == "reference":
-        return reference_share(batches, opts, stats, share)
+        return reference_share(batches, opts, stats, share, transitions)
     from tcptrace_sm.engine import run
 
-    return run(batches, opts, stats, share)
+    return run(batches, opts, stats, share, transitions=transitions)
 
 
 T = TypeVar("T")
@@ -158,6 +159,7 @@ def _worker(
     engine: str,
     report: bool,
     render: tuple[str, str] | None,
+    transitions: bool = True,
 ) -> None:
     stats = ReadStats(files=[])
     try:
@@ -171,7 +173,14 @@ def _worker(
             columns = RECORD_COLUMNS[records]
             writer = (CsvWriter if fmt == "csv" else JsonlWriter)(None, columns, header=False)
         for key, block in shard_blocks(
-            paths, options, shard, shards, stats, engine=engine, progress=progress if report else None
+            paths,
+            options,
+            shard,
+            shards,
+            stats,
+            engine=engine,
+            progress=progress if report else None,
+            transitions=transitions,
         ):
             if writer is None:
                 send.send(("b", key, block))
@@ -199,10 +208,11 @@ def parallel_blocks(
     *,
     engine: str = "fast",
     progress: Callable[[ReadStats], None] | None = None,
+    transitions: bool = True,
 ) -> Iterator[Block]:
     """The analysis shared out over ``jobs`` worker processes (opening problems raise
     :class:`CaptureError` from this call, before any worker starts)."""
-    return _parallel(paths, options, stats, jobs, engine, progress, None)
+    return _parallel(paths, options, stats, jobs, engine, progress, None, transitions)
 
 
 def parallel_lines(
@@ -219,7 +229,7 @@ def parallel_lines(
     """Like :func:`parallel_blocks`, but the workers render ``records`` (``flows``,
     ``anomalies``, ``transitions``) as ``fmt`` (``csv`` or ``jsonl``) lines themselves, so
     that formatting runs in parallel too and only text crosses the process boundary."""
-    return _parallel(paths, options, stats, jobs, engine, progress, (fmt, records))
+    return _parallel(paths, options, stats, jobs, engine, progress, (fmt, records), records == "transitions")
 
 
 def _parallel(
@@ -230,6 +240,7 @@ def _parallel(
     engine: str,
     progress: Callable[[ReadStats], None] | None,
     render: tuple[str, str] | None,
+    transitions: bool = True,
 ) -> Iterator[Any]:
     plist = [os.fspath(p) for p in paths]
     for _ in read_columns(plist, stats=ReadStats()):  # open and check every file now
@@ -241,7 +252,17 @@ def _parallel(
         recv, send = ctx.Pipe(duplex=False)
         p = ctx.Process(
             target=_worker,
-            args=(send, plist, options, shard, jobs, engine, shard == 0 and progress is not None, render),
+            args=(
+                send,
+                plist,
+                options,
+                shard,
+                jobs,
+                engine,
+                shard == 0 and progress is not None,
+                render,
+                transitions,
+            ),
         )
         p.daemon = True
         p.start()
@@ -307,10 +328,10 @@ def _adopt(stats: ReadStats, other: ReadStats) -> None:
 
 
 def _dask_shard(
-    paths: list[str], options: Options, shard: int, shards: int, engine: str
+    paths: list[str], options: Options, shard: int, shards: int, engine: str, transitions: bool = True
 ) -> tuple[ReadStats, list[Keyed]]:
     stats = ReadStats(files=[])
-    blocks = list(shard_blocks(paths, options, shard, shards, stats, engine=engine))
+    blocks = list(shard_blocks(paths, options, shard, shards, stats, engine=engine, transitions=transitions))
     return stats, blocks
 
 
@@ -321,6 +342,7 @@ def dask_blocks(
     client: Any,
     *,
     engine: str = "fast",
+    transitions: bool = True,
 ) -> Iterator[Block]:
     """The analysis shared out over the workers of a ``dask.distributed.Client``: one task per
     worker, each reading the captures from storage every worker sees."""
@@ -330,7 +352,8 @@ def dask_blocks(
             break
     shards = max(1, len(client.scheduler_info().get("workers", {})))
     futures = [
-        client.submit(_dask_shard, plist, options, k, shards, engine, pure=False) for k in range(shards)
+        client.submit(_dask_shard, plist, options, k, shards, engine, transitions, pure=False)
+        for k in range(shards)
     ]
     results = client.gather(futures)
     _adopt(stats, results[0][0])
