@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import html
 import os
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from itertools import pairwise
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from tcptrace_sm.anomalies import CATALOGUE, CODES, Category, Severity
@@ -111,11 +113,11 @@ ENGINES: tuple[str, ...] = ("fast", "reference")
 #: 2**FINAL_SPAN_BITS frame numbers of their flow_id (a block of at most that many).
 FINAL_SPAN_BITS = 16
 
-#: A block with its place in the output: ``(0, chunk)`` for connections that finished while
-#: that chunk was read, ``(1, span)`` for those finished at the end (see :func:`final_span`).
-#: The places are the same however the connections are shared out, so that shares merge into
-#: exactly the single-process output.
-Keyed = tuple[tuple[int, int], "Block"]
+#: A block with its place in the output: ``(0, chunk, span)`` for connections that finished
+#: while that chunk was read, ``(1, 0, span)`` for those finished at the end (spans of flow_id,
+#: see :func:`final_span`). The places are the same however the connections are shared out,
+#: so that shares merge into exactly the single-process output.
+Keyed = tuple[tuple[int, int, int], "Block"]
 #: Which rows of a chunk belong to one worker's share.
 Share = Callable[[Any], Any]
 
@@ -185,8 +187,30 @@ class Block:
             if all(a <= b for a, b in pairwise(ids)):
                 continue
             order = sorted(range(len(ids)), key=ids.__getitem__)
+            pick = itemgetter(*order)
             for c, values in cols.items():
-                cols[c] = [values[i] for i in order]
+                cols[c] = list(pick(values))  # unsorted: at least two rows
+
+    def rows(self, lo: int, hi: int) -> Block:
+        """The connections ``[lo:hi]`` with their anomalies and transitions (the counts go with
+        the piece that starts at 0, so that the pieces of a block add up to it)."""
+        ids = self.flows["flow_id"]
+        if lo == 0 and hi >= len(ids):
+            return self
+        first, last = ids[lo], ids[hi - 1]
+        out = Block()
+        out.flows = {c: v[lo:hi] for c, v in self.flows.items()}
+        for name in ("anomalies", "transitions"):
+            cols = getattr(self, name)
+            fids = cols["flow_id"]
+            a, b = bisect_left(fids, first), bisect_right(fids, last)
+            setattr(out, name, {c: v[a:b] for c, v in cols.items()})
+        if lo == 0:
+            out.noted = self.noted
+            out.anomalies_not_listed = self.anomalies_not_listed
+            out.transitions_not_listed = self.transitions_not_listed
+            out.evicted = self.evicted
+        return out
 
     @staticmethod
     def merge(parts: Sequence[Block]) -> Block:
@@ -525,16 +549,20 @@ def reference_share(
             summary.update(seg, clock)
         if end_clock is not None:
             table.clock = end_clock
-        done = table.sweep()
-        if done:
-            yield (0, k), block(done)
+        for span, conns in _by_span(table.sweep()):
+            yield (0, k, span), block(conns)
     end = stats.last_ts if stats.last_ts is not None else 0
-    rest = table.finish(end)
-    spans = [final_span(c.flow_id) for c in rest]
+    for span, conns in _by_span(table.finish(end)):
+        yield (1, 0, span), block(conns)
+
+
+def _by_span(conns: list[Connection]) -> Iterator[tuple[int, list[Connection]]]:
+    """Connections (in flow_id order) by final span of flow_id."""
+    spans = [final_span(c.flow_id) for c in conns]
     lo = 0
-    for hi in range(1, len(rest) + 1):
-        if hi == len(rest) or spans[hi] != spans[lo]:
-            yield (1, spans[lo]), block(rest[lo:hi])
+    for hi in range(1, len(conns) + 1):
+        if hi == len(conns) or spans[hi] != spans[lo]:
+            yield spans[lo], conns[lo:hi]
             lo = hi
 
 

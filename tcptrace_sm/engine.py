@@ -214,6 +214,20 @@ _F64: Final = tuple(k for k in _FIELDS if k in _WIDE)
 _F32: Final = tuple(k for k in _FIELDS if k not in _WIDE)
 
 
+def _enlarged(a: Any, rows: int) -> Any:
+    """``a`` with ``rows`` rows (along its first axis), the new ones zero. Grown in place where
+    the array owns its buffer: a large buffer is then remapped by the allocator instead of
+    copied, so the old and the new table never take memory at the same time (the peak of a
+    growing table would be 2.25 times its size otherwise). The caller must drop every view of
+    the old array."""
+    if a.base is None and a.flags.owndata and a.flags.c_contiguous:
+        a.resize((rows, *a.shape[1:]), refcheck=False)
+        return a
+    b = np.zeros((rows, *a.shape[1:]), dtype=a.dtype)
+    b[: len(a)] = a
+    return b
+
+
 class _Store:
     """Columns of per-connection state, indexed by slot: two 2-D arrays (64- and 32-bit
     fields), one row per slot, so that opening many connections at once is two assignments;
@@ -292,16 +306,13 @@ class _Store:
         # by a quarter at a time: a table kept full by max_flows must not double past it
         old = self.cap
         new = old + max(need, old // 4)
-        for attr, init in (("data64", self._init64), ("data32", self._init32)):
-            data = np.repeat(init[None, :], new, axis=0)
-            data[:old] = getattr(self, attr)
-            setattr(self, attr, data)
+        self.data64 = _enlarged(self.data64, new)
+        self.data32 = _enlarged(self.data32, new)
+        self.data64[old:] = self._init64
+        self.data32[old:] = self._init32
         self._views()
         for attr in ("fam", "cip", "sip", "cport", "sport", "live", "gen"):
-            a = getattr(self, attr)
-            b = np.zeros(new, dtype=a.dtype)
-            b[:old] = a
-            setattr(self, attr, b)
+            setattr(self, attr, _enlarged(getattr(self, attr), new))
         opt = np.zeros((2, new, _OPT_MAX), dtype=np.uint8)
         opt[:, :old] = self.opt
         self.opt = opt
@@ -335,6 +346,9 @@ _JOURNAL_DT: Final = np.dtype(
      ("win", "<u2"), ("flags", "u1"), ("fam", "u1")]
 )  # fmt: skip
 
+
+#: Journal parts are joined up to this many rows when the journal is compacted.
+_JOURNAL_PART: Final = 1 << 16
 
 _JOURNAL_COLS: Final = (
     "frame",
@@ -411,9 +425,21 @@ class _Journal:
         """Drop the rows of connections that are gone, once they are half the journal."""
         if (self.store.released_rows - self.dead) * 2 < self.rows or not self.parts:
             return
-        kept = [p[self._alive(p)] for p in self.parts]
-        self.parts = [np.concatenate(kept)]
-        self.rows = len(self.parts[0])
+        # part by part, so that only one part is ever copied at a time; then neighbours that
+        # became small are joined (a few large parts keep :meth:`take` cheap)
+        kept: list[npt.NDArray[np.void]] = []
+        parts, self.parts = self.parts, []
+        parts.reverse()
+        while parts:
+            old = parts.pop()
+            part = old[self._alive(old)]
+            del old  # the unfiltered part goes now
+            if kept and len(kept[-1]) + len(part) <= _JOURNAL_PART:
+                kept[-1] = np.concatenate([kept[-1], part])
+            else:
+                kept.append(part)
+        self.parts = kept
+        self.rows = sum(len(p) for p in kept)
         self.dead = self.store.released_rows
 
 
@@ -486,12 +512,8 @@ class _Closed:
         if len(self._free) < n:
             old = len(self.arr)
             new = old + max(n - len(self._free), old // 4)
-            arr = np.zeros(new, dtype=_CLOSED_DT)
-            arr[:old] = self.arr
-            self.arr = arr
-            live = np.zeros(new, dtype=np.bool_)
-            live[:old] = self.live
-            self.live = live
+            self.arr = _enlarged(self.arr, new)
+            self.live = _enlarged(self.live, new)
             self.keys.extend([None] * (new - old))
             self._free[:0] = range(new - 1, old - 1, -1)
         take = self._free[len(self._free) - n :]
@@ -726,6 +748,35 @@ def _rel(x: I64, base: I64) -> I64:
     return out
 
 
+#: Records to hand out: the flow_ids of their connections (ascending) and the block of the
+#: connections ``[lo:hi]`` of those.
+_Source = tuple[I64, Callable[[int, int], Block]]
+
+
+def _block_source(block: Block) -> _Source:
+    return np.asarray(block.flows["flow_id"], dtype=np.int64), block.rows
+
+
+def _by_span(sources: list[_Source]) -> Iterator[tuple[int, Block]]:
+    """The records of the sources by final span of flow_id, in span order, each span's built
+    when it is asked for."""
+    sources = [s for s in sources if len(s[0])]
+    if not sources:
+        return
+    spans_each = [final_span(f) for f, _b in sources]
+    spans = np.unique(np.concatenate(spans_each))
+    ends = [np.searchsorted(sp, spans, side="right").tolist() for sp in spans_each]
+    at = [0] * len(sources)
+    for t, span in enumerate(spans.tolist()):
+        parts = []
+        for i, (_f, build) in enumerate(sources):
+            hi = ends[i][t]
+            if hi > at[i]:
+                parts.append(build(at[i], hi))
+                at[i] = hi
+        yield span, Block.merge(parts)
+
+
 _KIND = {code: (k.severity.value, k.category.value) for code, k in CATALOGUE.items()}
 
 
@@ -776,7 +827,19 @@ class Engine:
     # ---- one chunk
 
     def feed(self, cols: Columns, clock: I64 | None = None, end_clock: int | None = None) -> Block | None:
-        """Observe one chunk of segments; the records of the connections that finished.
+        """Observe one chunk of segments; the records of the connections that finished, in one
+        block (see :meth:`feed_spans`)."""
+        parts = [b for _span, b in self.feed_spans(cols, clock, end_clock)]
+        return Block.merge(parts) if parts else None
+
+    def feed_spans(
+        self, cols: Columns, clock: I64 | None = None, end_clock: int | None = None
+    ) -> Iterator[tuple[int, Block]]:
+        """Observe one chunk of segments; the records of the connections that finished, by
+        spans of flow_id (see :func:`~tcptrace_sm.analysis.final_span`), each span's built only
+        when the previous one has been taken: a chunk that ends many connections at once
+        (a clock that jumps past many TIME-WAITs) never holds all their records together.
+        Take every span before the next call.
 
         ``clock`` is the capture clock at each segment and ``end_clock`` at the end of the
         chunk, when the chunk is one worker's share of a larger one (see
@@ -785,14 +848,15 @@ class Engine:
         n = len(cols)
         if clock is None:
             if not n:
-                return None
+                return
             clock0 = self.clock if self.clock is not None else int(cols.ts[0])
             clock = np.maximum.accumulate(np.maximum(cols.ts, clock0))
         if end_clock is None:
             end_clock = int(clock[-1])
         self.clock = end_clock
         if not n:
-            return self._sweep()
+            yield from _by_span(self._sweep())
+            return
         st = self.store
         c = st.cols
         ts = cols.ts
@@ -815,7 +879,7 @@ class Engine:
             elif s <= -2:
                 closed_u.append(u)
                 closed_r.append(-2 - s)
-        parts: list[Block] = []
+        parts: list[_Source] = []
         if closed_u:
             # closed connections whose 4-tuple shows up again: retired if their time is up,
             # else something more on them (a lost ACK's FIN again, a stray RST): to the core
@@ -825,7 +889,7 @@ class Engine:
             if up.any():
                 for u in cu[up].tolist():
                     del index[ukeys[u]]
-                parts.append(self._closed_records(cr[up], self.clock))
+                parts.append(_block_source(self._closed_records(cr[up], self.clock)))
                 unseen[cu[up]] = True
             if (~up).any():
                 self._hand_over_closed(cr[~up])
@@ -838,7 +902,7 @@ class Engine:
                 gone = sl[ret]
                 for u in known[ret].tolist():
                     del index[ukeys[u]]
-                parts.append(self._records(gone, self.clock))
+                parts.append(_block_source(self._records(gone, self.clock)))
                 slot_of_u[known[ret]] = -1
                 unseen[known[ret]] = True
         new_u = np.flatnonzero(unseen & starts_new)
@@ -883,12 +947,8 @@ class Engine:
             self._slow(cols, rows, clock)
         if self.journal.rows > JOURNAL_BUDGET:
             self._trim_journal()
-        b = self._sweep()
-        if b is not None:
-            parts.append(b)
-        if not parts:
-            return None
-        return Block.merge(parts)
+        parts.extend(self._sweep())
+        yield from _by_span(parts)
 
     # ---- the per-segment core for everything else
 
@@ -1412,7 +1472,9 @@ class Engine:
         out: B = _due(self.store.cols["retire_at"][slots], clock)
         return out
 
-    def _sweep(self) -> Block | None:
+    def _sweep(self) -> list[_Source]:
+        """Retire what is due at the clock, evict above the cap: the records, as sources (those
+        of the closed table, the bulk when the clock jumps, are built lazily)."""
         clock = self.clock
         assert clock is not None
         st, ct = self.store, self.closed
@@ -1450,17 +1512,22 @@ class Engine:
                 k = st.keys[s]
                 if k is not None:
                     del index[k]
-        parts: list[Block] = []
+        parts: list[_Source] = []
         if len(done) or len(ev_store):
-            parts.append(self._records(done, clock, evicted=ev_store))
-        if len(cdone) or len(ev_closed):
-            parts.append(self._closed_records(cdone, clock, evicted=ev_closed))
+            parts.append(_block_source(self._records(done, clock, evicted=ev_store)))
+        if len(ev_closed):
+            parts.append(_block_source(self._closed_records(ev_closed[:0], clock, evicted=ev_closed)))
+        if len(cdone):
+            cdone = cdone[np.argsort(ct.arr["fid"][cdone], kind="stable")]
+
+            def closed_part(lo: int, hi: int, rows: I64 = cdone, clock: int = clock) -> Block:
+                return self._closed_records(rows[lo:hi], clock)
+
+            parts.append((ct.arr["fid"][cdone].astype(np.int64), closed_part))
         self.journal.compact()
         if slow_done:
-            parts.append(self._emit(slow_done))
-        if not parts:
-            return None
-        return Block.merge(parts)
+            parts.append(_block_source(self._emit(slow_done)))
+        return parts
 
     def _closed_records(
         self, rows: I64, clock: int, *, evicted: I64 | None = None, final: bool = False
@@ -2035,25 +2102,26 @@ def run(
     *,
     transitions: bool = True,
 ) -> Iterator[Keyed]:
-    """Keyed blocks of the fast engine over these chunks: ``((0, chunk), block)`` as
-    connections finish, then ``((1, span), block)`` for those left at the end. With ``share``
+    """Keyed blocks of the fast engine over these chunks: ``((0, chunk, span), block)`` as
+    connections finish, then ``((1, 0, span), block)`` for those left at the end. With ``share``
     (a function from a chunk to the rows of this worker's connections), only those."""
     eng = Engine(options, transitions=transitions)
     for k, cols in enumerate(batches):
         if share is None:
-            b = eng.feed(cols)
+            spans = eng.feed_spans(cols)
         elif len(cols):
             clock0 = eng.clock if eng.clock is not None else int(cols.ts[0])
             clock = np.maximum.accumulate(np.maximum(cols.ts, clock0))
             rows = share(cols)
-            b = eng.feed(cols.take(rows), clock[rows], int(clock[-1]))
+            spans = eng.feed_spans(cols.take(rows), clock[rows], int(clock[-1]))
         else:
-            b = None
-        if b is not None and len(b):
-            yield (0, k), b
+            continue
+        for span, b in spans:
+            if len(b):
+                yield (0, k, span), b
     end = stats.last_ts if stats.last_ts is not None else 0
     for span, b in eng.finish(end):
-        yield (1, span), b
+        yield (1, 0, span), b
 
 
 __all__ = ["Engine", "fast_blocks", "run", "syn_options"]

@@ -6,7 +6,7 @@ workers. Each worker computes the capture clock from *all* segments, so every ti
 (TIME-WAIT, retirement, Zeek's timers) sees the same clock as a single process would.
 
 Records come back as keyed blocks (see :data:`tcptrace_sm.analysis.Keyed`): connections that
-finished while chunk ``k`` was read are keyed ``(0, k)`` in every worker, those left at the end
+finished while chunk ``k`` was read are keyed ``(0, k, span)`` in every worker, those left at the end
 by spans of flow_id. Merging the workers' blocks key by key, in key order, gives exactly the
 single-process output, record for record and in the same order. The one exception is a full
 connection table: each worker holds ``max_flows / workers`` connections, so which connections
@@ -102,11 +102,11 @@ T = TypeVar("T")
 
 
 def merge_keyed(
-    streams: Sequence[Iterator[tuple[tuple[int, int], T]]], combine: Callable[[list[T]], T | None]
+    streams: Sequence[Iterator[tuple[tuple[int, int, int], T]]], combine: Callable[[list[T]], T | None]
 ) -> Iterator[T]:
     """The workers' keyed outputs merged key by key, in key order: ``combine`` makes one of
     the parts that share a key (None: nothing to hand out)."""
-    heads: list[tuple[tuple[int, int], int, T]] = []
+    heads: list[tuple[tuple[int, int, int], int, T]] = []
     for i, it in enumerate(streams):
         first = next(it, None)
         if first is not None:
@@ -279,7 +279,7 @@ def _collect(
     progress: Callable[[ReadStats], None] | None,
     combine: Callable[[list[Any]], Any],
 ) -> Iterator[Any]:
-    def stream(i: int) -> Iterator[tuple[tuple[int, int], Any]]:
+    def stream(i: int) -> Iterator[tuple[tuple[int, int, int], Any]]:
         recv = pipes[i]
         while True:
             try:
