@@ -359,9 +359,13 @@ class _Gunzip:
 # --------------------------------------------------------------------------- address strings
 
 
+#: Address strings kept at most (about 8 MB); the cache starts over when full.
+_NAMES_KEPT: Final = 1 << 16
+
+
 class _V4Names(dict[int, str]):
     def __missing__(self, key: int) -> str:
-        if len(self) > 1_000_000:
+        if len(self) >= _NAMES_KEPT:
             self.clear()
         s = self[key] = socket.inet_ntop(socket.AF_INET, key.to_bytes(4, "big"))
         return s
@@ -369,7 +373,7 @@ class _V4Names(dict[int, str]):
 
 class _V6Names(dict[bytes, str]):
     def __missing__(self, key: bytes) -> str:
-        if len(self) > 1_000_000:
+        if len(self) >= _NAMES_KEPT:
             self.clear()
         s = self[key] = socket.inet_ntop(socket.AF_INET6, key)
         return s

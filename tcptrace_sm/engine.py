@@ -251,7 +251,7 @@ class _Store:
         # option bytes of the connection's first SYN and SYN-ACK (the core reads them)
         self.opt = np.zeros((2, capacity, _OPT_MAX), dtype=np.uint8)
         self.optlen = np.zeros((2, capacity), dtype=np.int64)
-        self.keys: list[bytes | None] = [None] * capacity
+        self.hash = np.zeros(capacity, dtype=np.uint64)  # of the 4-tuple, in the key table
         self._free: list[int] = list(range(capacity - 1, -1, -1))
         self.count = 0
         self.released_rows = 0  # journal rows of released slots (the journal reads this)
@@ -296,9 +296,6 @@ class _Store:
         self.released_rows += int((self.cols["c_pk"][open_] + self.cols["s_pk"][open_]).sum())
         self.live[slots] = False
         self.gen[slots] += 1
-        keys = self.keys
-        for s in slots.tolist():
-            keys[s] = None
         self._free.extend(reversed(slots.tolist()))
         self.count -= len(slots)
 
@@ -311,7 +308,7 @@ class _Store:
         self.data64[old:] = self._init64
         self.data32[old:] = self._init32
         self._views()
-        for attr in ("fam", "cip", "sip", "cport", "sport", "live", "gen"):
+        for attr in ("fam", "cip", "sip", "cport", "sport", "live", "gen", "hash"):
             setattr(self, attr, _enlarged(getattr(self, attr), new))
         opt = np.zeros((2, new, _OPT_MAX), dtype=np.uint8)
         opt[:, :old] = self.opt
@@ -319,7 +316,6 @@ class _Store:
         optlen = np.zeros((2, new), dtype=np.int64)
         optlen[:, :old] = self.optlen
         self.optlen = optlen
-        self.keys.extend([None] * (new - old))
         self._free[:0] = range(new - 1, old - 1, -1)
         self.cap = new
 
@@ -479,7 +475,7 @@ class _Closed:
     def __init__(self, capacity: int = 1024) -> None:
         self.arr = np.zeros(capacity, dtype=_CLOSED_DT)
         self.live = np.zeros(capacity, dtype=np.bool_)
-        self.keys: list[bytes | None] = [None] * capacity
+        self.hash = np.zeros(capacity, dtype=np.uint64)  # of the 4-tuple, in the key table
         self._free: list[int] = list(range(capacity - 1, -1, -1))
         self.count = 0
         self.cols = _Fields(self)
@@ -514,7 +510,7 @@ class _Closed:
             new = old + max(n - len(self._free), old // 4)
             self.arr = _enlarged(self.arr, new)
             self.live = _enlarged(self.live, new)
-            self.keys.extend([None] * (new - old))
+            self.hash = _enlarged(self.hash, new)
             self._free[:0] = range(new - 1, old - 1, -1)
         take = self._free[len(self._free) - n :]
         del self._free[len(self._free) - n :]
@@ -527,8 +523,6 @@ class _Closed:
         if not len(rows):
             return
         self.live[rows] = False
-        for r in rows.tolist():
-            self.keys[r] = None
         self._free.extend(reversed(rows.tolist()))
         self.count -= len(rows)
 
@@ -553,8 +547,142 @@ class _Gather:
 
 
 def _closed_ref(row: int) -> int:
-    """The index value of a closed connection's row (-1 means: the core owns the 4-tuple)."""
+    """The key table's value of a closed connection's row (slots of the store are >= 0)."""
     return -2 - row
+
+
+_EMPTY: Final = np.uint64(0)  # a bucket never used
+_GONE: Final = np.uint64(1)  # a bucket whose key left (probing goes on past it)
+MISSING: Final = np.iinfo(np.int64).min  # the value of a key not in the table
+
+
+class _KeyTable:
+    """Which store slot or closed row holds each 4-tuple: an open-addressing hash table in two
+    numpy arrays (a 64-bit hash and the value per bucket, linear probing, at most half full),
+    worked on a whole chunk's keys at once. It keeps no keys: a hash that matches is checked
+    against the 4-tuple of the row it points to, so collisions cost a probe, never a wrong
+    answer. The hash is salted per table, so a capture cannot be made to collide on purpose.
+    About 40 bytes a connection, where a dict of byte-string keys takes 160."""
+
+    def __init__(self, capacity: int = 1 << 12) -> None:
+        self.h = np.zeros(capacity, dtype=np.uint64)
+        self.v = np.zeros(capacity, dtype=np.int64)
+        self.used = 0  # buckets holding a key
+        self.gone = 0  # buckets left by a key
+        salt = np.frombuffer(os.urandom(24), dtype=np.uint64) | np.uint64(1)
+        self.m1, self.m2, self.m3 = (np.uint64(x) for x in salt)
+
+    def __len__(self) -> int:
+        return self.used
+
+    def hash(self, fam: npt.NDArray[np.uint8], a: Any, ap: I64, b: Any, bp: I64) -> npt.NDArray[np.uint64]:
+        """The hash of 4-tuples, the same in both directions (never 0 or 1)."""
+        with np.errstate(over="ignore"):
+            h = self._end(_words(a), ap, fam) + self._end(_words(b), bp, fam)
+            h ^= h >> np.uint64(31)
+            h *= self.m1
+            h ^= h >> np.uint64(29)
+        h[h < 2] += np.uint64(2)
+        return h
+
+    def _end(
+        self, w: npt.NDArray[np.uint64], port: I64, fam: npt.NDArray[np.uint8]
+    ) -> npt.NDArray[np.uint64]:
+        h = (
+            (w[:, 0] * self.m1)
+            ^ (w[:, 1] * self.m2)
+            ^ (((port.astype(np.uint64) << np.uint64(8)) | fam) * self.m3)
+        )
+        h ^= h >> np.uint64(32)
+        out: npt.NDArray[np.uint64] = h * self.m2
+        return out
+
+    def _home(self, h: npt.NDArray[np.uint64]) -> I64:
+        out: I64 = (h & np.uint64(len(self.h) - 1)).astype(np.int64)
+        return out
+
+    def lookup(self, h: npt.NDArray[np.uint64], same: Callable[[I64, I64], B]) -> I64:
+        """The value of each key (:data:`MISSING` if absent); ``same(i, values)`` says whether
+        the keys ``i`` are those of the rows the values point to."""
+        n = len(h)
+        out = np.full(n, MISSING, dtype=np.int64)
+        todo = np.arange(n, dtype=np.int64)
+        b = self._home(h)
+        mask = len(self.h) - 1
+        while len(todo):
+            th = self.h[b]
+            hit = np.flatnonzero(th == h[todo])
+            if len(hit):
+                vals = self.v[b[hit]]
+                ok = same(todo[hit], vals)
+                out[todo[hit[ok]]] = vals[ok]
+                found = np.zeros(len(todo), dtype=np.bool_)
+                found[hit[ok]] = True
+                more = ~found & (th != _EMPTY)
+            else:
+                more = th != _EMPTY
+            todo, b = todo[more], (b[more] + 1) & mask
+        return out
+
+    def insert(self, h: npt.NDArray[np.uint64], values: I64) -> None:
+        """Add keys that are not in the table (and distinct)."""
+        if 2 * (self.used + self.gone + len(h)) > len(self.h):
+            self._rebuild(self.used + len(h))
+        todo = np.arange(len(h), dtype=np.int64)
+        b = self._home(h)
+        mask = len(self.h) - 1
+        while len(todo):
+            free = np.flatnonzero(self.h[b] <= _GONE)
+            _u, first = np.unique(b[free], return_index=True)
+            won = free[first]  # one key per free bucket this round
+            bw = b[won]
+            self.gone -= int(np.count_nonzero(self.h[bw] == _GONE))
+            self.h[bw] = h[todo[won]]
+            self.v[bw] = values[todo[won]]
+            left = np.ones(len(todo), dtype=np.bool_)
+            left[won] = False
+            todo, b = todo[left], (b[left] + 1) & mask
+        self.used += len(h)
+
+    def _find(self, h: npt.NDArray[np.uint64], values: I64) -> I64:
+        """The buckets of these (present) keys, known by hash and value."""
+        out = np.empty(len(h), dtype=np.int64)
+        todo = np.arange(len(h), dtype=np.int64)
+        b = self._home(h)
+        mask = len(self.h) - 1
+        for _ in range(len(self.h)):
+            if not len(todo):
+                return out
+            hit = (self.h[b] == h[todo]) & (self.v[b] == values[todo])
+            out[todo[hit]] = b[hit]
+            todo, b = todo[~hit], (b[~hit] + 1) & mask
+        raise AssertionError("a key that should be in the table is not")
+
+    def remove(self, h: npt.NDArray[np.uint64], values: I64) -> None:
+        if len(h):
+            self.h[self._find(h, values)] = _GONE
+            self.used -= len(h)
+            self.gone += len(h)
+
+    def repoint(self, h: npt.NDArray[np.uint64], old: I64, new: I64) -> None:
+        """The keys now live in other rows."""
+        if len(h):
+            self.v[self._find(h, old)] = new
+
+    def clear(self) -> None:
+        self.h[:] = _EMPTY
+        self.used = self.gone = 0
+
+    def _rebuild(self, need: int) -> None:
+        keep = np.flatnonzero(self.h > _GONE)
+        h, v = self.h[keep], self.v[keep]
+        size = len(self.h)
+        while 2 * need > size or (4 * need < size and size > 1 << 12):
+            size = size * 2 if 2 * need > size else size // 2
+        self.h = np.zeros(size, dtype=np.uint64)
+        self.v = np.zeros(size, dtype=np.int64)
+        self.used = self.gone = 0
+        self.insert(h, v)
 
 
 # --------------------------------------------------------------------------------- helpers
@@ -731,6 +859,24 @@ def _dedupe(cols: Columns) -> tuple[I64, I64]:
     return first.astype(np.int64), inv.astype(np.int64)
 
 
+def _canon(fam: Any, src: Any, dst: Any, sp: I64, dp: I64) -> tuple[npt.NDArray[np.void], B]:
+    """Direction-independent 37-byte keys of 4-tuples, and "the source is the low end"."""
+    n = len(fam)
+    s = np.ascontiguousarray(src).view(">u8").reshape(n, 2)
+    d = np.ascontiguousarray(dst).view(">u8").reshape(n, 2)
+    lo = (s[:, 0] < d[:, 0]) | (
+        (s[:, 0] == d[:, 0]) & ((s[:, 1] < d[:, 1]) | ((s[:, 1] == d[:, 1]) & (sp <= dp)))
+    )
+    rec = np.empty(n, dtype=[("fam", "u1"), ("a", "V16"), ("ap", ">u2"), ("b", "V16"), ("bp", ">u2")])
+    rec["fam"] = fam
+    rec["a"] = np.where(lo, src, dst)
+    rec["b"] = np.where(lo, dst, src)
+    rec["ap"] = np.where(lo, sp, dp)
+    rec["bp"] = np.where(lo, dp, sp)
+    keys: npt.NDArray[np.void] = rec.view("V37").ravel()
+    return keys, lo
+
+
 def _later(t: I64, delay: int) -> I64:
     """``t + delay``, saturating at "never" (a time no int64 clock reaches)."""
     out: I64 = np.where(t >= _NEVER_NS - delay, _NEVER_NS, t + delay)
@@ -792,7 +938,8 @@ class Engine:
         self.config: Config = options.config()
         self.tw_ns = round(self.config.time_wait * NS_PER_S)
         self.store = _Store()
-        self.index: dict[bytes, int] = {}  # key -> slot (>= 0), or -1: the core owns it
+        self.keytab = _KeyTable()  # 4-tuple -> store slot (>= 0) or closed row (_closed_ref)
+        self.core_keys: set[bytes] = set()  # the 4-tuples the core owns
         self.slow_keys: dict[tuple[str, int, str, int], bytes] = {}
         self.table = FlowTable(self.config, max_flows=options.max_flows)
         self.zeek: dict[int, ZeekSummary] = {}
@@ -808,21 +955,30 @@ class Engine:
     @staticmethod
     def keys(cols: Columns) -> tuple[npt.NDArray[np.void], B]:
         """Direction-independent 37-byte keys of the segments, and "the source is the low end"."""
-        n = len(cols)
-        src = np.ascontiguousarray(cols.src).view(">u8").reshape(n, 2)
-        dst = np.ascontiguousarray(cols.dst).view(">u8").reshape(n, 2)
-        sp, dp = cols.sport, cols.dport
-        lo = (src[:, 0] < dst[:, 0]) | (
-            (src[:, 0] == dst[:, 0]) & ((src[:, 1] < dst[:, 1]) | ((src[:, 1] == dst[:, 1]) & (sp <= dp)))
-        )
-        rec = np.empty(n, dtype=[("fam", "u1"), ("a", "V16"), ("ap", ">u2"), ("b", "V16"), ("bp", ">u2")])
-        rec["fam"] = cols.fam
-        rec["a"] = np.where(lo, cols.src, cols.dst)
-        rec["b"] = np.where(lo, cols.dst, cols.src)
-        rec["ap"] = np.where(lo, sp, dp)
-        rec["bp"] = np.where(lo, dp, sp)
-        keys: npt.NDArray[np.void] = rec.view("V37").ravel()
-        return keys, lo
+        return _canon(cols.fam, cols.src, cols.dst, cols.sport, cols.dport)
+
+    def _row_key(self, values: I64) -> npt.NDArray[np.void]:
+        """The keys of the connections that key-table values point to."""
+        st, ct = self.store, self.closed
+        fam = np.empty(len(values), dtype=np.uint8)
+        a = np.empty(len(values), dtype="V16")
+        b = np.empty(len(values), dtype="V16")
+        ap = np.empty(len(values), dtype=np.int64)
+        bp = np.empty(len(values), dtype=np.int64)
+        for sel, src, rows in ((values >= 0, st, values), (values < 0, ct, -2 - values)):
+            r = rows[sel]
+            fam[sel], a[sel], b[sel] = src.fam[r], src.cip[r], src.sip[r]
+            ap[sel], bp[sel] = src.cport[r], src.sport[r]
+        keys, _lo = _canon(fam, a, b, ap, bp)
+        return keys
+
+    def _unindex(self, slots: I64, closed: bool = False) -> None:
+        """Take the 4-tuples of these store slots (closed rows) out of the key table, if there."""
+        src = self.closed if closed else self.store
+        h = src.hash[slots]
+        there = h > _GONE
+        self.keytab.remove(h[there], -2 - slots[there] if closed else slots[there])
+        src.hash[slots] = _EMPTY
 
     # ---- one chunk
 
@@ -862,33 +1018,27 @@ class Engine:
         ts = cols.ts
         first_pos, inv = _dedupe(cols)
         ukeys_arr, _lo_first = self.keys(cols.take(first_pos))
-        ukeys: list[bytes] = ukeys_arr.tolist()
-        index = self.index
-        slot_of_u = np.full(len(ukeys), -1, dtype=np.int64)
+        fp = first_pos
+        kt = self.keytab
+        uhash = kt.hash(cols.fam[fp], cols.src[fp], cols.sport[fp], cols.dst[fp], cols.dport[fp])
+        val = kt.lookup(uhash, lambda i, v: self._row_key(v) == ukeys_arr[i])
+        slot_of_u = np.where(val >= 0, val, -1)
         plain_syn = ((cols.flags & (SYN | ACK | RST | FIN)) == SYN) & (cols.length == 0)
         starts_new = plain_syn[first_pos]
-        unseen = np.zeros(len(ukeys), dtype=np.bool_)
-        closed_u: list[int] = []
-        closed_r: list[int] = []
-        for u, k in enumerate(ukeys):
-            s = index.get(k)
-            if s is None:
-                unseen[u] = True
-            elif s >= 0:
-                slot_of_u[u] = s
-            elif s <= -2:
-                closed_u.append(u)
-                closed_r.append(-2 - s)
+        unseen = val == MISSING
+        if self.core_keys and unseen.any():
+            core = self.core_keys
+            nu = np.flatnonzero(unseen)
+            unseen[nu[[k in core for k in ukeys_arr[nu].tolist()]]] = False
         parts: list[_Source] = []
-        if closed_u:
+        cu = np.flatnonzero((val < -1) & (val != MISSING))
+        if len(cu):
             # closed connections whose 4-tuple shows up again: retired if their time is up,
             # else something more on them (a lost ACK's FIN again, a stray RST): to the core
-            cu = np.array(closed_u, dtype=np.int64)
-            cr = np.array(closed_r, dtype=np.int64)
+            cr = -2 - val[cu]
             up = _due(self.closed.arr["retire_at"][cr], clock[first_pos[cu]])
             if up.any():
-                for u in cu[up].tolist():
-                    del index[ukeys[u]]
+                self._unindex(cr[up], closed=True)
                 parts.append(_block_source(self._closed_records(cr[up], self.clock)))
                 unseen[cu[up]] = True
             if (~up).any():
@@ -900,8 +1050,7 @@ class Engine:
             ret = self._retirable(sl, clock[first_pos[known]])
             if ret.any():
                 gone = sl[ret]
-                for u in known[ret].tolist():
-                    del index[ukeys[u]]
+                self._unindex(gone)
                 parts.append(_block_source(self._records(gone, self.clock)))
                 slot_of_u[known[ret]] = -1
                 unseen[known[ret]] = True
@@ -921,10 +1070,8 @@ class Engine:
             st.sip[new_slots] = cols.dst[p]
             st.cport[new_slots] = cols.sport[p]
             st.sport[new_slots] = cols.dport[p]
-            for s_, u in zip(new_slots.tolist(), new_u.tolist(), strict=True):
-                k = ukeys[u]
-                index[k] = s_
-                st.keys[s_] = k
+            st.hash[new_slots] = uhash[new_u]
+            kt.insert(uhash[new_u], new_slots)
             st.set_options(0, new_slots, cols, p)
         seg_slot = slot_of_u[inv]
         fast = seg_slot >= 0
@@ -960,11 +1107,11 @@ class Engine:
         """Segments through the core, in order (``clocks``: the capture clock at each)."""
         table = self.table
         zeek = self.zeek
-        index = self.index
+        core = self.core_keys
         for seg, clk, k in zip(segs, clocks, keys, strict=True):
             conn = table.observe(seg, clk)
             if conn.packets == 1:  # created by this segment
-                index[k] = -1
+                core.add(k)
                 cc, ss = conn.client, conn.server
                 self.slow_keys[flow_key(cc.ip, cc.port, ss.ip, ss.port)] = k
             summary = zeek.get(conn.flow_id)
@@ -977,10 +1124,9 @@ class Engine:
         st = self.store
         fids = st.cols["fid"][slots]
         syn_opts: dict[tuple[int, int], bytes] = {}
+        self._unindex(slots)
+        self.core_keys.update(self._row_key(slots).tolist())
         for s, f in zip(slots.tolist(), fids.tolist(), strict=True):
-            key = st.keys[s]
-            assert key is not None
-            self.index[key] = -1
             syn_opts[(f, 0)] = st.options(0, s)
             syn_opts[(f, 1)] = st.options(1, s)
         self.handed_over += len(slots)
@@ -1478,23 +1624,16 @@ class Engine:
         clock = self.clock
         assert clock is not None
         st, ct = self.store, self.closed
-        index = self.index
         live = st.live_slots()
         c = st.cols
         done = live[_due(c["retire_at"][live], clock)]
-        for s in done.tolist():
-            k = st.keys[s]
-            if k is not None:
-                del index[k]
+        self._unindex(done)
         ripe = live[_due(c["compact_at"][live], clock) & ~_due(c["retire_at"][live], clock)]
         if len(ripe):
             self._compact_closed(ripe, clock)
         crows = ct.live_rows()
         cdone = crows[_due(ct.arr["retire_at"][crows], clock)]
-        for r in cdone.tolist():
-            k = ct.keys[r]
-            if k is not None:
-                del index[k]
+        self._unindex(cdone, closed=True)
         table = self.table
         table.clock = clock
         slow_done = table.sweep(evict=False)
@@ -1508,10 +1647,7 @@ class Engine:
             table.evict(len(victims), victims)
             slow_done.extend(table.sweep(evict=False))
             slow_done.sort(key=lambda cn: cn.flow_id)
-            for s in ev_store.tolist():
-                k = st.keys[s]
-                if k is not None:
-                    del index[k]
+            self._unindex(ev_store)
         parts: list[_Source] = []
         if len(done) or len(ev_store):
             parts.append(_block_source(self._records(done, clock, evicted=ev_store)))
@@ -1560,8 +1696,7 @@ class Engine:
             k = self.slow_keys.get(fk)
             if k is not None and not table.has(fk):
                 del self.slow_keys[fk]
-                if self.index.get(k) == -1:
-                    del self.index[k]
+                self.core_keys.discard(k)
         return b
 
     def _compact_closed(self, slots: I64, clock: int) -> None:
@@ -1591,12 +1726,9 @@ class Engine:
         arr["sip"][rows] = st.sip[slots]
         arr["cport"][rows] = st.cport[slots]
         arr["sport"][rows] = st.sport[slots]
-        index = self.index
-        for s_, r in zip(slots.tolist(), rows.tolist(), strict=True):
-            key = st.keys[s_]
-            assert key is not None
-            index[key] = _closed_ref(r)
-            ct.keys[r] = key
+        ct.hash[rows] = st.hash[slots]
+        self.keytab.repoint(st.hash[slots], slots, -2 - rows)
+        st.hash[slots] = _EMPTY
         st.release(slots)
 
     def _zcode(self, text: str) -> int:
@@ -1665,7 +1797,8 @@ class Engine:
                 parts.append(self._emit(slow[j:j2]))
             i, k, j = i2, k2, j2
             yield span, Block.merge(parts)
-        self.index.clear()
+        self.keytab.clear()
+        self.core_keys.clear()
         self.slow_keys.clear()
 
     # ---- records of finished fast connections
@@ -2066,14 +2199,14 @@ class Engine:
     def _hand_over_closed(self, rows: I64) -> None:
         """Give closed connections to the core (something more came on their 4-tuples)."""
         ct = self.closed
-        for r in rows.tolist():
+        self._unindex(rows, closed=True)
+        keys: list[bytes] = self._row_key(-2 - rows).tolist()
+        for r, key in zip(rows.tolist(), keys, strict=True):
             conn, zeek = self.rebuild_closed(r)
             self.table.adopt(conn)
             self.zeek[conn.flow_id] = zeek
             cc, ss = conn.client, conn.server
-            key = ct.keys[r]
-            assert key is not None
-            self.index[key] = -1
+            self.core_keys.add(key)
             self.slow_keys[flow_key(cc.ip, cc.port, ss.ip, ss.port)] = key
         self.handed_over += len(rows)
         ct.release(rows)
