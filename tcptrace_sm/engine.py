@@ -341,34 +341,26 @@ _JOURNAL_DT: Final = np.dtype(
      ("dst", "V16"), ("seq", "<u4"), ("ack", "<u4"), ("length", "<i4"), ("sport", "<u2"), ("dport", "<u2"),
      ("win", "<u2"), ("flags", "u1"), ("fam", "u1")]
 )  # fmt: skip
-
+#: What the journal keeps of a segment (48 bytes): the addresses, ports and family are the
+#: connection's, in the direction ``up`` says (1: from the client).
+_KEPT_DT: Final = np.dtype(
+    [("slot", "<i4"), ("gen", "<u4"), ("frame", "<i8"), ("ts", "<i8"), ("clock", "<i8"), ("seq", "<u4"),
+     ("ack", "<u4"), ("length", "<i4"), ("win", "<u2"), ("flags", "u1"), ("up", "u1")]
+)  # fmt: skip
+_KEPT_COLS: Final = ("frame", "ts", "seq", "ack", "length", "win", "flags")
 
 #: Journal parts are joined up to this many rows when the journal is compacted.
 _JOURNAL_PART: Final = 1 << 16
-
-_JOURNAL_COLS: Final = (
-    "frame",
-    "ts",
-    "src",
-    "dst",
-    "seq",
-    "ack",
-    "length",
-    "sport",
-    "dport",
-    "win",
-    "flags",
-    "fam",
-)
 
 
 class _Journal:
     """The segments of the fast connections so far (with the capture clock at each), so that
     one can be handed to the core exactly as the core would have seen it.
 
-    Rows carry their slot and the slot's generation (bumped whenever a slot is freed), so rows
-    of connections that are gone are recognised without searching. Option bytes are not kept:
-    the core reads only those of a connection's first SYN and SYN-ACK, kept per slot.
+    Rows carry their slot and the slot's generation (bumped whenever a slot is freed; kept
+    modulo 2**32), so rows of connections that are gone are recognised without searching.
+    Option bytes are not kept: the core reads only those of a connection's first SYN and
+    SYN-ACK, kept per slot.
     """
 
     def __init__(self, store: _Store) -> None:
@@ -380,25 +372,14 @@ class _Journal:
     def append(self, cols: Columns, rows: I64, slots: I64, clock: I64) -> None:
         if not len(rows):
             return
-        j = np.empty(len(rows), dtype=_JOURNAL_DT)
+        st = self.store
+        j = np.empty(len(rows), dtype=_KEPT_DT)
         j["slot"] = slots
-        j["gen"] = self.store.gen[slots]
+        j["gen"] = st.gen[slots]
         j["clock"] = clock[rows]
-        for name in (
-            "frame",
-            "ts",
-            "src",
-            "dst",
-            "seq",
-            "ack",
-            "length",
-            "sport",
-            "dport",
-            "win",
-            "flags",
-            "fam",
-        ):
+        for name in _KEPT_COLS:
             j[name] = getattr(cols, name)[rows]
+        j["up"] = (cols.sport[rows] == st.cport[slots]) & (cols.src[rows] == st.cip[slots])
         self.parts.append(j)
         self.rows += len(j)
 
@@ -407,15 +388,28 @@ class _Journal:
         return self.store.released_rows
 
     def _alive(self, part: npt.NDArray[np.void]) -> B:
-        out: B = self.store.gen[part["slot"]] == part["gen"]
+        out: B = self.store.gen[part["slot"]].astype(np.uint32) == part["gen"]
         return out
 
     def take(self, slots: I64) -> npt.NDArray[np.void]:
-        """The rows of the connections in these (live) slots, in capture order."""
-        mark = np.zeros(self.store.cap, dtype=np.bool_)
+        """The segments of the connections in these (live) slots, in capture order."""
+        st = self.store
+        mark = np.zeros(st.cap, dtype=np.bool_)
         mark[slots] = True
-        out = [p[mark[p["slot"]] & self._alive(p)] for p in self.parts]
-        return np.concatenate(out) if out else np.empty(0, dtype=_JOURNAL_DT)
+        kept = [p[mark[p["slot"]] & self._alive(p)] for p in self.parts]
+        k = np.concatenate(kept) if kept else np.empty(0, dtype=_KEPT_DT)
+        j = np.empty(len(k), dtype=_JOURNAL_DT)
+        s = k["slot"].astype(np.int64)
+        up = k["up"].astype(np.bool_)
+        j["slot"], j["gen"], j["clock"] = s, k["gen"], k["clock"]
+        for name in _KEPT_COLS:
+            j[name] = k[name]
+        j["fam"] = st.fam[s]
+        j["src"] = np.where(up, st.cip[s], st.sip[s])
+        j["dst"] = np.where(up, st.sip[s], st.cip[s])
+        j["sport"] = np.where(up, st.cport[s], st.sport[s])
+        j["dport"] = np.where(up, st.sport[s], st.cport[s])
+        return j
 
     def compact(self) -> None:
         """Drop the rows of connections that are gone, once they are half the journal."""
