@@ -27,6 +27,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -34,6 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BASE = ROOT / "sample_pcaps" / "loopback_base.pcap"
 OUT = ROOT / "sample_pcaps" / "formats"
 PORT4, PORT6 = 48123, 48124
+# one Geneve option: class 0x0108, type 1, 4 bytes of data (length in 4-byte units)
+GENEVE_OPTION = struct.pack("!HBB", 0x0108, 0x01, 1) + b"\0\0\0\x2a"
 
 
 def _pcapgen() -> ModuleType:
@@ -213,6 +216,60 @@ def write_formats(base: Path, out: Path) -> list[Path]:
         f = g.frame(ip, g.LT_ETHERNET)
         cut.append((ts, f[: 14 + l3 + 20], len(f)))
     files["base-headers-only.pcap"] = g.pcap(cut, snaplen=14 + 40 + 20)
+
+    # tunnels: every packet inside one (two in the last file); the reader takes the same
+    # segments out of them
+    def outer4(proto: int, payload: bytes) -> bytes:
+        return g.ethernet(g.ipv4("192.0.2.1", "192.0.2.2", payload, proto), g.ETH_IPV4)
+
+    def ethertype(ip: bytes) -> int:
+        return g.ETH_IPV4 if g.ip_version(ip) == 4 else g.ETH_IPV6
+
+    def tunnelled(wrap: Callable[[bytes], bytes]) -> bytes:
+        return g.pcap([(ts, wrap(ip)) for ts, ip in ips])
+
+    files["base-tun-vxlan-vlan.pcap"] = tunnelled(
+        lambda ip: outer4(
+            17, g.udp(51000, g.PORT_VXLAN, g.vxlan(g.frame(ip, g.LT_ETHERNET, vlans=[(0x8100, 7)])))
+        )
+    )
+    files["base-tun-geneve.pcap"] = tunnelled(
+        lambda ip: outer4(
+            17, g.udp(49153, g.PORT_GENEVE, g.geneve(g.frame(ip, g.LT_ETHERNET), options=GENEVE_OPTION))
+        )
+    )
+    # a sequence number and a PDU session container extension header, as 5G cores send
+    files["base-tun-gtpu.pcap"] = tunnelled(
+        lambda ip: outer4(
+            17, g.udp(g.PORT_GTP_U, g.PORT_GTP_U, g.gtp_u(ip, 0x1234, seq=7, ext=[(0x85, b"\x00\x09")]))
+        )
+    )
+    files["base-tun-gre-ipv6.pcap"] = tunnelled(
+        lambda ip: g.ethernet(
+            g.ipv6("2001:db8::1", "2001:db8::2", g.gre(ip, ethertype(ip), key=5, seq=9), g.PROTO_GRE),
+            g.ETH_IPV6,
+        )
+    )
+    files["base-tun-ipip.pcap"] = tunnelled(
+        lambda ip: outer4(g.PROTO_IPIP if g.ip_version(ip) == 4 else g.PROTO_IPV6, ip)
+    )
+    files["base-tun-gre-vxlan.pcap"] = tunnelled(
+        lambda ip: outer4(
+            g.PROTO_GRE,
+            g.gre(
+                g.ethernet(
+                    g.ipv4(
+                        "10.9.0.1",
+                        "10.9.0.2",
+                        g.udp(49154, g.PORT_VXLAN, g.vxlan(g.frame(ip, g.LT_ETHERNET))),
+                        17,
+                    ),
+                    g.ETH_IPV4,
+                ),
+                g.ETH_BRIDGE,
+            ),
+        )
+    )
 
     paths = []
     for name, data in files.items():

@@ -3,13 +3,15 @@
 The only module of the package that parses capture files (it needs numpy, not dpkt).
 
 Public API
-    ``read_segments(paths, *, verify_checksums=False, stats=None) -> Iterator[Segment]``
+    ``read_segments(paths, *, verify_checksums=False, stats=None, decapsulate=True) -> Iterator[Segment]``
     ``read_batches(...) -> Iterator[list[Segment]]``: the same segments, one list per chunk
+    ``read_columns(...) -> Iterator[Columns]``: the same, as numpy columns
     ``parse_options(raw) -> TcpOptions``
     ``CaptureError`` (a ``ValueError`` whose ``str()`` is one line naming the file)
-    ``ReadStats`` (the contract's fields plus ``formats``, one description per file)
+    ``ReadStats`` (the contract's fields plus ``formats``, one description per file, and
+    ``decapsulated``, packets taken out of each kind of tunnel)
     ``SUPPORTED_LINKTYPES`` (number -> name), ``SKIP_REASONS``, ``CHUNK``, ``MAX_CAPLEN``,
-    ``MAX_BLOCK``
+    ``MAX_BLOCK``, ``TUNNELS``, ``TUNNEL_PORTS``, ``MAX_TUNNEL_DEPTH``
 
 Design
     *Layers.* A file, or ``sys.stdin.buffer`` for ``"-"`` (read with ``read1`` so that a live
@@ -29,6 +31,14 @@ Design
     timestamps of all its records, plus Python lists of its TCP segments' fields, turned
     into ``Segment`` tuples in one ``map`` (with the cyclic GC paused: the tuples cannot
     form cycles, and collections would otherwise cost more than the decoding).
+
+    *Tunnels.* Non-TCP IP packets that may carry a tunnel (IP protocols 4, 41 and 47, and UDP
+    to or from port 4789, 6081, 2152 or 3544) are set aside while a layer is decoded; only
+    those rows cost anything more than the ``not_tcp`` mask. Their tunnel headers are parsed
+    by vectorised steps per kind of tunnel, and the inner packets (Ethernet or raw IP) go
+    through the same link and IP decoding as a new layer, up to :data:`MAX_TUNNEL_DEPTH`
+    layers. An inner segment keeps its record's index, hence its frame number and timestamp,
+    and the layers' segments are put back in record order by one stable sort.
 
     *Merging.* A single file is emitted batch by batch. Several files are merged with exactly
     the semantics of ``heapq.merge`` keyed on the timestamp (ties: the earlier file, then
@@ -70,6 +80,24 @@ Decisions on the corners
     * NULL (0) link headers are in the capturing host's byte order: a family value above
       0xFFFF is read byte-swapped. Raw link types (12, 14, 101, 228, 229) dispatch on the IP
       version nibble.
+    * Tunnels (``decapsulate=True``, the default; Zeek's rules): IP-in-IP (IPv4 / IPv6 in
+      IPv4 / IPv6); GRE version 0 with IPv4, IPv6, Ethernet (0x6558) or ERSPAN II / III
+      inside, and version 1 (PPTP) with PPP; VXLAN (I flag set) and Geneve (version 0; an
+      Ethernet frame, IPv4 or IPv6) carrying Ethernet with any VLAN tags; GTP-U G-PDUs
+      (version 1, any optional fields and extension headers; never GTP in GTP) carrying IPv4
+      or IPv6; Teredo (optional authentication and origin indication, then IPv6), and on
+      other ports too when a datagram is exactly an IPv6 packet from or to a Teredo address
+      (2001:0::/32). The UDP tunnels are recognised by either port (the destination's first).
+      A segment is keyed by its inner 4-tuple, and its length comes from the inner IP header;
+      the inner packet ends where the captured bytes or an enclosing length (IP, UDP, GTP) end.
+      ``verify_checksums`` checks the innermost IPv4 header and TCP checksum only (never a UDP
+      checksum). Skip reasons: a tunnel or inner header cut short is ``truncated_header``; a
+      tunnel header that is not one this reader opens (wrong version or flags, another GTP
+      message, an unknown payload type), an empty tunnel or a non-TCP (or non-IP) inner packet
+      is ``not_tcp``, as without decapsulation; an inner IP version other than its tunnel
+      names, a GTP extension header of length 0, more than 16 of them, or a tunnel nested more
+      than :data:`MAX_TUNNEL_DEPTH` deep is ``malformed``. ``stats.decapsulated`` counts the
+      packets taken out of each kind of tunnel, whatever they carried.
     * ``stats.first_ts`` / ``last_ts`` are the smallest / largest record timestamp, which for
       a time-ordered capture are the first and the last record's. Stats are complete once
       the iterator is exhausted; skip counts are added per decoded chunk.
@@ -99,9 +127,12 @@ __all__ = [
     "CHUNK",
     "MAX_BLOCK",
     "MAX_CAPLEN",
+    "MAX_TUNNEL_DEPTH",
     "NAMES",
     "SKIP_REASONS",
     "SUPPORTED_LINKTYPES",
+    "TUNNELS",
+    "TUNNEL_PORTS",
     "CaptureError",
     "Columns",
     "ReadStats",
@@ -176,6 +207,26 @@ _VLAN_TPIDS: Final = (0x8100, 0x88A8, 0x9100)
 _MAX_NEST: Final = 16
 _IP6_EXT: Final = (0, 43, 60, 51, 135, 139, 140)  # 44 (fragment) is handled on its own
 
+#: Tunnels opened inside one another at most (Zeek's ``Tunnel::max_depth``); a packet nested
+#: deeper counts as ``malformed``.
+MAX_TUNNEL_DEPTH: Final = 4
+#: The kinds of tunnel the reader opens: the keys of ``ReadStats.decapsulated``.
+TUNNELS: Final = ("ip-in-ip", "gre", "vxlan", "geneve", "gtp-u", "teredo")
+# internal kinds of tunnel: IP-in-IP with an IPv4 / IPv6 inside, GRE, the UDP tunnels, and
+# Teredo recognised by its contents on some other port (already parsed when found)
+_T_IP4, _T_IP6, _T_GRE, _T_VXLAN, _T_GENEVE, _T_GTP, _T_TEREDO, _T_TEREDO_SEEN = range(8)
+_T_NAMES: Final = ("ip-in-ip", "ip-in-ip", "gre", "vxlan", "geneve", "gtp-u", "teredo", "teredo")
+#: Well-known UDP ports of the UDP tunnels (either port of a datagram; the destination wins).
+TUNNEL_PORTS: Final[dict[int, str]] = {4789: "vxlan", 6081: "geneve", 2152: "gtp-u", 3544: "teredo"}
+_PORT_KIND: Final = np.full(65536, -1, dtype=np.int64)
+_PORT_KIND[[4789, 6081, 2152, 3544]] = [_T_VXLAN, _T_GENEVE, _T_GTP, _T_TEREDO]
+_CARRIER: Final = np.zeros(256, dtype=np.bool_)  # IP protocols that may carry a tunnel
+_CARRIER[[4, 17, 41, 47]] = True  # IPv4, UDP, IPv6, GRE
+_LT_RAW_IP: Final = 101
+# why a tunnel was not opened (0: it was)
+_OPENED, _CUT, _NOT_TCP, _MALFORMED = 0, 1, 2, 3
+_WHY: Final = ("", "truncated_header", "not_tcp", "malformed")
+
 _PCAP_MAGICS: Final[dict[bytes, tuple[str, int, int, str]]] = {
     # first four bytes -> (byte order, ns per fraction unit, record header size, description)
     b"\xd4\xc3\xb2\xa1": ("<", 1000, 16, "pcap (µs, little-endian)"),
@@ -231,6 +282,9 @@ class ReadStats:
     last_ts: int | None = None
     #: one short description per file, e.g. "gzip, pcapng (2 interfaces: ETHERNET, RAW)"
     formats: list[str] = field(default_factory=list)
+    #: packets taken out of each kind of tunnel (:data:`TUNNELS`), whatever they carried; a
+    #: packet nested in two tunnels counts under both
+    decapsulated: dict[str, int] = field(default_factory=dict)
 
 
 class _Corrupt(Exception):
@@ -490,24 +544,365 @@ class Columns:
         return [raw[x:y] for x, y in pairwise(b)]
 
 
-def _drop(skip: dict[str, int], reason: str, bad: npt.NDArray[np.bool_], *arrays: Any) -> list[Any]:
-    """Count ``bad`` rows under ``reason`` and return the arrays without them."""
+def _drop(
+    skip: dict[str, int],
+    reason: str,
+    bad: npt.NDArray[np.bool_],
+    *arrays: Any,
+    also: npt.NDArray[np.bool_] | None = None,
+) -> list[Any]:
+    """Count ``bad`` rows under ``reason`` and return the arrays without them (nor the rows
+    ``also``, which are not counted)."""
     nbad = int(np.count_nonzero(bad))
-    if not nbad:
+    if nbad:
+        skip[reason] = skip.get(reason, 0) + nbad
+    if also is not None:
+        bad = bad | also
+    elif not nbad:
         return list(arrays)
-    skip[reason] = skip.get(reason, 0) + nbad
     keep = ~bad
     return [a[keep] for a in arrays]
+
+
+# --------------------------------------------------------------------------- tunnels
+
+
+class _Carried:
+    """Tunnel packets met while decoding one layer of a chunk, waiting to be opened: per packet
+    its record, the kind of tunnel, where the tunnel header starts and where the packet ends
+    (the captured end, or an enclosing length if that comes first)."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[I64, I64, I64, I64]] = []
+
+    def add(self, rec: I64, kind: I64 | int, pos: I64, end: I64) -> None:
+        if len(rec):
+            kinds = np.full(len(rec), kind, dtype=np.int64) if isinstance(kind, int) else kind
+            self.parts.append((rec, kinds, pos, end))
+
+    def __bool__(self) -> bool:
+        return bool(self.parts)
+
+    def arrays(self) -> tuple[I64, I64, I64, I64]:
+        if len(self.parts) == 1:
+            return self.parts[0]
+        rec, kind, pos, end = (np.concatenate([p[i] for p in self.parts]) for i in range(4))
+        return rec, kind, pos, end
+
+    def offer(
+        self, u8: U8, proto: I64, rec: I64, pay: I64, lim: I64, via: I64 | None
+    ) -> npt.NDArray[np.bool_]:
+        """Take the tunnels among non-TCP IP packets (IP protocol ``proto``, payload from
+        ``pay`` to ``lim``); returns which were taken. ``via`` gives, per record, the kind of
+        tunnel the packets came out of (None at the outermost layer)."""
+        lim = np.maximum(lim, pay)
+        taken = np.zeros(len(rec), dtype=np.bool_)
+        for number, tkind in ((4, _T_IP4), (41, _T_IP6), (47, _T_GRE)):
+            sel = proto == number
+            if sel.any():
+                taken |= sel
+                self.add(rec[sel], tkind, pay[sel], lim[sel])
+        u = np.flatnonzero((proto == 17) & (lim - pay >= 8))
+        if not len(u):
+            return taken
+        at = pay[u]
+        kind = _PORT_KIND[_be16(u8, at + 2)]
+        kind = np.where(kind < 0, _PORT_KIND[_be16(u8, at)], kind)
+        if via is not None:  # GTP is never carried in GTP: a G-PDU to port 2152 is user data
+            kind[(kind == _T_GTP) & (via[rec[u]] == _T_GTP)] = -1
+        ulen = _be16(u8, at + 4)
+        decl = np.where(ulen >= 8, at + ulen, lim[u])  # the datagram's end by its own length
+        end = np.minimum(lim[u], decl)
+        port = kind >= 0
+        if port.any():
+            taken[u[port]] = True
+            self.add(rec[u[port]], kind[port], at[port] + 8, end[port])
+        if port.all():
+            return taken
+        other = np.flatnonzero(~port)
+        seen, inner = _teredo_by_content(u8, at[other] + 8, end[other], decl[other])
+        if len(seen):
+            k = other[seen]
+            taken[u[k]] = True
+            self.add(rec[u[k]], _T_TEREDO_SEEN, inner, end[k])
+        return taken
+
+
+class _Open:
+    """The parse of tunnel headers over some packets, one row each: why not opened (0: it
+    was), where the inner packet starts (``q``) and ends, its link type (Ethernet or raw IP),
+    and the IP version it must have (0: any). ``live`` lists the rows still being parsed."""
+
+    __slots__ = ("code", "end", "live", "lt", "q", "want")
+
+    def __init__(self, pos: I64, end: I64) -> None:
+        n = len(pos)
+        self.q: I64 = pos.copy()
+        self.end: I64 = end.copy()
+        self.code: I64 = np.zeros(n, dtype=np.int64)
+        self.lt: I64 = np.full(n, _LT_RAW_IP, dtype=np.int64)
+        self.want: I64 = np.zeros(n, dtype=np.int64)
+        self.live: I64 = np.arange(n, dtype=np.int64)
+
+    def fail(self, bad: npt.NDArray[np.bool_], why: int) -> I64:
+        """The live rows where ``bad`` (one value per row) holds stop with ``why``; returns
+        the rows still live."""
+        b = bad[self.live]
+        if b.any():
+            self.code[self.live[b]] = why
+            self.live = self.live[~b]
+        return self.live
+
+    def need(self, nbytes: int | I64) -> I64:
+        """Live rows without ``nbytes`` (one value per row, or for all) at ``q`` are cut."""
+        return self.fail(self.end - self.q < nbytes, _CUT)
+
+    def alive(self, rows: I64) -> I64:
+        """Those of ``rows`` still live."""
+        out: I64 = rows[self.code[rows] == _OPENED]
+        return out
+
+    def ethertype(self, rows: I64, et: I64) -> None:
+        """Rows whose inner packet is named by an ethertype: Ethernet, IPv4 or IPv6."""
+        e = et[rows]
+        self.lt[rows] = np.where(e == 0x6558, _LT_ETH, _LT_RAW_IP)
+        self.want[rows] = np.where(e == 0x0800, 4, np.where(e == 0x86DD, 6, 0))
+        bad = np.zeros(len(self.q), dtype=np.bool_)
+        bad[rows] = ~np.isin(e, (0x6558, 0x0800, 0x86DD))
+        self.fail(bad, _NOT_TCP)
+
+
+def _zeros(n: int) -> I64:
+    return np.zeros(n, dtype=np.int64)
+
+
+def _open_vxlan(u8: U8, t: _Open) -> None:
+    """VXLAN (RFC 7348): 8 bytes, the I flag set, then an Ethernet frame."""
+    k = t.need(8)
+    flags = _zeros(len(t.q))
+    flags[k] = u8[t.q[k]]
+    k = t.fail((flags & 0x08) == 0, _NOT_TCP)
+    t.q[k] += 8
+    t.lt[k] = _LT_ETH
+
+
+def _open_geneve(u8: U8, t: _Open) -> None:
+    """Geneve (RFC 8926): version 0, 8 bytes plus options, then the packet its protocol names."""
+    n = len(t.q)
+    k = t.need(8)
+    b0 = _zeros(n)
+    b0[k] = u8[t.q[k]]
+    k = t.fail((b0 >> 6) != 0, _NOT_TCP)
+    k = t.need(8 + (b0 & 0x3F) * 4)
+    et = _zeros(n)
+    et[k] = _be16(u8, t.q[k] + 2)
+    t.q[k] += 8 + (b0[k] & 0x3F) * 4
+    t.ethertype(k, et)
+
+
+def _open_gtp(u8: U8, t: _Open) -> None:
+    """GTP-U (3GPP TS 29.281): version 1 G-PDU (type 255); 4 more bytes when any of E / S / PN
+    is set, then the extension headers the E flag chains; the message length bounds the packet."""
+    n = len(t.q)
+    q = t.q
+    k = t.need(8)
+    b0 = _zeros(n)
+    mtype = _zeros(n)
+    b0[k] = u8[q[k]]
+    mtype[k] = u8[q[k] + 1]
+    k = t.fail(((b0 >> 5) != 1) | ((b0 & 0x10) == 0) | (mtype != 255), _NOT_TCP)
+    t.end[k] = np.minimum(t.end[k], q[k] + 8 + _be16(u8, q[k] + 2))
+    opt = (b0 & 0x07) != 0
+    k = t.need(np.where(opt, 12, 8))
+    nxt = _zeros(n)
+    e = k[(b0[k] & 0x04) != 0]
+    nxt[e] = u8[q[e] + 11]
+    q[k] += np.where(opt[k], 12, 8)
+    for _ in range(_MAX_NEST):
+        e = t.live[nxt[t.live] != 0]
+        if not len(e):
+            break
+        wanted = _zeros(n)
+        wanted[e] = 1
+        t.need(wanted)
+        e = t.alive(e)
+        ln = _zeros(n)
+        ln[e] = u8[q[e]].astype(np.int64) * 4  # in 4-byte units, this byte and the next type's included
+        t.fail(nxt.astype(np.bool_) & (ln == 0), _MALFORMED)
+        e = t.alive(e)
+        t.need(np.where(nxt != 0, ln, 0))
+        e = t.alive(e)
+        nxt[e] = u8[q[e] + ln[e] - 1]
+        q[e] += ln[e]
+    else:
+        t.fail(nxt != 0, _MALFORMED)
+
+
+def _open_teredo(u8: U8, t: _Open) -> None:
+    """Teredo (RFC 4380): an optional authentication header (type 1), an optional origin
+    indication (type 0, not before the authentication), then an IPv6 packet."""
+    n = len(t.q)
+    q = t.q
+    k = t.need(2)
+    tag = np.full(n, -1, dtype=np.int64)
+    tag[k] = _be16(u8, q[k])
+    a = k[tag[k] == 1]
+    if len(a):
+        t.need(np.where(tag == 1, 4, 0))
+        a = t.alive(a)
+        ln = _zeros(n)
+        ln[a] = 13 + u8[q[a] + 2].astype(np.int64) + u8[q[a] + 3]  # ids, nonce, confirmation byte
+        t.need(ln)
+        a = t.alive(a)
+        q[a] += ln[a]
+        t.need(np.where(tag == 1, 2, 0))
+        a = t.alive(a)
+        tag[a] = _be16(u8, q[a])
+        t.fail(tag == 1, _NOT_TCP)
+    o = t.live[tag[t.live] == 0]
+    if len(o):
+        t.need(np.where(tag == 0, 8, 0))
+        o = t.alive(o)
+        q[o] += 8
+    k = t.need(1)
+    version = _zeros(n)
+    version[k] = u8[q[k]] >> 4
+    t.fail(version != 6, _NOT_TCP)
+
+
+def _teredo_by_content(u8: U8, pos: I64, end: I64, decl: I64) -> tuple[I64, I64]:
+    """Teredo on a port other than 3544, recognised by its contents as Zeek does: a Teredo
+    encapsulation holding a whole IPv6 packet (its payload length fits the datagram exactly)
+    from or to a Teredo address (2001:0::/32). Returns the rows and their inner positions."""
+    none = np.empty(0, dtype=np.int64)
+    k = np.flatnonzero(end - pos >= 40)
+    if not len(k):
+        return none, none
+    b0 = u8[pos[k]]
+    k = k[((b0 >> 4) == 6) | ((b0 == 0) & (u8[pos[k] + 1] <= 1))]
+    if not len(k):
+        return none, none
+    t = _Open(pos[k], end[k])
+    _open_teredo(u8, t)
+    r = t.need(40)
+    if not len(r):
+        return none, none
+    q = t.q[r]
+    prefix = np.array([0x20, 0x01, 0x00, 0x00], dtype=np.uint8)
+    src = (u8[q[:, None] + (8 + _SPAN[4])] == prefix).all(axis=1)
+    dst = (u8[q[:, None] + (24 + _SPAN[4])] == prefix).all(axis=1)
+    whole = q + 40 + _be16(u8, q + 4) == decl[k[r]]
+    ok = (src | dst) & whole
+    return k[r[ok]], q[ok]
+
+
+def _open_gre(u8: U8, t: _Open) -> None:
+    """GRE (RFC 2784 / 2890): version 0 carrying IPv4, IPv6, Ethernet (0x6558) or ERSPAN
+    type II / III mirrored frames, or version 1 (PPTP, RFC 2637) carrying PPP with IPv4 / IPv6.
+    The deprecated routing field and unknown flags are not decoded."""
+    n = len(t.q)
+    q = t.q
+    k = t.need(4)
+    fv = _zeros(n)
+    et = _zeros(n)
+    fv[k] = _be16(u8, q[k])
+    et[k] = _be16(u8, q[k] + 2)
+    ver = fv & 0x0007
+    v0 = ver == 0
+    known = np.isin(et, (0x0800, 0x86DD, 0x6558, 0x88BE, 0x22EB))
+    t.fail(((ver > 1) | ((fv & 0x4078) != 0) | (v0 & ~known) | (~v0 & (et != 0x880B))), _NOT_TCP)
+    # checksum, key, sequence number, acknowledgment (PPTP): 4 bytes each when flagged
+    hl = 4 + 4 * (((fv >> 15) & 1) + ((fv >> 13) & 1) + ((fv >> 12) & 1) + ((fv >> 7) & 1))
+    k = t.need(hl)
+    q[k] += hl[k]
+    # ERSPAN: type II (0x88BE with a sequence number) has 8 bytes, type III 12 plus 8 optional
+    two = (et == 0x88BE) & ((fv & 0x1000) != 0)
+    k = t.need(np.where(two, 8, np.where(et == 0x22EB, 12, 0)))
+    three = k[et[k] == 0x22EB]
+    extra = np.where(two, 8, 0)
+    extra[three] = 12 + 8 * (u8[q[three] + 11] & 1)
+    k = t.need(extra)
+    q[k] += extra[k]
+    erspan = (et == 0x88BE) | (et == 0x22EB)
+    t.ethertype(k[v0[k] & ~erspan[k]], et)
+    e = k[erspan[k]]
+    t.lt[e] = _LT_ETH
+    # PPTP: nothing after the header is an acknowledgment alone; PPP may omit FF 03
+    ppp = t.alive(k[~v0[k]])
+    if not len(ppp):
+        return
+    t.fail(~v0 & (t.end <= q), _NOT_TCP)
+    t.need(np.where(v0, 0, 2))
+    ppp = t.alive(ppp)
+    hdlc = ppp[(u8[q[ppp]] == 0xFF) & (u8[q[ppp] + 1] == 0x03)]
+    q[hdlc] += 2
+    t.need(np.where(v0, 0, 2))
+    ppp = t.alive(ppp)
+    proto = _zeros(n)
+    proto[ppp] = _be16(u8, q[ppp])
+    q[ppp] += 2
+    t.want[ppp] = np.where(proto[ppp] == 0x0021, 4, 6)
+    t.fail(~v0 & (proto != 0x0021) & (proto != 0x0057), _NOT_TCP)
+
+
+_OPENERS: Final[dict[int, Callable[[U8, _Open], None]]] = {
+    _T_GRE: _open_gre,
+    _T_VXLAN: _open_vxlan,
+    _T_GENEVE: _open_geneve,
+    _T_GTP: _open_gtp,
+    _T_TEREDO: _open_teredo,
+}
+
+
+def _open_tunnels(
+    u8: U8, kind: I64, pos: I64, end: I64, skip: dict[str, int], counts: dict[str, int]
+) -> tuple[I64, I64, I64, I64]:
+    """Parse the tunnel headers: (rows opened, inner start, inner end, inner link type). The
+    others are counted in ``skip``; the opened ones in ``counts``, by kind of tunnel."""
+    t = _Open(pos, end)
+    live = t.fail(t.end <= t.q, _NOT_TCP)  # nothing inside
+    t.want[kind == _T_IP4] = 4
+    t.want[kind == _T_IP6] = 6
+    present = np.flatnonzero(np.bincount(kind[live], minlength=len(_T_NAMES))).tolist()
+    for tkind in present:
+        opener = _OPENERS.get(tkind)
+        if opener is not None:  # it parses the live rows only: those of its kind
+            t.live = live if len(present) == 1 else live[kind[live] == tkind]
+            opener(u8, t)
+    t.live = np.flatnonzero(t.code == _OPENED)
+    k = t.fail(t.end <= t.q, _NOT_TCP)
+    # an inner IP packet of the version its tunnel names (4 for IPv4-in-IP, ...)
+    version = _zeros(len(t.q))
+    version[k] = u8[t.q[k]] >> 4
+    k = t.fail((t.want != 0) & (version != t.want), _MALFORMED)
+    why = np.bincount(t.code, minlength=len(_WHY))
+    for code in (_CUT, _NOT_TCP, _MALFORMED):
+        if why[code]:
+            skip[_WHY[code]] = skip.get(_WHY[code], 0) + int(why[code])
+    for kk, c in enumerate(np.bincount(kind[k], minlength=len(_T_NAMES)).tolist()):
+        if c:
+            counts[_T_NAMES[kk]] = counts.get(_T_NAMES[kk], 0) + c
+    return k, t.q[k], t.end[k], t.lt[k]
+
+
+#: One decoded IP layer: (record index, TCP header position, TCP segment length, captured end,
+#: family, source, destination) per segment.
+_L4 = tuple[I64, I64, I64, I64, U8, Rows, Rows]
 
 
 class _Decoder:
     """Turns the records of one chunk into segment columns (shared by all files of a call)."""
 
-    def __init__(self, verify: bool) -> None:
+    def __init__(self, verify: bool, decapsulate: bool = True, counts: dict[str, int] | None = None) -> None:
         self.verify = verify
+        self.decapsulate = decapsulate
+        self.counts: dict[str, int] = counts if counts is not None else {}
 
     def link(self, u8: U8, d: I64, end: I64, lt: int, skip: dict[str, int]) -> tuple[I64, I64, I64, I64]:
-        """Record indices and network-header positions of the IPv4 and the IPv6 packets."""
+        """Row indices (into ``d`` / ``end``) and network-header positions of the IPv4 and the
+        IPv6 packets."""
         n = len(d)
         if lt in _ETHERTYPE_LINKS:
             hl, etoff = _ETHERTYPE_LINKS[lt]
@@ -569,27 +964,85 @@ class _Decoder:
         Returns the record index of every segment (ascending) and their columns.
         """
         end = d + cap
+        parts: list[_L4] = []
+        carried = _Carried() if self.decapsulate else None
         i4, p4, i6, p6 = self.link(u8, d, end, lt, skip)
-        parts = []
-        if len(i4):
-            parts.append(self._ipv4(buf, u8, i4, p4, end[i4], skip))
-        if len(i6):
-            parts.append(self._ipv6(buf, u8, i6, p6, end[i6], skip))
+        self._network(buf, u8, i4, p4, end[i4], i6, p6, end[i6], skip, parts, carried, None)
+        opened = bool(carried)
+        depth = 0
+        while carried:
+            rec, kind, pos, tend = carried.arrays()
+            depth += 1
+            if depth > MAX_TUNNEL_DEPTH:
+                skip["malformed"] = skip.get("malformed", 0) + len(rec)
+                break
+            k, pos, tend, ilt = _open_tunnels(u8, kind, pos, tend, skip, self.counts)
+            rec, kind = rec[k], kind[k]
+            via = np.full(len(d), -1, dtype=np.int64)
+            via[rec] = kind
+            carried = _Carried()
+            inner: dict[str, int] = {}
+            eth = ilt == _LT_ETH
+            for group, sel in ((_LT_ETH, eth), (_LT_RAW_IP, ~eth)):
+                if not sel.any():
+                    continue
+                r, e = rec[sel], tend[sel]
+                j4, q4, j6, q6 = self.link(u8, pos[sel], e, group, inner)
+                self._network(buf, u8, r[j4], q4, e[j4], r[j6], q6, e[j6], skip, parts, carried, via)
+            # what a tunnel carries that is not IP is not TCP either
+            inner["not_tcp"] = inner.get("not_tcp", 0) + inner.pop("not_ip", 0)
+            for reason, count in inner.items():
+                if count:
+                    skip[reason] = skip.get(reason, 0) + count
+        if opened:
+            parts = [p for p in parts if len(p[0])]
         if not parts:
             return np.empty(0, dtype=np.int64), Columns.empty()
-        if len(parts) == 1:
+        if len(parts) == 1 and not opened:
             return self._tcp(u8, *parts[0], skip)
-        # both families: one TCP pass over the union, in record order
+        # several families or layers (tunnels come out in the order they were met): one TCP
+        # pass over the union, in record order (a record gives one segment at most)
         idx = np.concatenate([p[0] for p in parts])
         order = np.argsort(idx, kind="stable")
         tcp, seglen, end, fam, src, dst = (np.concatenate([p[k] for p in parts])[order] for k in range(1, 7))
         return self._tcp(u8, idx[order], tcp, seglen, end, fam, src, dst, skip)
 
+    def _network(
+        self,
+        buf: bytes,
+        u8: U8,
+        i4: I64,
+        p4: I64,
+        e4: I64,
+        i6: I64,
+        p6: I64,
+        e6: I64,
+        skip: dict[str, int],
+        parts: list[_L4],
+        carried: _Carried | None,
+        via: I64 | None,
+    ) -> None:
+        """Decode the IPv4 packets (records ``i4``, headers at ``p4``, ends ``e4``) and the IPv6
+        ones into ``parts``; tunnels go to ``carried`` (None: not decapsulating)."""
+        if len(i4):
+            parts.append(self._ipv4(buf, u8, i4, p4, e4, skip, carried, via))
+        if len(i6):
+            parts.append(self._ipv6(buf, u8, i6, p6, e6, skip, carried, via))
+
     def _ipv4(
-        self, buf: bytes, u8: U8, idx: I64, p: I64, end: I64, skip: dict[str, int]
-    ) -> tuple[I64, I64, I64, I64, U8, Rows, Rows]:
+        self,
+        buf: bytes,
+        u8: U8,
+        idx: I64,
+        p: I64,
+        end: I64,
+        skip: dict[str, int],
+        carried: _Carried | None = None,
+        via: I64 | None = None,
+    ) -> _L4:
         """IPv4 packets that carry a whole TCP header: (record index, TCP header position,
-        TCP segment length from the IP header, captured end, source, destination)."""
+        TCP segment length from the IP header, captured end, source, destination). Tunnels
+        go to ``carried`` (if given) instead of counting as ``not_tcp``."""
         idx, p, end = _drop(skip, "truncated_header", end - p < 20, idx, p, end)
         h = _rows(u8, p, 20, _IP4_DT)
         vhl = h["vhl"]
@@ -600,7 +1053,20 @@ class _Decoder:
         rem = end - p
         idx, p, end, h, hl, rem = _drop(skip, "truncated_header", rem < hl, idx, p, end, h, hl, rem)
         idx, p, end, h, hl, rem = _drop(skip, "fragment", (h["frag"] & 0x3FFF) != 0, idx, p, end, h, hl, rem)
-        idx, p, end, h, hl, rem = _drop(skip, "not_tcp", h["proto"] != 6, idx, p, end, h, hl, rem)
+        other = h["proto"] != 6
+        tunnel = None
+        if carried is not None and other.any():
+            c = np.flatnonzero(other)
+            c = c[_CARRIER[h["proto"][c]]]
+            if len(c):
+                tot = h["len"][c].astype(np.int64)
+                pay = p[c] + hl[c]
+                lim = np.where(tot == 0, end[c], np.minimum(end[c], p[c] + tot))
+                taken = carried.offer(u8, h["proto"][c].astype(np.int64), idx[c], pay, lim, via)
+                tunnel = np.zeros(len(idx), dtype=np.bool_)
+                tunnel[c[taken]] = True
+                other &= ~tunnel
+        idx, p, end, h, hl, rem = _drop(skip, "not_tcp", other, idx, p, end, h, hl, rem, also=tunnel)
         idx, p, end, h, hl, rem = _drop(skip, "truncated_header", rem < hl + 20, idx, p, end, h, hl, rem)
         tot = h["len"].astype(np.int64)
         zero = tot == 0
@@ -636,8 +1102,16 @@ class _Decoder:
         return idx, tcp, seglen, end, fam, _v4_as_16(h["src"]), _v4_as_16(h["dst"])
 
     def _ipv6(
-        self, buf: bytes, u8: U8, idx: I64, p: I64, end: I64, skip: dict[str, int]
-    ) -> tuple[I64, I64, I64, I64, U8, Rows, Rows]:
+        self,
+        buf: bytes,
+        u8: U8,
+        idx: I64,
+        p: I64,
+        end: I64,
+        skip: dict[str, int],
+        carried: _Carried | None = None,
+        via: I64 | None = None,
+    ) -> _L4:
         """Like :meth:`_ipv4`, walking the extension headers."""
         idx, p, end = _drop(skip, "truncated_header", end - p < 40, idx, p, end)
         h = _rows(u8, p, 40, _IP6_DT)
@@ -661,7 +1135,19 @@ class _Decoder:
             idx, p, end, h, nh, q = _drop(
                 skip, "malformed", np.isin(nh, (*_IP6_EXT, 44)), idx, p, end, h, nh, q
             )
-        idx, p, end, h, q = _drop(skip, "not_tcp", nh != 6, idx, p, end, h, q)
+        other = nh != 6
+        tunnel = None
+        if carried is not None and other.any():
+            c = np.flatnonzero(other)
+            c = c[_CARRIER[nh[c]]]
+            if len(c):
+                plen = h["plen"][c].astype(np.int64)
+                lim = np.where(plen == 0, end[c], np.minimum(end[c], p[c] + 40 + plen))
+                taken = carried.offer(u8, nh[c], idx[c], q[c], lim, via)
+                tunnel = np.zeros(len(idx), dtype=np.bool_)
+                tunnel[c[taken]] = True
+                other &= ~tunnel
+        idx, p, end, h, q = _drop(skip, "not_tcp", other, idx, p, end, h, q, also=tunnel)
         idx, p, end, h, q = _drop(skip, "truncated_header", end - q < 20, idx, p, end, h, q)
         plen = h["plen"].astype(np.int64)
         zero = plen == 0
@@ -1465,6 +1951,7 @@ def read_columns(
     *,
     verify_checksums: bool = False,
     stats: ReadStats | None = None,
+    decapsulate: bool = True,
 ) -> Iterator[Columns]:
     """The segments of :func:`read_segments` as :class:`Columns`, one per decoded chunk.
 
@@ -1473,7 +1960,9 @@ def read_columns(
     """
     if stats is None:
         stats = ReadStats()
-    dec = _Decoder(verify_checksums)
+    for t in TUNNELS:
+        stats.decapsulated.setdefault(t, 0)
+    dec = _Decoder(verify_checksums, decapsulate, stats.decapsulated)
     files: list[_File] = []
     try:
         for p in _as_list(paths):
@@ -1493,13 +1982,17 @@ def read_batches(
     *,
     verify_checksums: bool = False,
     stats: ReadStats | None = None,
+    decapsulate: bool = True,
 ) -> Iterator[list[Segment]]:
     """Like :func:`read_segments`, but yields the segments in lists (one per decoded chunk).
 
     Every file is opened and its header checked now: :class:`CaptureError` is raised by this
     call, never by the iterator.
     """
-    return map(segments_of, read_columns(paths, verify_checksums=verify_checksums, stats=stats))
+    return map(
+        segments_of,
+        read_columns(paths, verify_checksums=verify_checksums, stats=stats, decapsulate=decapsulate),
+    )
 
 
 def read_segments(
@@ -1507,6 +2000,7 @@ def read_segments(
     *,
     verify_checksums: bool = False,
     stats: ReadStats | None = None,
+    decapsulate: bool = True,
 ) -> Iterator[Segment]:
     """Every TCP segment of every capture, merged in timestamp order across files.
 
@@ -1514,9 +2008,13 @@ def read_segments(
     1-based positions in the merged record stream, so for one file they are Wireshark's.
     ``"-"`` reads stdin. ``stats`` is filled as the iterator advances. Opening problems raise
     :class:`CaptureError` from this call; a cut or corrupt file ends with a warning in
-    ``stats.warnings`` and ``stats.truncated`` set.
+    ``stats.warnings`` and ``stats.truncated`` set. TCP inside tunnels (IP-in-IP, GRE,
+    VXLAN, Geneve, GTP-U, Teredo) comes out as the inner segment, unless ``decapsulate`` is
+    False (then tunnel packets count as ``not_tcp``).
     """
-    return chain.from_iterable(read_batches(paths, verify_checksums=verify_checksums, stats=stats))
+    return chain.from_iterable(
+        read_batches(paths, verify_checksums=verify_checksums, stats=stats, decapsulate=decapsulate)
+    )
 
 
 # --------------------------------------------------------------------------- TCP options

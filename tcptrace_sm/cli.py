@@ -38,6 +38,7 @@ from tcptrace_sm.clikit import (
     captures_argument,
     close_wait_option,
     dask_client,
+    decapsulate_option,
     default_jobs,
     err,
     handle_errors,
@@ -356,6 +357,7 @@ def _options_text(raw: bytes) -> str:
 )
 @output_option
 @verify_option
+@decapsulate_option
 @click.option("-n", "--limit", type=click.IntRange(min=0), default=None, help="Stop after N segments.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
 @handle_errors
@@ -364,12 +366,15 @@ def segments(
     fmt: str,
     output: str | None,
     verify_checksums: bool,
+    decapsulate: bool,
     limit: int | None,
     quiet: bool,
 ) -> None:
     """List the TCP segments exactly as the analysis sees them."""
     stats = ReadStats(files=[])
-    segs = read_segments(list(captures), verify_checksums=verify_checksums, stats=stats)
+    segs = read_segments(
+        list(captures), verify_checksums=verify_checksums, stats=stats, decapsulate=decapsulate
+    )
     rows = (_segment_row(seg) for seg in itertools.islice(segs, limit))
     with output_stream(output) as out:
         if fmt == "csv":
@@ -384,7 +389,12 @@ def segments(
 
 
 def _segments_summary(stats: ReadStats) -> dict[str, Any]:
-    return {"packets": stats.packets, "segments": stats.segments, "skipped": stats.skipped}
+    return {
+        "packets": stats.packets,
+        "segments": stats.segments,
+        "decapsulated": stats.decapsulated,
+        "skipped": stats.skipped,
+    }
 
 
 def _segment_row(seg: Segment) -> dict[str, Any]:

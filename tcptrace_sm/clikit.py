@@ -103,6 +103,15 @@ verify_option = click.option(
     help="Drop (and count) segments whose IPv4 or TCP checksum is wrong. Off by default: captures "
     "taken on a sending host carry offloaded, 'wrong' checksums.",
 )
+decapsulate_option = click.option(
+    "--no-decapsulate",
+    "decapsulate",
+    is_flag=True,
+    flag_value=False,
+    default=True,
+    help="Leave tunnels closed. By default TCP inside IP-in-IP, GRE, VXLAN, Geneve, GTP-U and Teredo "
+    "is analysed as the inner connection (as Zeek does); with this, tunnel packets count as not_tcp.",
+)
 output_option = click.option(
     "-o", "--output", "output", metavar="FILE", default=None, help="Write the data to FILE instead of stdout."
 )

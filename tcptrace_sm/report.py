@@ -212,6 +212,11 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
         skipped_txt = "; skipped " + ", ".join(
             f"{n} {reason.replace('_', ' ')}" for reason, n in skipped.items()
         )
+    tunnels = {kind: n for kind, n in (summary.get("decapsulated") or {}).items() if n}
+    if tunnels:
+        skipped_txt = (
+            "; decapsulated " + ", ".join(f"{n} {kind}" for kind, n in tunnels.items()) + skipped_txt
+        )
     lines.append(f"{summary['packets']} packets, {summary['segments']} TCP segments{skipped_txt}")
     if "connections" not in summary:
         return lines

@@ -5,6 +5,8 @@ checked against an independent encoder. Everything here returns ``bytes``:
 
 * packet builders: :func:`tcp_header`, :func:`ipv4`, :func:`ipv6`, :func:`tcp4`, :func:`tcp6`;
 * link-layer framing for every link type the reader supports: :func:`frame`;
+* tunnels: :func:`udp` and the UDP tunnel payloads :func:`vxlan`, :func:`geneve`,
+  :func:`gtp_u`, :func:`teredo`; :func:`gre` (a GRE header and payload for IP protocol 47);
 * capture writers: :func:`pcap` (classic, µs or ns, either byte order) and :class:`Pcapng`
   (several sections and interfaces, EPB/SPB/obsolete PB, any byte order).
 """
@@ -224,6 +226,108 @@ def frame(
 def strip_ethernet(eth_frame: bytes) -> bytes:
     """The IP packet inside an untagged Ethernet frame (as tcpdump records on Linux ``lo``)."""
     return eth_frame[14:]
+
+
+# --------------------------------------------------------------------------- tunnels
+
+PROTO_IPIP, PROTO_UDP, PROTO_IPV6, PROTO_GRE = 4, 17, 41, 47
+PORT_VXLAN, PORT_GENEVE, PORT_GTP_U, PORT_TEREDO = 4789, 6081, 2152, 3544
+ETH_BRIDGE = 0x6558  # transparent Ethernet bridging (GRE, Geneve)
+
+
+def udp(sport: int, dport: int, payload: bytes, *, length: int | None = None, csum: int = 0) -> bytes:
+    """A UDP datagram; the checksum is stored as given (0: none, as tunnels send)."""
+    n = length if length is not None else 8 + len(payload)
+    return struct.pack("!HHHH", sport, dport, n, csum) + payload
+
+
+def vxlan(inner_frame: bytes, vni: int = 42, *, flags: int = 0x08) -> bytes:
+    """VXLAN header (RFC 7348) and the inner Ethernet frame (the UDP payload for port 4789)."""
+    return struct.pack("!B3sI", flags, b"\0\0\0", vni << 8) + inner_frame
+
+
+def geneve(
+    inner: bytes, protocol: int = ETH_BRIDGE, vni: int = 42, *, options: bytes = b"", version: int = 0
+) -> bytes:
+    """Geneve header (RFC 8926) with ``options`` (a multiple of 4 bytes) and the inner packet."""
+    if len(options) % 4:
+        raise ValueError("Geneve options are a multiple of 4 bytes")
+    first = (version << 6) | (len(options) // 4)
+    return struct.pack("!BBHI", first, 0, protocol, vni << 8) + options + inner
+
+
+def gtp_u(
+    inner_ip: bytes,
+    teid: int = 1,
+    *,
+    seq: int | None = None,
+    npdu: int | None = None,
+    ext: Sequence[tuple[int, bytes]] = (),
+    msg_type: int = 255,
+    version: int = 1,
+    length: int | None = None,
+) -> bytes:
+    """GTPv1-U (3GPP TS 29.281) G-PDU. ``ext`` is a list of (extension header type, content);
+    the 4 optional bytes are present when a sequence number, N-PDU number or extension is."""
+    flags = (version << 5) | 0x10
+    opt = b""
+    if seq is not None or npdu is not None or ext:
+        flags |= (0x04 if ext else 0) | (0x02 if seq is not None else 0) | (0x01 if npdu is not None else 0)
+        opt = struct.pack("!HBB", seq or 0, npdu or 0, ext[0][0] if ext else 0)
+        for i, (_t, content) in enumerate(ext):
+            nxt = ext[i + 1][0] if i + 1 < len(ext) else 0
+            body = content + b"\0" * (-(len(content) + 2) % 4)
+            opt += bytes([(len(body) + 2) // 4]) + body + bytes([nxt])
+    body = opt + inner_ip
+    n = length if length is not None else len(body)
+    return struct.pack("!BBHI", flags, msg_type, n, teid) + body
+
+
+def teredo(
+    inner_ip6: bytes, *, origin: tuple[int, str] | None = None, auth: tuple[bytes, bytes] | None = None
+) -> bytes:
+    """Teredo (RFC 4380): an optional authentication header (client id, authentication value),
+    an optional origin indication (port, IPv4 address: stored obfuscated), then IPv6."""
+    out = b""
+    if auth is not None:
+        cid, value = auth
+        out += struct.pack("!HBB", 1, len(cid), len(value)) + cid + value + b"\x01" * 8 + b"\0"
+    if origin is not None:
+        port, ip4 = origin
+        out += struct.pack("!HH", 0, port ^ 0xFFFF) + bytes(b ^ 0xFF for b in addr(ip4))
+    return out + inner_ip6
+
+
+def gre(
+    payload: bytes,
+    protocol: int = ETH_IPV4,
+    *,
+    checksum_present: bool = False,
+    key: int | None = None,
+    seq: int | None = None,
+    ack: int | None = None,
+    version: int = 0,
+    routing: bool = False,
+) -> bytes:
+    """A GRE header (RFC 2784 / 2890; version 1 is PPTP's, RFC 2637) and its payload."""
+    flags = (
+        (0x8000 if checksum_present else 0)
+        | (0x4000 if routing else 0)
+        | (0x2000 if key is not None else 0)
+        | (0x1000 if seq is not None else 0)
+        | (0x0080 if ack is not None else 0)
+        | version
+    )
+    out = struct.pack("!HH", flags, protocol)
+    if checksum_present or routing:
+        out += b"\0\0\0\0"
+    for value in (key, seq, ack):
+        if value is not None:
+            out += struct.pack("!I", value)
+    if checksum_present:
+        c = checksum(out + payload)
+        out = out[:4] + struct.pack("!H", c) + out[6:]
+    return out + payload
 
 
 # --------------------------------------------------------------------------- writers

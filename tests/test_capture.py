@@ -26,6 +26,7 @@ import pcapgen as g
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from refdecode import VLAN, reference
 
 from tcptrace_sm import capture
 from tcptrace_sm.capture import CaptureError, ReadStats, parse_options, read_batches, read_segments
@@ -989,106 +990,6 @@ def test_modified_pcap_format(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- vectorised vs per-packet
-
-
-VLAN = (0x8100, 0x88A8, 0x9100)
-EXT6 = (0, 43, 60, 51, 135, 139, 140)
-
-
-def _be16(b: bytes, o: int) -> int:
-    return (b[o] << 8) | b[o + 1]
-
-
-def reference(frame: bytes, lt: int) -> tuple[Any, ...] | str:
-    """A plain per-packet decoder with the documented rules: (fields...) or a skip reason."""
-    n = len(frame)
-    if lt in (g.LT_ETHERNET, g.LT_SLL, g.LT_SLL2):
-        hl, eto = {g.LT_ETHERNET: (14, 12), g.LT_SLL: (16, 14), g.LT_SLL2: (20, 0)}[lt]
-        if n < hl:
-            return "truncated_header"
-        et, p = _be16(frame, eto), hl
-        depth = 0
-        while et in VLAN:
-            if depth == 16:
-                return "malformed"
-            if n < p + 4:
-                return "truncated_header"
-            et, p, depth = _be16(frame, p + 2), p + 4, depth + 1
-        ver = {0x0800: 4, 0x86DD: 6}.get(et)
-    elif lt in (g.LT_NULL, g.LT_LOOP):
-        if n < 4:
-            return "truncated_header"
-        fam = int.from_bytes(frame[:4], "big" if lt == g.LT_LOOP else "little")
-        if lt == g.LT_NULL and fam > 0xFFFF:
-            fam = int.from_bytes(frame[:4], "big")
-        ver = 4 if fam == 2 else 6 if fam in (24, 28, 30) else None
-        p = 4
-    else:
-        if n < 1:
-            return "truncated_header"
-        ver = {4: 4, 6: 6}.get(frame[0] >> 4)
-        p = 0
-    if ver is None:
-        return "not_ip"
-    rem = n - p
-    if ver == 4:
-        if rem < 20:
-            return "truncated_header"
-        if frame[p] >> 4 != 4 or frame[p] & 15 < 5:
-            return "malformed"
-        hl = (frame[p] & 15) * 4
-        if rem < hl:
-            return "truncated_header"
-        if _be16(frame, p + 6) & 0x3FFF:
-            return "fragment"
-        if frame[p + 9] != 6:
-            return "not_tcp"
-        if rem < hl + 20:
-            return "truncated_header"
-        tot = _be16(frame, p + 2) or rem
-        if tot < hl + 20:
-            return "malformed"
-        tcp, seglen = p + hl, tot - hl
-        src, dst = (
-            socket.inet_ntop(socket.AF_INET, frame[p + 12 : p + 16]),
-            socket.inet_ntop(socket.AF_INET, frame[p + 16 : p + 20]),
-        )
-    else:
-        if rem < 40:
-            return "truncated_header"
-        if frame[p] >> 4 != 6:
-            return "malformed"
-        nh, q = frame[p + 6], p + 40
-        for _ in range(16):
-            if nh == 44:
-                return "fragment"
-            if nh not in EXT6:
-                break
-            if n - q < 8:
-                return "truncated_header"
-            ln = frame[q + 1]
-            nh, q = frame[q], q + ((ln + 2) * 4 if nh == 51 else (ln + 1) * 8)
-        else:
-            if nh in (*EXT6, 44):
-                return "malformed"
-        if nh != 6:
-            return "not_tcp"
-        if n - q < 20:
-            return "truncated_header"
-        plen = _be16(frame, p + 4) or n - p - 40
-        seglen = plen - (q - p - 40)
-        if seglen < 20:
-            return "malformed"
-        tcp = q
-        src, dst = (
-            socket.inet_ntop(socket.AF_INET6, frame[p + 8 : p + 24]),
-            socket.inet_ntop(socket.AF_INET6, frame[p + 24 : p + 40]),
-        )
-    sport, dport, seq, ack, off, flags, win = struct.unpack_from("!HHIIBBH", frame, tcp)
-    thl = (off >> 4) * 4
-    if thl < 20 or seglen - thl < 0:
-        return "malformed"
-    return (src, sport, dst, dport, seq, ack, flags, win, seglen - thl, frame[tcp + 20 : min(tcp + thl, n)])
 
 
 @st.composite
