@@ -37,8 +37,10 @@ and mangled traffic) and compares everything.
 
 from __future__ import annotations
 
+import ctypes
 import heapq
 import os
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final
@@ -333,7 +335,9 @@ class _Store:
 #: grow without bound otherwise); so are the longest ones when all journals together pass
 #: :data:`JOURNAL_BUDGET` segments.
 JOURNAL_CAP: Final = 4096
-JOURNAL_BUDGET: Final = 4_000_000
+JOURNAL_BUDGET: Final = 6_000_000
+#: Segments replayed into the core at once when connections are handed over.
+_REPLAY_ROWS: Final = 1 << 16
 
 
 _JOURNAL_DT: Final = np.dtype(
@@ -501,7 +505,7 @@ class _Closed:
     def alloc(self, n: int) -> I64:
         if len(self._free) < n:
             old = len(self.arr)
-            new = old + max(n - len(self._free), old // 4)
+            new = old + max(n - len(self._free), old // 8)
             self.arr = _enlarged(self.arr, new)
             self.live = _enlarged(self.live, new)
             self.hash = _enlarged(self.hash, new)
@@ -1114,7 +1118,20 @@ class Engine:
             summary.update(seg, clk)
 
     def _hand_over(self, slots: I64) -> None:
-        """Give fast connections to the core: their journals go through it, in order."""
+        """Give fast connections to the core: their journals go through it, in order, a few
+        connections at a time (at most about :data:`_REPLAY_ROWS` segments, which become
+        Python objects while they are replayed)."""
+        if len(slots) > 1:
+            c = self.store.cols
+            size = np.cumsum(c["c_pk"][slots] + c["s_pk"][slots])
+            cuts = np.flatnonzero(np.diff(size // _REPLAY_ROWS)) + 1
+            if len(cuts):
+                for group in np.split(slots, cuts):
+                    self._hand_over_some(group)
+                return
+        self._hand_over_some(slots)
+
+    def _hand_over_some(self, slots: I64) -> None:
         st = self.store
         fids = st.cols["fid"][slots]
         syn_opts: dict[tuple[int, int], bytes] = {}
@@ -2209,6 +2226,26 @@ class Engine:
 # --------------------------------------------------------------------------------- public
 
 
+#: Chunks (or final spans) between two returns of the heap's free memory to the system.
+_TRIM_EVERY: Final = 8
+
+
+def _heap_trimmer() -> Callable[[], object]:
+    """glibc's ``malloc_trim``, where there is one: it hands the free pages inside the heap back
+    to the system. Every chunk frees many temporaries between long-lived tables and records,
+    pages the heap would otherwise keep; a call costs about 2 ms."""
+    if sys.platform.startswith("linux"):
+        try:
+            fn = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):  # not glibc
+            pass
+        else:
+            fn.argtypes = [ctypes.c_size_t]
+            fn.restype = ctypes.c_int
+            return lambda: fn(0)
+    return lambda: None
+
+
 def fast_blocks(
     paths: Sequence[str | os.PathLike[str]],
     options: Options,
@@ -2233,7 +2270,10 @@ def run(
     connections finish, then ``((1, 0, span), block)`` for those left at the end. With ``share``
     (a function from a chunk to the rows of this worker's connections), only those."""
     eng = Engine(options, transitions=transitions)
+    trim = _heap_trimmer()
     for k, cols in enumerate(batches):
+        if k % _TRIM_EVERY == _TRIM_EVERY - 1:
+            trim()
         if share is None:
             spans = eng.feed_spans(cols)
         elif len(cols):
@@ -2247,7 +2287,9 @@ def run(
             if len(b):
                 yield (0, k, span), b
     end = stats.last_ts if stats.last_ts is not None else 0
-    for span, b in eng.finish(end):
+    for k, (span, b) in enumerate(eng.finish(end)):
+        if k % _TRIM_EVERY == _TRIM_EVERY - 1:
+            trim()
         yield (1, 0, span), b
 
 

@@ -98,6 +98,28 @@ def test_generated_traffic_with_short_time_wait(
     assert_same(*both(generated[1], time_wait=time_wait, close_wait_timeout=0.5))
 
 
+def test_journals_over_budget_go_to_the_core_a_few_at_a_time(
+    generated: list[Path], monkeypatch: pytest.MonkeyPatch, small_chunks: None
+) -> None:
+    """A small journal budget hands the longest connections to the core, in many replay
+    groups; the records do not change."""
+    from tcptrace_sm import engine
+
+    monkeypatch.setattr(engine, "JOURNAL_BUDGET", 300)
+    monkeypatch.setattr(engine, "_REPLAY_ROWS", 16)
+    groups: list[int] = []
+    some = engine.Engine._hand_over_some
+
+    def counted(self: Engine, slots: Any) -> None:
+        groups.append(len(slots))
+        some(self, slots)
+
+    monkeypatch.setattr(engine.Engine, "_hand_over_some", counted)
+    assert_same(*both(generated[2]))
+    assert len(groups) > 10
+    assert max(groups) > 1
+
+
 def _engine_run(path: Path, options: Options | None = None) -> Engine:
     stats = ReadStats()
     eng = Engine(options or Options())
