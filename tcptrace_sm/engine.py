@@ -437,40 +437,54 @@ class _Journal:
         self.dead = self.store.released_rows
 
 
-_CLOSED_I8 = ("fid", "first_ts", "last_ts", "retire_at", "zgone", "sa_f", "sa_t", "hs_f", "hs_t")
-_CLOSED_SIDE_I8 = ("finf", "fint", "faf", "fat", "lsend", "ltx", "isn")
-_CLOSED_SIDE_I4 = ("pk", "by", "fino", "fao", "nxt", "fin", "ppf", "win", "ws", "lack", "rtx")
-_CLOSED_I4 = ("sa_o", "hs_o", "zopk", "zrpk", "zhist", "zstate", "phase", "refused", "rst_o", "rst_by",
-              "rst_f", "rst_t", "rst_xs", "rst_ys", "closed")  # fmt: skip
+_CLOSED_I8 = ("fid", "first_ts", "last_ts", "zgone", "sa_f", "sa_t", "hs_f", "hs_t")
+_CLOSED_SIDE_I8 = ("finf", "fint", "faf", "fat", "lsend", "ltx")
+_CLOSED_SIDE_I4 = ("pk", "by", "fino", "fao", "nxt", "fin", "ppf", "win", "lack", "rtx")
+_CLOSED_I4 = ("sa_o", "hs_o", "zhist", "zstate")
 _CLOSED_DT: Final = np.dtype(
     [(k, "<i8") for k in _CLOSED_I8]
     + [(f"{sd}_{k}", "<i8") for sd in "cs" for k in _CLOSED_SIDE_I8]
     + [(f"{sd}_{k}", "<i4") for sd in "cs" for k in _CLOSED_SIDE_I4]
+    + [(f"{sd}_isn", "<u4") for sd in "cs"]
+    + [(f"{sd}_ws", "i1") for sd in "cs"]
     + [(k, "<i4") for k in _CLOSED_I4]
     + [("fam", "u1"), ("cip", "V16"), ("sip", "V16"), ("cport", "<u2"), ("sport", "<u2")]
 )
-#: The store's fields a closed connection keeps (the rest are constant or already folded in).
+#: The store's fields a closed connection keeps.
 _CLOSED_COPY: Final = tuple(
     n for n in _CLOSED_DT.names or () if n not in ("zhist", "zstate", "fam", "cip", "sip", "cport", "sport")
 )
+#: Fields that are the same for every closed connection (no RST, both FINs acknowledged).
+_CLOSED_CONST: Final = {
+    k: _FIELDS[k] for k in ("refused", "rst_o", "rst_by", "rst_f", "rst_t", "rst_xs", "rst_ys")
+} | {"phase": P_EST, "closed": 1}
+#: Fields a closed connection has as another of its fields.
+_CLOSED_ALIAS: Final = {"zopk": "c_pk", "zrpk": "s_pk"}
 
 
 class _Fields:
-    """``mapping[name]``: a column of a structured array (the array may be replaced)."""
+    """``mapping[name]``: a column of the closed table, the constant and derived ones too (the
+    table's array may be replaced, so nothing is kept)."""
 
     def __init__(self, owner: _Closed) -> None:
         self.owner = owner
 
     def __getitem__(self, name: str) -> Any:
-        return self.owner.arr[name]
+        arr = self.owner.arr
+        if name in _CLOSED_CONST:
+            return np.broadcast_to(np.int64(_CLOSED_CONST[name]), (len(arr),))
+        if name == "retire_at":  # both ends CLOSED, quiet for 2 MSL (see Engine._schedule)
+            return _later(arr["last_ts"], self.owner.tw_ns)
+        return arr[_CLOSED_ALIAS.get(name, name)]
 
 
 class _Closed:
-    """Connections whose close is complete and that Zeek has forgotten, in ~330 bytes each
-    (a slot of the store takes three times that): all their records need, and the one
+    """Connections whose close is complete and that Zeek has forgotten, in ~300 bytes each
+    (a slot of the store takes more than twice that): all their records need, and the one
     rebuild (:meth:`Engine.rebuild_closed`) if anything more comes on their 4-tuple."""
 
-    def __init__(self, capacity: int = 1024) -> None:
+    def __init__(self, tw_ns: int, capacity: int = 1024) -> None:
+        self.tw_ns = tw_ns
         self.arr = np.zeros(capacity, dtype=_CLOSED_DT)
         self.live = np.zeros(capacity, dtype=np.bool_)
         self.hash = np.zeros(capacity, dtype=np.uint64)  # of the 4-tuple, in the key table
@@ -943,7 +957,7 @@ class Engine:
         self.zeek: dict[int, ZeekSummary] = {}
         self.clock: int | None = None
         self.journal = _Journal(self.store)
-        self.closed = _Closed()
+        self.closed = _Closed(self.tw_ns)
         self._zstrings: list[str] = []  # Zeek's conn_state and history texts of closed ones
         self._zindex: dict[str, int] = {}
         self.handed_over = 0  # connections the core took over from the fast path
@@ -1034,7 +1048,7 @@ class Engine:
             # closed connections whose 4-tuple shows up again: retired if their time is up,
             # else something more on them (a lost ACK's FIN again, a stray RST): to the core
             cr = -2 - val[cu]
-            up = _due(self.closed.arr["retire_at"][cr], clock[first_pos[cu]])
+            up = _due(_later(self.closed.arr["last_ts"][cr], self.tw_ns), clock[first_pos[cu]])
             if up.any():
                 self._unindex(cr[up], closed=True)
                 parts.append(_block_source(self._closed_records(cr[up], self.clock)))
@@ -1643,7 +1657,7 @@ class Engine:
         if len(ripe):
             self._compact_closed(ripe, clock)
         crows = ct.live_rows()
-        cdone = crows[_due(ct.arr["retire_at"][crows], clock)]
+        cdone = crows[_due(_later(ct.arr["last_ts"][crows], self.tw_ns), clock)]
         self._unindex(cdone, closed=True)
         table = self.table
         table.clock = clock
@@ -1726,10 +1740,7 @@ class Engine:
         for name in _CLOSED_COPY:
             if name in c:
                 arr[name][rows] = c[name][slots]
-        arr["zopk"][rows] = c["c_pk"][slots]
-        arr["zrpk"][rows] = c["s_pk"][slots]
         arr["zgone"][rows] = c["compact_at"][slots]
-        arr["closed"][rows] = 1
         arr["zhist"][rows] = [self._zcode(h) for h in zhist]
         arr["zstate"][rows] = [self._zcode(z) for z in zstate]
         arr["fam"][rows] = st.fam[slots]
@@ -2162,6 +2173,7 @@ class Engine:
         ct = self.closed
         row = ct.arr[r]
         g = {k: int(row[k]) for k in _CLOSED_COPY}
+        g |= {k: g[v] for k, v in _CLOSED_ALIAS.items()}
         fam = ct.fam[r : r + 1]
         cip = NAMES.of(fam, ct.cip[r : r + 1])[0]
         sip = NAMES.of(fam, ct.sip[r : r + 1])[0]
