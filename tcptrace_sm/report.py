@@ -78,18 +78,21 @@ def _column_cells(key: str, values: list[Any]) -> list[str]:
         return _ts_cells(values)
     if not values:
         return []
-    first = values[0]
-    if type(first) is int and all(type(v) is int for v in values):
+    kinds = set(map(type, values))
+    if kinds == _INT:
         return list(map(str, values))
-    if type(first) is bool and all(type(v) is bool for v in values):
+    if kinds == _BOOL:
         return ["true" if v else "false" for v in values]
-    if isinstance(first, list) and all(type(v) is list for v in values):
+    if kinds == _LIST:
         return [";".join(map(str, v)) if v else "" for v in values]
-    if all(v is None or type(v) is str for v in values):
+    if kinds <= _TEXT:
         return ["" if v is None else v for v in values]
-    if any(isinstance(v, float) for v in values):
+    if any(issubclass(k, float) for k in kinds):
         return _float_cells(values)
     return [_cell(key, v) for v in values]
+
+
+_INT, _BOOL, _LIST, _TEXT = {int}, {bool}, {list}, {str, type(None)}
 
 
 class CsvWriter:
