@@ -138,6 +138,7 @@ class Options:
     close_wait_timeout: float = 1.0
     verify_checksums: bool = False
     max_flows: int = MAX_FLOWS
+    decapsulate: bool = True
 
     def __post_init__(self) -> None:
         if self.max_flows < 1:
@@ -426,6 +427,7 @@ def summarize(stats: ReadStats, options: Options, s: Summary) -> dict[str, Any]:
         "files": list(stats.files),
         "packets": stats.packets,
         "segments": stats.segments,
+        "decapsulated": {kind: n for kind, n in stats.decapsulated.items() if n},
         "skipped": {reason: n for reason, n in sorted(stats.skipped.items()) if n},
         "truncated": stats.truncated,
         "warnings": list(stats.warnings),
@@ -488,7 +490,9 @@ def reference_blocks(
     transitions: bool = True,
 ) -> Iterator[Keyed]:
     """Every segment through the per-segment core: the plain path the fast engine must match."""
-    batches = read_columns(paths, verify_checksums=options.verify_checksums, stats=stats)
+    batches = read_columns(
+        paths, verify_checksums=options.verify_checksums, stats=stats, decapsulate=options.decapsulate
+    )
     return reference_share(tap(batches, stats, progress), options, stats, None, transitions)
 
 
@@ -623,6 +627,7 @@ def analyze(
     engine: str = "fast",
     jobs: int = 1,
     client: Any = None,
+    decapsulate: bool = True,
 ) -> Analysis:
     """Analyse one capture file or several (merged in time order); ``"-"`` reads stdin.
 
@@ -638,6 +643,7 @@ def analyze(
         close_wait_timeout=close_wait_timeout,
         verify_checksums=verify_checksums,
         max_flows=max_flows,
+        decapsulate=decapsulate,
     )
     stats = ReadStats(files=[])
     result = Block()
@@ -654,6 +660,7 @@ def trace_flow(
     time_wait: float = 60.0,
     close_wait_timeout: float = 1.0,
     verify_checksums: bool = False,
+    decapsulate: bool = True,
 ) -> list[dict[str, Any]]:
     """Every segment of one connection, with both endpoints' states right after it.
 
@@ -662,7 +669,10 @@ def trace_flow(
     found at that segment. Raises ``LookupError`` if the capture has no such flow.
     """
     options = Options(
-        time_wait=time_wait, close_wait_timeout=close_wait_timeout, verify_checksums=verify_checksums
+        time_wait=time_wait,
+        close_wait_timeout=close_wait_timeout,
+        verify_checksums=verify_checksums,
+        decapsulate=decapsulate,
     )
     table = FlowTable(options.config())
     stats = ReadStats(files=[])
@@ -670,7 +680,9 @@ def trace_flow(
     base: dict[str, int] = {}
     seen = 0
     conn: Connection | None = None
-    for seg in read_segments(_paths(paths), verify_checksums=verify_checksums, stats=stats):
+    for seg in read_segments(
+        _paths(paths), verify_checksums=verify_checksums, stats=stats, decapsulate=decapsulate
+    ):
         c = table.observe(seg)
         if c.flow_id != flow_id:
             continue

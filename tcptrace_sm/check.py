@@ -17,6 +17,7 @@ from tcptrace_sm.analysis import Analysis, analyze
 from tcptrace_sm.clikit import (
     ExitCode,
     captures_argument,
+    decapsulate_option,
     err,
     handle_errors,
     output_option,
@@ -228,6 +229,7 @@ def _write_junit(path: str, result: CheckResult) -> None:
     help="As in analyze (default 1, or the policy's).",
 )
 @verify_option
+@decapsulate_option
 @handle_errors
 def check(
     captures: tuple[str, ...],
@@ -241,6 +243,7 @@ def check(
     time_wait: float | None,
     close_wait_timeout: float | None,
     verify_checksums: bool,
+    decapsulate: bool,
 ) -> None:
     """Fail (exit 1) when the recorded traffic breaks the policy; pass (exit 0) otherwise."""
     try:
@@ -257,6 +260,7 @@ def check(
                 time_wait=time_wait,
                 close_wait_timeout=close_wait_timeout,
                 verify_checksums=verify_checksums or None,
+                decapsulate=None if decapsulate else False,
             )
         except PolicyError as e:
             raise click.UsageError(str(e)) from None

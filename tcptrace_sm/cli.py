@@ -79,6 +79,7 @@ def _analyze(
     close_wait_timeout: float,
     verify: bool,
     max_flows: int = MAX_FLOWS,
+    decapsulate: bool = True,
 ) -> Analysis:
     """The analysis every command starts from; read warnings go to stderr at once."""
     result = analyze(
@@ -87,6 +88,7 @@ def _analyze(
         close_wait_timeout=close_wait_timeout,
         verify_checksums=verify,
         max_flows=max_flows,
+        decapsulate=decapsulate,
     )
     print_warnings(result.stats)
     return result
@@ -113,6 +115,7 @@ def _analyze(
 @time_wait_option
 @close_wait_option
 @verify_option
+@decapsulate_option
 @max_flows_option
 @jobs_option
 @scheduler_option
@@ -133,6 +136,7 @@ def analyze_cmd(
     time_wait: float,
     close_wait_timeout: float,
     verify_checksums: bool,
+    decapsulate: bool,
     max_flows: int,
     jobs: int | None,
     scheduler: str | None,
@@ -150,6 +154,7 @@ def analyze_cmd(
         close_wait_timeout=close_wait_timeout,
         verify_checksums=verify_checksums,
         max_flows=max_flows,
+        decapsulate=decapsulate,
     )
     client = dask_client(scheduler) if scheduler else None
     try:
@@ -434,6 +439,7 @@ def _segment_row(seg: Segment) -> dict[str, Any]:
 @time_wait_option
 @close_wait_option
 @verify_option
+@decapsulate_option
 @handle_errors
 def diagram(
     captures: tuple[str, ...],
@@ -443,6 +449,7 @@ def diagram(
     time_wait: float,
     close_wait_timeout: float,
     verify_checksums: bool,
+    decapsulate: bool,
 ) -> None:
     """Draw the state machine the capture actually went through (or, with --reference, RFC 9293's)."""
     from tcptrace_sm import diagram as pictures
@@ -452,7 +459,7 @@ def diagram(
     elif not captures:
         raise click.UsageError("give a CAPTURE to draw, or --reference")
     else:
-        result = _analyze(captures, time_wait, close_wait_timeout, verify_checksums)
+        result = _analyze(captures, time_wait, close_wait_timeout, verify_checksums, decapsulate=decapsulate)
         draw = pictures.observed_mermaid if fmt == "mermaid" else pictures.observed_dot
         text = draw(result.transition_records, result.anomaly_records)
     if fmt in ("mermaid", "dot"):
@@ -488,6 +495,7 @@ def _render_graphviz(dot_text: str, fmt: str, output: str | None) -> None:
 @time_wait_option
 @close_wait_option
 @verify_option
+@decapsulate_option
 @handle_errors
 def timeline(
     captures: tuple[str, ...],
@@ -496,6 +504,7 @@ def timeline(
     time_wait: float,
     close_wait_timeout: float,
     verify_checksums: bool,
+    decapsulate: bool,
 ) -> None:
     """Draw one connection as a Mermaid ladder diagram: every segment and each side's state."""
     from tcptrace_sm.analysis import trace_flow
@@ -508,6 +517,7 @@ def timeline(
             time_wait=time_wait,
             close_wait_timeout=close_wait_timeout,
             verify_checksums=verify_checksums,
+            decapsulate=decapsulate,
         )
     except LookupError as e:
         raise click.UsageError(str(e)) from None
@@ -522,6 +532,7 @@ def timeline(
 @time_wait_option
 @close_wait_option
 @verify_option
+@decapsulate_option
 @handle_errors
 def report(
     captures: tuple[str, ...],
@@ -530,12 +541,13 @@ def report(
     time_wait: float,
     close_wait_timeout: float,
     verify_checksums: bool,
+    decapsulate: bool,
 ) -> None:
     """Write one self-contained HTML report (summary, pictures, sortable tables)."""
     from tcptrace_sm.html import render_report
 
     with output_stream(output) as out:
-        result = _analyze(captures, time_wait, close_wait_timeout, verify_checksums)
+        result = _analyze(captures, time_wait, close_wait_timeout, verify_checksums, decapsulate=decapsulate)
         out.write(
             render_report(
                 result.summary,

@@ -2266,7 +2266,9 @@ def fast_blocks(
     transitions: bool = True,
 ) -> Iterator[Keyed]:
     """The fast engine over the captures (the files are opened, and checked, by this call)."""
-    batches = read_columns(paths, verify_checksums=options.verify_checksums, stats=stats)
+    batches = read_columns(
+        paths, verify_checksums=options.verify_checksums, stats=stats, decapsulate=options.decapsulate
+    )
     return run(tap(batches, stats, progress), options, stats, transitions=transitions)
 
 

@@ -88,7 +88,11 @@ def shard_blocks(
     """One worker's keyed blocks: the connections of its share (see the module docstring)."""
     opts = replace(options, max_flows=max(1, options.max_flows // shards))
     batches = tap(
-        read_columns(paths, verify_checksums=options.verify_checksums, stats=stats), stats, progress
+        read_columns(
+            paths, verify_checksums=options.verify_checksums, stats=stats, decapsulate=options.decapsulate
+        ),
+        stats,
+        progress,
     )
     share = share_of(shard, shards)
     if engine == "reference":

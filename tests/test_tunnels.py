@@ -685,7 +685,13 @@ def test_cli_analyze_csv_and_no_decapsulate(tmp_path: Path) -> None:
         "CLOSED",
         "SF",
     )
-    assert "8 packets, 8 TCP segments" in result.stderr
+    assert "8 packets, 8 TCP segments; decapsulated 8 vxlan" in result.stderr
+    result = CliRunner().invoke(
+        cli, ["analyze", path, "--format", "csv", "--no-decapsulate"], catch_exceptions=False
+    )
+    assert result.exit_code == 0
+    assert len(result.stdout.splitlines()) == 1  # no flow
+    assert "8 packets, 0 TCP segments; skipped 8 not tcp" in result.stderr
 
     result = CliRunner().invoke(cli, ["segments", path, "--format", "csv"], catch_exceptions=False)
     assert len(result.stdout.splitlines()) == 1 + 8
