@@ -279,6 +279,17 @@ _KINDS = (
         "RFC 9293 §3.4",
     ),
     AnomalyKind(
+        "bad_checksum",
+        _W,
+        _A,
+        "a segment whose TCP checksum fails (read with --verify-checksums): damaged on the way, "
+        "or captured before the network card computed it (checksum offload); it is counted "
+        "and ignored, as its receiver would",
+        "RFC 9293 §3.1",
+        zeek="bad_TCP_checksum",
+        wireshark="tcp.checksum.status",
+    ),
+    AnomalyKind(
         "flow_evicted",
         _W,
         _A,

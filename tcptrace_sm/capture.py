@@ -72,7 +72,10 @@ Decisions on the corners
     * Skip reasons, in the order checked: ``truncated_header`` (also for a cut link header or
       VLAN tag), ``not_ip``, ``malformed`` (bad IP version / IHL / TCP data offset, lengths
       that do not add up, more than 16 VLAN tags or IPv6 extension headers), ``fragment``
-      (any fragmented IP packet, whatever it carries), ``not_tcp``, then ``bad_checksum``.
+      (any fragmented IP packet, whatever it carries), ``not_tcp``, then ``bad_checksum`` (an
+      IPv4 header checksum that fails, with ``verify_checksums``). A segment whose TCP checksum
+      fails is not skipped: it comes as a :class:`~tcptrace_sm.model.BadChecksumSegment`
+      (``Columns.mark``), which the observer counts, reports and otherwise ignores.
     * ``length`` comes from the IP header. An IPv4 total length (or IPv6 payload length) of 0,
       as written for TSO / jumbo packets, falls back to the captured length; such packets'
       checksums are not checked (they are offloaded), nor is the TCP checksum of a packet
@@ -121,7 +124,7 @@ from typing import IO, Any, ClassVar, Final, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from tcptrace_sm.model import Segment, TcpOptions
+from tcptrace_sm.model import BadChecksumSegment, Segment, TcpOptions
 
 __all__ = [
     "CHUNK",
@@ -469,6 +472,10 @@ def _gather(buf: U8, off: I64, idx: npt.NDArray[np.intp] | I64) -> tuple[U8, I64
     return buf[pos], bounds
 
 
+#: ``Columns.mark``: the segment's TCP checksum failed.
+BAD_CHECKSUM: Final = 1
+
+
 @dataclass(slots=True)
 class Columns:
     """TCP segments as numpy columns (one row per segment), the reader's native output.
@@ -492,10 +499,16 @@ class Columns:
     ooff: I64
     frame: I64 = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     ts: I64 = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    #: :data:`BAD_CHECKSUM` where the TCP checksum failed (with ``verify_checksums``), else 0
+    mark: U8 = field(default_factory=lambda: np.empty(0, dtype=np.uint8))
 
     NUMERIC: ClassVar[tuple[str, ...]] = (
-        "fam", "src", "dst", "sport", "dport", "seq", "ack", "flags", "win", "length",
+        "fam", "src", "dst", "sport", "dport", "seq", "ack", "flags", "win", "length", "mark",
     )  # fmt: skip
+
+    def __post_init__(self) -> None:
+        if len(self.mark) != len(self.seq):
+            self.mark = np.zeros(len(self.seq), dtype=np.uint8)
 
     @classmethod
     def empty(cls) -> Columns:
@@ -889,7 +902,7 @@ def _open_tunnels(
 
 #: One decoded IP layer: (record index, TCP header position, TCP segment length, captured end,
 #: family, source, destination) per segment.
-_L4 = tuple[I64, I64, I64, I64, U8, Rows, Rows]
+_L4 = tuple[I64, I64, I64, I64, U8, Rows, Rows, U8]
 
 
 class _Decoder:
@@ -1004,8 +1017,9 @@ class _Decoder:
         # pass over the union, in record order (a record gives one segment at most)
         idx = np.concatenate([p[0] for p in parts])
         order = np.argsort(idx, kind="stable")
-        tcp, seglen, end, fam, src, dst = (np.concatenate([p[k] for p in parts])[order] for k in range(1, 7))
-        return self._tcp(u8, idx[order], tcp, seglen, end, fam, src, dst, skip)
+        cat = [np.concatenate([p[k] for p in parts])[order] for k in range(1, 8)]
+        tcp, seglen, end, fam, src, dst, mark = cat
+        return self._tcp(u8, idx[order], tcp, seglen, end, fam, src, dst, mark, skip)
 
     def _network(
         self,
@@ -1074,6 +1088,7 @@ class _Decoder:
         idx, p, end, h, hl, tot, zero = _drop(skip, "malformed", tot < hl + 20, idx, p, end, h, hl, tot, zero)
         tcp = p + hl
         seglen = tot - hl
+        mark = np.zeros(len(idx), dtype=np.uint8)
         if self.verify:
             bad = np.zeros(len(idx), dtype=np.bool_)
             for k, (a, ihl, t, sl, e, z) in enumerate(
@@ -1090,16 +1105,16 @@ class _Decoder:
                 if z:
                     continue
                 if int.from_bytes(buf[a : a + ihl], "big") % 0xFFFF:
-                    bad[k] = True
+                    bad[k] = True  # never reaches TCP: skipped
                 elif t + sl <= e:
                     s = int.from_bytes(buf[t : t + sl], "big")
                     if sl & 1:
                         s <<= 8
                     if (s + int.from_bytes(buf[a + 12 : a + 20], "big") + 6 + sl) % 0xFFFF:
-                        bad[k] = True
-            idx, tcp, seglen, end, h = _drop(skip, "bad_checksum", bad, idx, tcp, seglen, end, h)
+                        mark[k] = BAD_CHECKSUM  # a segment its receiver drops: kept, marked
+            idx, tcp, seglen, end, h, mark = _drop(skip, "bad_checksum", bad, idx, tcp, seglen, end, h, mark)
         fam = np.full(len(idx), 4, dtype=np.uint8)
-        return idx, tcp, seglen, end, fam, _v4_as_16(h["src"]), _v4_as_16(h["dst"])
+        return idx, tcp, seglen, end, fam, _v4_as_16(h["src"]), _v4_as_16(h["dst"]), mark
 
     def _ipv6(
         self,
@@ -1156,8 +1171,8 @@ class _Decoder:
         idx, p, end, h, q, seglen, zero = _drop(
             skip, "malformed", seglen < 20, idx, p, end, h, q, seglen, zero
         )
+        mark = np.zeros(len(idx), dtype=np.uint8)
         if self.verify:
-            bad = np.zeros(len(idx), dtype=np.bool_)
             for k, (a, t, sl, e, z) in enumerate(
                 zip(p.tolist(), q.tolist(), seglen.tolist(), end.tolist(), zero.tolist(), strict=True)
             ):
@@ -1167,10 +1182,9 @@ class _Decoder:
                 if sl & 1:
                     s <<= 8
                 if (s + int.from_bytes(buf[a + 8 : a + 40], "big") + 6 + sl) % 0xFFFF:
-                    bad[k] = True
-            idx, q, seglen, end, h = _drop(skip, "bad_checksum", bad, idx, q, seglen, end, h)
+                    mark[k] = BAD_CHECKSUM
         fam = np.full(len(idx), 6, dtype=np.uint8)
-        return idx, q, seglen, end, fam, h["src"].copy(), h["dst"].copy()
+        return idx, q, seglen, end, fam, h["src"].copy(), h["dst"].copy(), mark
 
     def _tcp(
         self,
@@ -1182,6 +1196,7 @@ class _Decoder:
         fam: U8,
         src: Rows,
         dst: Rows,
+        mark: U8,
         skip: dict[str, int],
     ) -> tuple[I64, Columns]:
         t = _rows(u8, tcp, 20, _TCP_DT)
@@ -1189,8 +1204,8 @@ class _Decoder:
         length = seglen - hlen
         bad = (hlen < 20) | (length < 0)
         if bad.any():
-            idx, tcp, end, t, hlen, length, fam, src, dst = _drop(
-                skip, "malformed", bad, idx, tcp, end, t, hlen, length, fam, src, dst
+            idx, tcp, end, t, hlen, length, fam, src, dst, mark = _drop(
+                skip, "malformed", bad, idx, tcp, end, t, hlen, length, fam, src, dst, mark
             )
         # option bytes: up to the data offset, or the snaplen
         a = tcp + 20
@@ -1216,6 +1231,7 @@ class _Decoder:
             length=length,
             opt=opt,
             ooff=ooff,
+            mark=mark,
         )
         return idx, cols
 
@@ -1815,10 +1831,14 @@ def segments_of(cols: Columns, rows: npt.NDArray[np.intp] | I64 | None = None) -
     if paused:
         gc.disable()
     try:
-        return list(map(new_segment, zip(*fields, strict=True)))
+        segs = list(map(new_segment, zip(*fields, strict=True)))
     finally:
         if paused:
             gc.enable()
+    bad = np.flatnonzero(cols.mark & BAD_CHECKSUM)
+    for i in bad.tolist():
+        segs[i] = tuple.__new__(BadChecksumSegment, segs[i])
+    return segs
 
 
 class _Head:

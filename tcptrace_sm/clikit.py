@@ -100,8 +100,9 @@ captures_argument = click.argument(
 verify_option = click.option(
     "--verify-checksums",
     is_flag=True,
-    help="Drop (and count) segments whose IPv4 or TCP checksum is wrong. Off by default: captures "
-    "taken on a sending host carry offloaded, 'wrong' checksums.",
+    help="Check checksums: a segment whose TCP checksum is wrong is ignored and reported "
+    "(bad_checksum), a packet whose IPv4 header checksum is wrong is skipped. Off by default: "
+    "captures taken on a sending host carry offloaded, 'wrong' checksums.",
 )
 decapsulate_option = click.option(
     "--no-decapsulate",

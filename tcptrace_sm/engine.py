@@ -1035,7 +1035,7 @@ class Engine:
         uhash = kt.hash(cols.fam[fp], cols.src[fp], cols.sport[fp], cols.dst[fp], cols.dport[fp])
         val = kt.lookup(uhash, lambda i, v: self._row_key(v) == ukeys_arr[i])
         slot_of_u = np.where(val >= 0, val, -1)
-        plain_syn = ((cols.flags & (SYN | ACK | RST | FIN)) == SYN) & (cols.length == 0)
+        plain_syn = ((cols.flags & (SYN | ACK | RST | FIN)) == SYN) & (cols.length == 0) & (cols.mark == 0)
         starts_new = plain_syn[first_pos]
         unseen = val == MISSING
         if self.core_keys and unseen.any():
@@ -1090,6 +1090,15 @@ class Engine:
         is_new = np.zeros(st.cap, dtype=np.bool_)
         is_new[new_slots] = True
         slow = ~fast
+        if fast.any() and cols.mark.any():
+            # a segment with a bad checksum is for the core to ignore (and report)
+            damaged = np.unique(seg_slot[fast & (cols.mark != 0)])
+            mark = np.zeros(st.cap + 1, dtype=np.bool_)
+            mark[damaged] = True
+            back = mark[np.where(fast, seg_slot, st.cap)]
+            slow |= back
+            fast &= ~back
+            self._hand_over(damaged)
         if fast.any():
             bailed = self._fast(cols, np.flatnonzero(fast), seg_slot, is_new, clock)
             if len(bailed):
@@ -1198,16 +1207,8 @@ class Engine:
 
     @staticmethod
     def _row_keys(j: npt.NDArray[np.void]) -> list[bytes]:
-        i64 = {k: j[k].astype(np.int64) for k in ("sport", "dport", "seq", "ack", "flags", "win", "length")}
-        cols = Columns(
-            fam=j["fam"],
-            src=j["src"],
-            dst=j["dst"],
-            opt=np.empty(0, dtype=np.uint8),
-            ooff=np.zeros(len(j) + 1, dtype=np.int64),
-            **i64,
-        )
-        keys, _lo = Engine.keys(cols)
+        sp, dp = j["sport"].astype(np.int64), j["dport"].astype(np.int64)
+        keys, _lo = _canon(j["fam"], j["src"], j["dst"], sp, dp)
         out: list[bytes] = keys.tolist()
         return out
 

@@ -131,7 +131,7 @@ class FlowTable:
             if key in self._closing and retirable(conn, clock):
                 self._retire(key, conn, clock)
                 conn = None
-            elif seg.flags & (SYN | RST) == SYN:  # a SYN, or a SYN-ACK (one direction seen)
+            elif seg.flags & (SYN | RST) == SYN and not seg.bad_checksum:  # a SYN or SYN-ACK
                 sender = conn.client if (src == conn.client.ip and sport == conn.client.port) else conn.server
                 if sender.isn != seg.seq and _ended(conn, sender, seg.ts):
                     conn.supersede(seg.frame, seg.ts)

@@ -442,6 +442,12 @@ class Connection:
         self.bytes += seg.length
         snd.packets += 1
         snd.bytes += seg.length
+        if seg.bad_checksum:  # its receiver drops it; nothing in it can be trusted
+            self._note(
+                "bad_checksum", snd.side, seg.frame, ts, snd.state,
+                f"TCP checksum failed ({seg.length} bytes of data); segment ignored",
+            )  # fmt: skip
+            return
         flags = seg.flags
         snd.win = seg.win
         if flags & ACK:

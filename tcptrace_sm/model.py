@@ -120,6 +120,22 @@ class Segment(NamedTuple):
     length: int
     options: bytes = b""
 
+    @property
+    def bad_checksum(self) -> bool:
+        """The TCP checksum failed (see :class:`BadChecksumSegment`)."""
+        return False
+
+
+class BadChecksumSegment(Segment):
+    """A segment whose TCP checksum failed (read with ``verify_checksums``): its receiver
+    drops it, so it changes no endpoint's state; it is counted and reported."""
+
+    __slots__ = ()
+
+    @property
+    def bad_checksum(self) -> bool:
+        return True
+
 
 class Peer(NamedTuple):
     ip: str

@@ -99,14 +99,15 @@ Content gaps (G)
 What the capture reader must supply for the rest
     Segments whose TCP checksum failed (Zeek checks only segments captured whole; it records
     'C'/'c' and otherwise ignores the segment, which can still open a connection or be a reuse
-    SYN) are recognised when they carry ``bad_checksum = True``; payload that the capture cut
-    short (snaplen) when they carry ``truncated = True`` (Zeek does not reassemble it, so its
-    acknowledgment is a gap). A plain :class:`~tcptrace_sm.model.Segment` has neither field:
-    every segment is then valid and complete. (Packets whose IPv4 *header* checksum fails never
-    reach Zeek's TCP analysis and must not be handed over at all.)
+    SYN) are recognised by ``bad_checksum`` (the reader's
+    :class:`~tcptrace_sm.model.BadChecksumSegment`, with ``verify_checksums``); payload that
+    the capture cut short (snaplen) when they carry ``truncated = True`` (Zeek does not
+    reassemble it, so its acknowledgment is a gap; the reader does not mark those yet).
+    (Packets whose IPv4 *header* checksum fails never reach Zeek's TCP analysis; the reader
+    leaves them out.)
 
-Not reproduced: 'X' (an application analyzer, e.g. SSH, hit one of its configured limits)
-and anything inside tunnels (the reader does not decapsulate Teredo, GTP, VXLAN or Geneve).
+Not reproduced: 'X' (an application analyzer, e.g. SSH, hit one of its configured limits),
+and what needs IP fragments reassembled (the reader skips fragments).
 """
 
 from __future__ import annotations

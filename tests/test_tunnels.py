@@ -310,10 +310,12 @@ def test_checksums_verified_are_the_inner_packets(tmp_path: Path) -> None:
         over6(g.PROTO_IPIP, bad_tcp),
     ]
     segs, stats = read(write(tmp_path, frames), verify_checksums=True)
-    assert [s.frame for s in segs] == [1, 2]
-    assert nonzero(stats.skipped) == {"bad_checksum": 3}
+    # the inner TCP checksums fail on 3 and 5 (marked); the inner IPv4 header on 4 (skipped)
+    assert [(s.frame, s.bad_checksum) for s in segs] == [(1, False), (2, False), (3, True), (5, True)]
+    assert nonzero(stats.skipped) == {"bad_checksum": 1}
     segs, stats = read(write(tmp_path, frames))
     assert len(segs) == 5
+    assert not any(s.bad_checksum for s in segs)
 
 
 # --------------------------------------------------------------------------- hostile input
@@ -641,10 +643,11 @@ def test_zeek_vxlan_and_geneve_traces_have_a_bad_inner_checksum(name: str) -> No
         ("10.0.0.1", 12345, "10.0.0.2", 80, SYN)
     ]
     assert nonzero(stats.decapsulated) == {name: 1}
-    # Zeek (without -C) records the segment as 'C'; we drop it when checksums are verified
-    segs, stats = read(path, verify_checksums=True)
-    assert segs == []
-    assert nonzero(stats.skipped) == {"bad_checksum": 1}
+    # Zeek (without -C) records the segment as 'C'; verifying, we mark it (and ignore it)
+    marked, stats = read(path, verify_checksums=True)
+    assert marked == segs
+    assert marked[0].bad_checksum
+    assert not nonzero(stats.skipped)
 
 
 @needs_corpus
