@@ -558,9 +558,10 @@ class _Gather:
         return v
 
 
-def _closed_ref(row: int) -> int:
-    """The key table's value of a closed connection's row (slots of the store are >= 0)."""
-    return -2 - row
+def _closed_ref(rows: I64) -> I64:
+    """The key table's values of closed rows, and back (slots of the store are >= 0)."""
+    out: I64 = -2 - rows
+    return out
 
 
 _EMPTY: Final = np.uint64(0)  # a bucket never used
@@ -977,7 +978,7 @@ class Engine:
         b = np.empty(len(values), dtype="V16")
         ap = np.empty(len(values), dtype=np.int64)
         bp = np.empty(len(values), dtype=np.int64)
-        for sel, src, rows in ((values >= 0, st, values), (values < 0, ct, -2 - values)):
+        for sel, src, rows in ((values >= 0, st, values), (values < 0, ct, _closed_ref(values))):
             r = rows[sel]
             fam[sel], a[sel], b[sel] = src.fam[r], src.cip[r], src.sip[r]
             ap[sel], bp[sel] = src.cport[r], src.sport[r]
@@ -989,7 +990,7 @@ class Engine:
         src = self.closed if closed else self.store
         h = src.hash[slots]
         there = h > _GONE
-        self.keytab.remove(h[there], -2 - slots[there] if closed else slots[there])
+        self.keytab.remove(h[there], _closed_ref(slots[there]) if closed else slots[there])
         src.hash[slots] = _EMPTY
 
     # ---- one chunk
@@ -1047,7 +1048,7 @@ class Engine:
         if len(cu):
             # closed connections whose 4-tuple shows up again: retired if their time is up,
             # else something more on them (a lost ACK's FIN again, a stray RST): to the core
-            cr = -2 - val[cu]
+            cr = _closed_ref(val[cu])
             up = _due(_later(self.closed.arr["last_ts"][cr], self.tw_ns), clock[first_pos[cu]])
             if up.any():
                 self._unindex(cr[up], closed=True)
@@ -1750,7 +1751,7 @@ class Engine:
         arr["cport"][rows] = st.cport[slots]
         arr["sport"][rows] = st.sport[slots]
         ct.hash[rows] = st.hash[slots]
-        self.keytab.repoint(st.hash[slots], slots, -2 - rows)
+        self.keytab.repoint(st.hash[slots], slots, _closed_ref(rows))
         st.hash[slots] = _EMPTY
         st.release(slots)
 
@@ -2224,7 +2225,7 @@ class Engine:
         """Give closed connections to the core (something more came on their 4-tuples)."""
         ct = self.closed
         self._unindex(rows, closed=True)
-        keys: list[bytes] = self._row_key(-2 - rows).tolist()
+        keys: list[bytes] = self._row_key(_closed_ref(rows)).tolist()
         for r, key in zip(rows.tolist(), keys, strict=True):
             conn, zeek = self.rebuild_closed(r)
             self.table.adopt(conn)
