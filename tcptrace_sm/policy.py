@@ -87,7 +87,9 @@ class Policy:
         )
 
 
-_TOP_KEYS = {"fail_on", "allow", "service", "close_wait_timeout", "time_wait", "verify_checksums"}
+_TOP_KEYS = {
+    "fail_on", "allow", "service", "close_wait_timeout", "time_wait", "verify_checksums", "decapsulate",
+}  # fmt: skip
 _SERVICE_KEYS = {"name", "port", "ip", "close", "max_resets", "max_close_wait", "require_handshake"}
 
 
@@ -118,10 +120,11 @@ def policy_from_mapping(data: Mapping[str, Any], source: str) -> Policy:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise PolicyError(f"{source}: {key} must be a number of seconds >= 0")
             options[key] = float(value)
-    if "verify_checksums" in data:
-        if not isinstance(data["verify_checksums"], bool):
-            raise PolicyError(f"{source}: verify_checksums must be true or false")
-        options["verify_checksums"] = data["verify_checksums"]
+    for key in ("verify_checksums", "decapsulate"):
+        if key in data:
+            if not isinstance(data[key], bool):
+                raise PolicyError(f"{source}: {key} must be true or false")
+            options[key] = data[key]
     raw_services = data.get("service", [])
     if not isinstance(raw_services, list):
         raise PolicyError(f"{source}: service must be an array of tables ([[service]])")

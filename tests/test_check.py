@@ -257,3 +257,20 @@ def test_assert_clean_passes_and_fails_readably(injected: Path) -> None:
     assert_clean(RESET)
     with pytest.raises(AssertionError, match="rst_terminated"):
         assert_clean(RESET, fail_on=["rst_terminated"])
+
+
+def test_a_policy_can_keep_tunnels_closed(tmp_path: Path) -> None:
+    from tcptrace_sm.check import run_check
+    from tcptrace_sm.policy import load_policy
+
+    tunnelled = SAMPLES / "formats" / "base-tun-vxlan-vlan.pcap"
+    policy = tmp_path / "p.toml"
+    policy.write_text("decapsulate = false\n")
+    closed = run_check([tunnelled], load_policy(policy))
+    assert closed.analysis.flow_records == []
+    assert closed.analysis.summary["skipped"]["not_tcp"] > 0
+    opened = run_check([tunnelled], load_policy(policy), decapsulate=True)  # the command line wins
+    assert len(opened.analysis.flow_records) > 0
+    policy.write_text('decapsulate = "no"\n')
+    with pytest.raises(ValueError, match="decapsulate must be true or false"):
+        load_policy(policy)
