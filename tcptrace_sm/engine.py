@@ -352,6 +352,14 @@ _KEPT_DT: Final = np.dtype(
      ("ack", "<u4"), ("length", "<i4"), ("win", "<u2"), ("flags", "u1"), ("up", "u1")]
 )  # fmt: skip
 _KEPT_COLS: Final = ("frame", "ts", "seq", "ack", "length", "win", "flags")
+#: The same in 40 bytes, for the (usual) chunks where every frame is less than 2**32 after
+#: its connection's first and every capture clock less than 4.3 s ahead of its segment's time.
+_NARROW_DT: Final = np.dtype(
+    [("slot", "<i4"), ("gen", "<u4"), ("dframe", "<u4"), ("dclock", "<u4"), ("ts", "<i8"), ("seq", "<u4"),
+     ("ack", "<u4"), ("length", "<i4"), ("win", "<u2"), ("flags", "u1"), ("up", "u1")]
+)  # fmt: skip
+_NARROW_COLS: Final = ("ts", "seq", "ack", "length", "win", "flags", "up", "slot", "gen")
+_U32: Final = 1 << 32
 
 #: Journal parts are joined up to this many rows when the journal is compacted.
 _JOURNAL_PART: Final = 1 << 16
@@ -377,15 +385,33 @@ class _Journal:
         if not len(rows):
             return
         st = self.store
-        j = np.empty(len(rows), dtype=_KEPT_DT)
+        ts, frame, clk = cols.ts[rows], cols.frame[rows], clock[rows]
+        dframe = frame - st.cols["fid"][slots]
+        dclock = clk - ts
+        narrow = bool(((dframe >= 0) & (dframe < _U32) & (dclock >= 0) & (dclock < _U32)).all())
+        j = np.empty(len(rows), dtype=_NARROW_DT if narrow else _KEPT_DT)
         j["slot"] = slots
         j["gen"] = st.gen[slots]
-        j["clock"] = clock[rows]
-        for name in _KEPT_COLS:
+        if narrow:
+            j["dframe"], j["dclock"] = dframe, dclock
+        else:
+            j["frame"], j["clock"] = frame, clk
+        for name in _KEPT_COLS[1:]:
             j[name] = getattr(cols, name)[rows]
         j["up"] = (cols.sport[rows] == st.cport[slots]) & (cols.src[rows] == st.cip[slots])
         self.parts.append(j)
         self.rows += len(j)
+
+    def _widen(self, part: npt.NDArray[np.void]) -> npt.NDArray[np.void]:
+        """A part's rows in the 48-byte form (frames and clocks in full)."""
+        if part.dtype == _KEPT_DT:
+            return part
+        out = np.empty(len(part), dtype=_KEPT_DT)
+        for name in _NARROW_COLS:
+            out[name] = part[name]
+        out["frame"] = self.store.cols["fid"][part["slot"]] + part["dframe"].astype(np.int64)
+        out["clock"] = part["ts"] + part["dclock"].astype(np.int64)
+        return out
 
     @property
     def dead_rows(self) -> int:
@@ -400,7 +426,7 @@ class _Journal:
         st = self.store
         mark = np.zeros(st.cap, dtype=np.bool_)
         mark[slots] = True
-        kept = [p[mark[p["slot"]] & self._alive(p)] for p in self.parts]
+        kept = [self._widen(p[mark[p["slot"]] & self._alive(p)]) for p in self.parts]
         k = np.concatenate(kept) if kept else np.empty(0, dtype=_KEPT_DT)
         j = np.empty(len(k), dtype=_JOURNAL_DT)
         s = k["slot"].astype(np.int64)
@@ -428,7 +454,7 @@ class _Journal:
             old = parts.pop()
             part = old[self._alive(old)]
             del old  # the unfiltered part goes now
-            if kept and len(kept[-1]) + len(part) <= _JOURNAL_PART:
+            if kept and len(kept[-1]) + len(part) <= _JOURNAL_PART and kept[-1].dtype == part.dtype:
                 kept[-1] = np.concatenate([kept[-1], part])
             else:
                 kept.append(part)

@@ -120,6 +120,18 @@ def test_journals_over_budget_go_to_the_core_a_few_at_a_time(
     assert max(groups) > 1
 
 
+def test_journal_parts_too_wide_for_40_bytes_keep_everything(
+    generated: list[Path], monkeypatch: pytest.MonkeyPatch, small_chunks: None
+) -> None:
+    """Journal rows are 40 bytes when frames and clocks fit in 32-bit offsets, 48 otherwise;
+    with a tiny limit the parts come in both forms, and hand-overs read both alike."""
+    from tcptrace_sm import engine
+
+    monkeypatch.setattr(engine, "_U32", 400)  # about a third of the parts wide
+    monkeypatch.setattr(engine, "JOURNAL_BUDGET", 500)
+    assert_same(*both(generated[4]))
+
+
 def _engine_run(path: Path, options: Options | None = None) -> Engine:
     stats = ReadStats()
     eng = Engine(options or Options())
