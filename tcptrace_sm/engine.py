@@ -363,6 +363,8 @@ _U32: Final = 1 << 32
 
 #: Journal parts are joined up to this many rows when the journal is compacted.
 _JOURNAL_PART: Final = 1 << 16
+#: The journal is compacted when one row in this many is dead; so is each part.
+_COMPACT_AT: Final = 4
 
 
 class _Journal:
@@ -442,25 +444,35 @@ class _Journal:
         return j
 
     def compact(self) -> None:
-        """Drop the rows of connections that are gone, once they are half the journal."""
-        if (self.store.released_rows - self.dead) * 2 < self.rows or not self.parts:
+        """Drop the rows of connections that are gone, once they are a quarter of the journal.
+
+        Part by part, so that only one part is ever copied at a time, and only the parts that
+        are at least a quarter dead: a closed connection keeps its rows for Zeek's close delay,
+        so old parts die off as a whole while the newest are still alive (copying those would
+        only cost time). Neighbours that became small are joined (a few large parts keep
+        :meth:`take` cheap)."""
+        if (self.store.released_rows - self.dead) * _COMPACT_AT < self.rows or not self.parts:
             return
-        # part by part, so that only one part is ever copied at a time; then neighbours that
-        # became small are joined (a few large parts keep :meth:`take` cheap)
         kept: list[npt.NDArray[np.void]] = []
         parts, self.parts = self.parts, []
         parts.reverse()
+        left = 0  # dead rows left in parts not worth copying
         while parts:
-            old = parts.pop()
-            part = old[self._alive(old)]
-            del old  # the unfiltered part goes now
+            part = parts.pop()
+            alive = self._alive(part)
+            n = int(alive.sum())
+            if n * _COMPACT_AT > len(part) * (_COMPACT_AT - 1):
+                left += len(part) - n
+            else:
+                part = part[alive]  # the unfiltered part goes now
+            del alive
             if kept and len(kept[-1]) + len(part) <= _JOURNAL_PART and kept[-1].dtype == part.dtype:
                 kept[-1] = np.concatenate([kept[-1], part])
             else:
                 kept.append(part)
         self.parts = kept
         self.rows = sum(len(p) for p in kept)
-        self.dead = self.store.released_rows
+        self.dead = self.store.released_rows - left
 
 
 _CLOSED_I8 = ("fid", "first_ts", "last_ts", "zgone", "sa_f", "sa_t", "hs_f", "hs_t")
