@@ -3,7 +3,8 @@
 The only module of the package that parses capture files (it needs numpy, not dpkt).
 
 Public API
-    ``read_segments(paths, *, verify_checksums=False, stats=None, decapsulate=True) -> Iterator[Segment]``
+    ``read_segments(paths, *, verify_checksums=False, stats=None, decapsulate=True,
+    payload_ports=()) -> Iterator[Segment]``
     ``read_batches(...) -> Iterator[list[Segment]]``: the same segments, one list per chunk
     ``read_columns(...) -> Iterator[Columns]``: the same, as numpy columns
     ``parse_options(raw) -> TcpOptions``
@@ -115,7 +116,7 @@ import struct
 import sys
 import zlib
 from bisect import bisect_left
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import chain, pairwise
@@ -483,6 +484,8 @@ class Columns:
     ``fam`` is 4 or 6; ``src`` / ``dst`` are 16-byte addresses (an IPv4 address in the last four
     bytes); ``opt`` holds every segment's raw TCP option bytes back to back, row ``i`` owning
     ``opt[ooff[i]:ooff[i + 1]]``. ``frame`` and ``ts`` are filled when a batch is emitted.
+    ``pay`` / ``poff`` hold the captured payload bytes the same way, for the rows whose ports
+    the reader was asked to keep them for (``payload_ports``); the others own none.
     """
 
     fam: U8
@@ -501,6 +504,8 @@ class Columns:
     ts: I64 = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     #: :data:`BAD_CHECKSUM` where the TCP checksum failed (with ``verify_checksums``), else 0
     mark: U8 = field(default_factory=lambda: np.empty(0, dtype=np.uint8))
+    pay: U8 = field(default_factory=lambda: np.empty(0, dtype=np.uint8))
+    poff: I64 = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
     NUMERIC: ClassVar[tuple[str, ...]] = (
         "fam", "src", "dst", "sport", "dport", "seq", "ack", "flags", "win", "length", "mark",
@@ -509,6 +514,8 @@ class Columns:
     def __post_init__(self) -> None:
         if len(self.mark) != len(self.seq):
             self.mark = np.zeros(len(self.seq), dtype=np.uint8)
+        if len(self.poff) != len(self.seq) + 1:
+            self.poff = np.zeros(len(self.seq) + 1, dtype=np.int64)
 
     @classmethod
     def empty(cls) -> Columns:
@@ -526,6 +533,8 @@ class Columns:
         """The rows ``idx``, in that order."""
         out: dict[str, Any] = {name: getattr(self, name)[idx] for name in self.NUMERIC}
         out["opt"], out["ooff"] = _gather(self.opt, self.ooff, idx)
+        if len(self.pay):
+            out["pay"], out["poff"] = _gather(self.pay, self.poff, idx)
         if len(self.frame) == len(self.seq):
             out["frame"] = self.frame[idx]
             out["ts"] = self.ts[idx]
@@ -545,6 +554,12 @@ class Columns:
         out["ooff"] = np.concatenate(
             [parts[0].ooff[:1]] + [p.ooff[1:] + k for p, k in zip(parts, shift.tolist(), strict=True)]
         )
+        if any(len(p.pay) for p in parts):
+            out["pay"] = np.concatenate([p.pay for p in parts])
+            pshift = np.cumsum([0] + [int(p.poff[-1]) for p in parts[:-1]])
+            out["poff"] = np.concatenate(
+                [parts[0].poff[:1]] + [p.poff[1:] + k for p, k in zip(parts, pshift.tolist(), strict=True)]
+            )
         if all(len(p.frame) == len(p.seq) for p in parts):
             out["frame"] = np.concatenate([p.frame for p in parts])
             out["ts"] = np.concatenate([p.ts for p in parts])
@@ -555,6 +570,13 @@ class Columns:
         raw = self.opt.tobytes()
         b = self.ooff.tolist()
         return [raw[x:y] for x, y in pairwise(b)]
+
+    def payloads(self) -> list[bytes]:
+        """Every row's kept payload bytes (empty where none were kept)."""
+        if not len(self.pay):
+            return [b""] * len(self)
+        raw = self.pay.tobytes()
+        return [raw[x:y] for x, y in pairwise(self.poff.tolist())]
 
 
 def _drop(
@@ -908,10 +930,17 @@ _L4 = tuple[I64, I64, I64, I64, U8, Rows, Rows, U8]
 class _Decoder:
     """Turns the records of one chunk into segment columns (shared by all files of a call)."""
 
-    def __init__(self, verify: bool, decapsulate: bool = True, counts: dict[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        verify: bool,
+        decapsulate: bool = True,
+        counts: dict[str, int] | None = None,
+        payload_ports: Collection[int] = (),
+    ) -> None:
         self.verify = verify
         self.decapsulate = decapsulate
         self.counts: dict[str, int] = counts if counts is not None else {}
+        self.payload_ports = np.array(sorted(set(payload_ports)), dtype=np.int64)
 
     def link(self, u8: U8, d: I64, end: I64, lt: int, skip: dict[str, int]) -> tuple[I64, I64, I64, I64]:
         """Row indices (into ``d`` / ``end``) and network-header positions of the IPv4 and the
@@ -1218,12 +1247,14 @@ class _Decoder:
             opt = u8[pos]
         else:
             opt = np.empty(0, dtype=np.uint8)
+        sport, dport = t["sport"].astype(np.int64), t["dport"].astype(np.int64)
+        pay, poff = self._payload(u8, tcp + hlen, length, end, sport, dport)
         cols = Columns(
             fam=fam,
             src=src,
             dst=dst,
-            sport=t["sport"].astype(np.int64),
-            dport=t["dport"].astype(np.int64),
+            sport=sport,
+            dport=dport,
             seq=t["seq"].astype(np.int64),
             ack=t["ack"].astype(np.int64),
             flags=t["flags"].astype(np.int64),
@@ -1232,8 +1263,26 @@ class _Decoder:
             opt=opt,
             ooff=ooff,
             mark=mark,
+            pay=pay,
+            poff=poff,
         )
         return idx, cols
+
+    def _payload(self, u8: U8, at: I64, length: I64, end: I64, sport: I64, dport: I64) -> tuple[U8, I64]:
+        """The captured payload bytes of the segments to or from :attr:`payload_ports` (none
+        for the others): (bytes, bounds), as :class:`Columns` keeps them."""
+        ports = self.payload_ports
+        if not len(ports):
+            return np.empty(0, dtype=np.uint8), np.empty(0, dtype=np.int64)
+        want = np.isin(sport, ports) | np.isin(dport, ports)
+        plen = np.where(want, np.clip(np.minimum(end, at + length) - at, 0, None), 0)
+        poff = np.zeros(len(at) + 1, dtype=np.int64)
+        np.cumsum(plen, out=poff[1:])
+        total = int(poff[-1])
+        if not total:
+            return np.empty(0, dtype=np.uint8), poff
+        pos = np.repeat(at - poff[:-1], plen) + np.arange(total, dtype=np.int64)
+        return u8[pos], poff
 
 
 # --------------------------------------------------------------------------- files
@@ -1747,7 +1796,7 @@ class _File:
 # --------------------------------------------------------------------------- merging
 
 
-#: ``new_segment(fields)``: a :class:`Segment` from an iterable of its 12 fields, fast
+#: ``new_segment(fields)``: a :class:`Segment` from an iterable of its 13 fields, fast
 new_segment = partial(tuple.__new__, Segment)
 
 
@@ -1824,6 +1873,7 @@ def segments_of(cols: Columns, rows: npt.NDArray[np.intp] | I64 | None = None) -
         cols.win.tolist(),
         cols.length.tolist(),
         cols.options(),
+        cols.payloads(),
     ]
     # Building tens of thousands of tuples would trigger many collections of the cyclic
     # garbage collector (most of the cost); these tuples cannot form cycles, so pause it.
@@ -1972,6 +2022,7 @@ def read_columns(
     verify_checksums: bool = False,
     stats: ReadStats | None = None,
     decapsulate: bool = True,
+    payload_ports: Collection[int] = (),
 ) -> Iterator[Columns]:
     """The segments of :func:`read_segments` as :class:`Columns`, one per decoded chunk.
 
@@ -1982,7 +2033,7 @@ def read_columns(
         stats = ReadStats()
     for t in TUNNELS:
         stats.decapsulated.setdefault(t, 0)
-    dec = _Decoder(verify_checksums, decapsulate, stats.decapsulated)
+    dec = _Decoder(verify_checksums, decapsulate, stats.decapsulated, payload_ports)
     files: list[_File] = []
     try:
         for p in _as_list(paths):
@@ -2003,6 +2054,7 @@ def read_batches(
     verify_checksums: bool = False,
     stats: ReadStats | None = None,
     decapsulate: bool = True,
+    payload_ports: Collection[int] = (),
 ) -> Iterator[list[Segment]]:
     """Like :func:`read_segments`, but yields the segments in lists (one per decoded chunk).
 
@@ -2011,7 +2063,13 @@ def read_batches(
     """
     return map(
         segments_of,
-        read_columns(paths, verify_checksums=verify_checksums, stats=stats, decapsulate=decapsulate),
+        read_columns(
+            paths,
+            verify_checksums=verify_checksums,
+            stats=stats,
+            decapsulate=decapsulate,
+            payload_ports=payload_ports,
+        ),
     )
 
 
@@ -2021,6 +2079,7 @@ def read_segments(
     verify_checksums: bool = False,
     stats: ReadStats | None = None,
     decapsulate: bool = True,
+    payload_ports: Collection[int] = (),
 ) -> Iterator[Segment]:
     """Every TCP segment of every capture, merged in timestamp order across files.
 
@@ -2030,10 +2089,18 @@ def read_segments(
     :class:`CaptureError` from this call; a cut or corrupt file ends with a warning in
     ``stats.warnings`` and ``stats.truncated`` set. TCP inside tunnels (IP-in-IP, GRE,
     VXLAN, Geneve, GTP-U, Teredo) comes out as the inner segment, unless ``decapsulate`` is
-    False (then tunnel packets count as ``not_tcp``).
+    False (then tunnel packets count as ``not_tcp``). The captured payload of the segments to
+    or from ``payload_ports`` is kept in :attr:`Segment.payload` (for application-layer
+    emulation, e.g. :attr:`~tcptrace_sm.zeek.ZeekConfig.ssh_max_packet_length`).
     """
     return chain.from_iterable(
-        read_batches(paths, verify_checksums=verify_checksums, stats=stats, decapsulate=decapsulate)
+        read_batches(
+            paths,
+            verify_checksums=verify_checksums,
+            stats=stats,
+            decapsulate=decapsulate,
+            payload_ports=payload_ports,
+        )
     )
 
 

@@ -1237,6 +1237,7 @@ class Engine:
                     j["win"].tolist(),
                     j["length"].tolist(),
                     opts,
+                    [b""] * len(opts),  # the fast engine keeps no payload
                     strict=True,
                 ),
             )

@@ -105,6 +105,8 @@ class Segment(NamedTuple):
     ``length`` is the payload length computed from the IP header, so Ethernet padding and
     snaplen truncation do not change it. ``options`` holds the raw TCP option bytes (possibly
     cut short by the snaplen); :func:`tcptrace_sm.capture.parse_options` decodes them.
+    ``payload`` holds the captured payload bytes (possibly fewer than ``length``), only when
+    the reader was asked to keep them for the segment's ports; otherwise it is empty.
     """
 
     frame: int
@@ -119,6 +121,7 @@ class Segment(NamedTuple):
     win: int
     length: int
     options: bytes = b""
+    payload: bytes = b""
 
     @property
     def bad_checksum(self) -> bool:

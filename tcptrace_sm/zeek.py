@@ -35,6 +35,9 @@ Endpoint states
     number (SYN/RST jumps of more than 1 MiB and anything after the sender's RST ignored).
     W: a window of 0 on a segment without RST, unless the sender has reset or the peer has
     closed.
+    X (always upper case, once): with :attr:`ZeekConfig.ssh_max_packet_length` or
+    ``ssh_max_string_length`` set, an SSH key-exchange packet over the limit
+    (:mod:`tcptrace_sm.zeek_ssh`).
 
 Originator
     The sender of the first packet, except that Zeek swaps the roles (``WantConnection``)
@@ -116,6 +119,7 @@ import re
 from typing import NamedTuple
 
 from tcptrace_sm.model import ACK, FIN, RST, SYN, Segment
+from tcptrace_sm.zeek_ssh import SshLimits
 
 INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET = range(7)
 CONN_STATES = ("S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SH", "SHR", "OTH")
@@ -143,6 +147,7 @@ _MAX_BLOCKS = 16  # out-of-order ranges kept per side (Zeek keeps them all)
 
 # history "seen" bits (the responder's are these shifted left by 16)
 _SYN_M, _FIN_M, _RST_M, _FINRST_M, _DATA_M, _ACK_M, _MULTI_M = 1, 2, 4, 8, 16, 32, 64
+_UNKNOWN_M = 128 | 128 << 16  # 'X', once per connection whichever side (and across a flip)
 _RSTOS0 = re.compile(r"\^?S[^HAFGIQ]*R.*")
 _CLOSE, _CLOSE_EVENT = 1, 2  # what a segment did to the connection (state machine result)
 
@@ -158,6 +163,12 @@ class ZeekConfig(NamedTuple):
     tcp_connection_linger: int = 5 * _NS
     tcp_inactivity_timeout: int = 300 * _NS
     udp_inactivity_timeout: int = 60 * _NS  # Zeek's initial inactivity timeout, also for TCP
+    #: ``SSH::max_packet_length`` and ``SSH::max_string_length`` (0: no limit), for the
+    #: connections to ``ssh_ports``: see :mod:`tcptrace_sm.zeek_ssh`. They need the segments'
+    #: payload (``read_segments(..., payload_ports=ssh_ports)``).
+    ssh_max_packet_length: int = 0
+    ssh_max_string_length: int = 0
+    ssh_ports: frozenset[int] = frozenset({22})
 
 
 DEFAULT_CONFIG = ZeekConfig()
@@ -281,6 +292,7 @@ class _Conn:
         "orig",
         "resp",
         "seen",
+        "ssh",
         "ts",
     )
 
@@ -297,6 +309,12 @@ class _Conn:
         src.peer, dst.peer = dst, src
         self.history: list[str] = ["^"] if flip else []
         self.seen = 0
+        self.ssh = (
+            SshLimits(config.ssh_max_packet_length, config.ssh_max_string_length)
+            if (config.ssh_max_packet_length or config.ssh_max_string_length)
+            and self.resp.port in config.ssh_ports
+            else None
+        )
         self.ts = seg.ts
         self.last_time = now
         self.is_active = True
@@ -683,6 +701,11 @@ class ZeekSummary:
                     ep.skip = True
             else:
                 self._data_sent(ep, lo, length)
+        if c.ssh is not None and length and not rst and rel >= 0:
+            data = seg.payload if captured and not ep.skip else b""
+            if c.ssh.deliver(ep is c.orig, rel + 1 if syn else rel, data, length) and not c.seen & _UNKNOWN_M:
+                c.seen |= _UNKNOWN_M
+                c.history.append("X")
         if done:
             self._closed(c, ep, bool(done & _CLOSE_EVENT))
 

@@ -39,7 +39,8 @@ def reference(
     via: str | None = None,
     opened: list[str] | None = None,
 ) -> Result:
-    """(src, sport, dst, dport, seq, ack, flags, win, length, options) or a skip reason.
+    """(src, sport, dst, dport, seq, ack, flags, win, length, options, payload) or a skip reason
+    (``payload``: the captured payload bytes).
 
     ``opened`` collects the kind of every tunnel opened on the way in (outermost first).
     """
@@ -135,7 +136,9 @@ def reference(
     thl = (off >> 4) * 4
     if thl < 20 or seglen - thl < 0:
         return "malformed"
-    return (src, sport, dst, dport, seq, ack, flags, win, seglen - thl, frame[tcp + 20 : min(tcp + thl, n)])
+    options = frame[tcp + 20 : min(tcp + thl, n)]
+    payload = frame[tcp + thl : min(tcp + seglen, n)]
+    return (src, sport, dst, dport, seq, ack, flags, win, seglen - thl, options, payload)
 
 
 def _carried(

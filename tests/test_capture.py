@@ -1062,7 +1062,8 @@ def test_vectorised_decoder_matches_reference(tmp_path: Path, data: st.DataObjec
     lt = data.draw(st.sampled_from([g.LT_ETHERNET, g.LT_RAW, g.LT_NULL, g.LT_LOOP, g.LT_SLL, g.LT_SLL2]))
     frames = data.draw(st.lists(packets(lt), min_size=1, max_size=12))
     p = write(tmp_path, g.pcap([(T0 + i, f) for i, f in enumerate(frames)], lt, nanos=True), "h.pcap")
-    segs, stats = read(p)
+    ports = data.draw(st.sampled_from([(), (80,), range(65536)]))  # whose payload to keep
+    segs, stats = read(p, payload_ports=ports)
     expected: list[tuple[Any, ...]] = []
     reasons: dict[str, int] = {}
     for i, f in enumerate(frames):
@@ -1070,7 +1071,8 @@ def test_vectorised_decoder_matches_reference(tmp_path: Path, data: st.DataObjec
         if isinstance(r, str):
             reasons[r] = reasons.get(r, 0) + 1
         else:
-            expected.append((i + 1, T0 + i, *r))
+            kept = r[1] in ports or r[3] in ports
+            expected.append((i + 1, T0 + i, *r[:-1], r[-1] if kept else b""))
     assert [tuple(s) for s in segs] == expected
     assert skipped(stats) == reasons
     assert stats.packets == len(frames)

@@ -593,7 +593,10 @@ def tunnelled(draw: st.DrawFn) -> bytes:
 def test_vectorised_decapsulation_matches_reference(tmp_path: Path, data: st.DataObject) -> None:
     frames = data.draw(st.lists(tunnelled(), min_size=1, max_size=10))
     decapsulate = data.draw(st.booleans() | st.just(True))
-    segs, stats = read(write(tmp_path, frames), decapsulate=decapsulate)
+    keep = data.draw(st.booleans())  # the payload of every port, or of none
+    segs, stats = read(
+        write(tmp_path, frames), decapsulate=decapsulate, payload_ports=range(65536) if keep else ()
+    )
     expected: list[tuple[Any, ...]] = []
     reasons: Counter[str] = Counter()
     opened: list[str] = []
@@ -602,7 +605,7 @@ def test_vectorised_decapsulation_matches_reference(tmp_path: Path, data: st.Dat
         if isinstance(r, str):
             reasons[r] += 1
         else:
-            expected.append((i + 1, T0 + i * 1000, *r))
+            expected.append((i + 1, T0 + i * 1000, *r[:-1], r[-1] if keep else b""))
     assert [tuple(s) for s in segs] == expected
     assert nonzero(stats.skipped) == dict(reasons)
     assert nonzero(stats.decapsulated) == dict(Counter(opened))
