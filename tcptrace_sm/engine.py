@@ -54,7 +54,7 @@ from tcptrace_sm.capture import NAMES, Columns, ReadStats, _gather, new_segment,
 from tcptrace_sm.flows import FlowTable, eviction_order, flow_key
 from tcptrace_sm.machine import NS_PER_S, Config, Connection, Dir, Event, cause_of, errno_for_reset
 from tcptrace_sm.model import ACK, FIN, PSH, RST, STATE_ORDER, SYN, URG, Segment, Side, TcpState, Transition
-from tcptrace_sm.zeek import ZeekRow, ZeekSummary
+from tcptrace_sm.zeek import ClosedSide, ZeekSummary
 
 I64 = npt.NDArray[np.int64]
 B = npt.NDArray[np.bool_]
@@ -169,10 +169,9 @@ _FIELDS: Final[dict[str, Any]] = {
     "last_clock": 0,
     "retire_at": _NEVER_NS,  # see Engine._schedule
     "compact_at": _NEVER_NS,
-    "closed": 0,  # the close is complete and Zeek has forgotten it: the journal is dropped
-    "zopk": 0,  # ... Zeek's packet counts of that (its only) connection, and when it went
+    "closed": 0,  # 1 in the closed table (see _Closed): the close is complete, the journal gone
+    "zopk": 0,  # ... Zeek's packet counts of that (its only) connection
     "zrpk": 0,
-    "zgone": 0,
     "phase": P_SYN,
     "sa_f": -1,  # the SYN-ACK (or the refusing RST): frame, time, ordinal
     "sa_t": 0,
@@ -207,7 +206,7 @@ _OPT_MAX: Final = 40  # TCP option bytes of a SYN, at most
 
 #: Fields that need 64 bits (times, frame numbers, ISNs); the others are 32-bit.
 _WIDE: Final = frozenset(
-    {"fid", "first_ts", "last_ts", "first_clock", "last_clock", "retire_at", "compact_at", "zgone",
+    {"fid", "first_ts", "last_ts", "first_clock", "last_clock", "retire_at", "compact_at",
      "sa_f", "sa_t", "hs_f", "hs_t", "rst_f", "rst_t"}
     | {f"{sd}_{k}" for sd in "cs" for k in ("isn", "finf", "fint", "finclk", "faf", "fat", "lsend", "ltx",
                                             "bedge", "bf", "bt")}
@@ -364,7 +363,7 @@ _U32: Final = 1 << 32
 #: Journal parts are joined up to this many rows when the journal is compacted.
 _JOURNAL_PART: Final = 1 << 16
 #: The journal is compacted when one row in this many is dead; so is each part.
-_COMPACT_AT: Final = 4
+_COMPACT_AT: Final = 2
 
 
 class _Journal:
@@ -444,13 +443,13 @@ class _Journal:
         return j
 
     def compact(self) -> None:
-        """Drop the rows of connections that are gone, once they are a quarter of the journal.
+        """Drop the rows of connections that are gone, once they are half the journal
+        (:data:`_COMPACT_AT`).
 
         Part by part, so that only one part is ever copied at a time, and only the parts that
-        are at least a quarter dead: a closed connection keeps its rows for Zeek's close delay,
-        so old parts die off as a whole while the newest are still alive (copying those would
-        only cost time). Neighbours that became small are joined (a few large parts keep
-        :meth:`take` cheap)."""
+        are at least that dead: old parts die off as a whole while the newest are still alive
+        (copying those would only cost time). Neighbours that became small are joined (a few
+        large parts keep :meth:`take` cheap)."""
         if (self.store.released_rows - self.dead) * _COMPACT_AT < self.rows or not self.parts:
             return
         kept: list[npt.NDArray[np.void]] = []
@@ -475,9 +474,9 @@ class _Journal:
         self.dead = self.store.released_rows - left
 
 
-_CLOSED_I8 = ("fid", "first_ts", "last_ts", "zgone", "sa_f", "sa_t", "hs_f", "hs_t")
+_CLOSED_I8 = ("fid", "first_ts", "last_ts", "zlast", "sa_f", "sa_t", "hs_f", "hs_t")
 _CLOSED_SIDE_I8 = ("finf", "fint", "faf", "fat", "lsend", "ltx")
-_CLOSED_SIDE_I4 = ("pk", "by", "fino", "fao", "nxt", "fin", "ppf", "win", "lack", "rtx")
+_CLOSED_SIDE_I4 = ("pk", "by", "fino", "fao", "nxt", "fin", "ppf", "win", "lack", "rtx", "zTn", "zWn")
 _CLOSED_I4 = ("sa_o", "hs_o", "zhist", "zstate")
 _CLOSED_DT: Final = np.dtype(
     [(k, "<i8") for k in _CLOSED_I8]
@@ -517,7 +516,7 @@ class _Fields:
 
 
 class _Closed:
-    """Connections whose close is complete and that Zeek has forgotten, in ~300 bytes each
+    """Connections whose close is complete, in about 320 bytes each
     (a slot of the store takes more than twice that): all their records need, and the one
     rebuild (:meth:`Engine.rebuild_closed`) if anything more comes on their 4-tuple."""
 
@@ -1638,7 +1637,7 @@ class Engine:
         )
         quiet = both & (c["c_bend"][slots] < 0) & (c["s_bend"][slots] < 0) & (c["closed"][slots] == 0)
         second = np.maximum(c["c_finclk"][slots], c["s_finclk"][slots])
-        c["compact_at"][slots] = np.where(quiet, _later(second, _ZEEK_TIMER_NS), _NEVER_NS)
+        c["compact_at"][slots] = np.where(quiet, second, _NEVER_NS)
 
     # ---- states, retirement, eviction
 
@@ -1767,10 +1766,9 @@ class Engine:
 
     def _compact_closed(self, slots: I64, clock: int) -> None:
         """Connections whose close is complete (FINs both ways, both acknowledged, nothing
-        pending) and that Zeek has forgotten (``tcp_close_delay`` after the second FIN, see
-        :meth:`_schedule`) are final but for their TIME-WAIT: they move from the store (and
-        their journals go) to the compact closed table; anything more on them goes to the core
-        through :meth:`rebuild_closed`."""
+        pending, see :meth:`_schedule`) are final but for their TIME-WAIT: they move from the
+        store (and their journals go) to the compact closed table; anything more on them goes
+        to the core through :meth:`rebuild_closed`."""
         if not len(slots):
             return
         st, ct = self.store, self.closed
@@ -1781,7 +1779,7 @@ class Engine:
         for name in _CLOSED_COPY:
             if name in c:
                 arr[name][rows] = c[name][slots]
-        arr["zgone"][rows] = c["compact_at"][slots]
+        arr["zlast"][rows] = np.maximum(c["c_finclk"][slots], c["s_finclk"][slots])
         arr["zhist"][rows] = [self._zcode(h) for h in zhist]
         arr["zstate"][rows] = [self._zcode(z) for z in zstate]
         arr["fam"][rows] = st.fam[slots]
@@ -2208,8 +2206,9 @@ class Engine:
         them after its segments.
 
         Only this one situation is rebuilt: both FINs sent and acknowledged, nothing pending,
-        no anomaly, Zeek's only connection removed. The test suite checks the result field by
-        field against the core fed the same segments.
+        no anomaly, one Zeek connection (rebuilt live: until ``tcp_close_delay`` after the
+        second FIN, more segments still belong to it). The test suite checks the result, and
+        Zeek's connection, field by field against the core fed the same segments.
         """
         ct = self.closed
         row = ct.arr[r]
@@ -2256,9 +2255,19 @@ class Engine:
             ep.packets = g[f"{sd}_pk"]
             ep.bytes = g[f"{sd}_by"]
             ep.retransmissions = g[f"{sd}_rtx"]
-        zs, zh = self._zeek_columns(one, ct)
-        zrow = ZeekRow(t0, cip, cport, sip, sport, zs[0], zh[0], g["zopk"], g["zrpk"])
-        return conn, ZeekSummary.ended(zrow, g["zgone"])
+        _zs, zh = self._zeek_columns(one, ct)
+        zeek = ZeekSummary.closed(
+            ts=t0,
+            last_time=g["zlast"],
+            history=zh[0],
+            orig=ClosedSide(
+                cip, cport, g["c_isn"], g["c_fin"], g["s_lack"], g["c_pk"], g["c_zTn"], g["c_zWn"]
+            ),
+            resp=ClosedSide(
+                sip, sport, g["s_isn"], g["s_fin"], g["c_lack"], g["s_pk"], g["s_zTn"], g["s_zWn"]
+            ),
+        )
+        return conn, zeek
 
     def _hand_over_closed(self, rows: I64) -> None:
         """Give closed connections to the core (something more came on their 4-tuples)."""

@@ -148,6 +148,10 @@ _MAX_BLOCKS = 16  # out-of-order ranges kept per side (Zeek keeps them all)
 # history "seen" bits (the responder's are these shifted left by 16)
 _SYN_M, _FIN_M, _RST_M, _FINRST_M, _DATA_M, _ACK_M, _MULTI_M = 1, 2, 4, 8, 16, 32, 64
 _UNKNOWN_M = 128 | 128 << 16  # 'X', once per connection whichever side (and across a flip)
+_LETTER_MASKS = {
+    "S": _SYN_M, "H": _SYN_M, "F": _FIN_M, "R": _RST_M,
+    "I": _FINRST_M, "D": _DATA_M, "A": _ACK_M, "Q": _MULTI_M,
+}  # fmt: skip
 _RSTOS0 = re.compile(r"\^?S[^HAFGIQ]*R.*")
 _CLOSE, _CLOSE_EVENT = 1, 2  # what a segment did to the connection (state machine result)
 
@@ -398,6 +402,46 @@ class _Conn:
         return "OTH"
 
 
+class ClosedSide(NamedTuple):
+    """One side of a cleanly closed Zeek connection (see :meth:`ZeekSummary.closed`); sequence
+    numbers relative to the side's ISN."""
+
+    host: str
+    port: int
+    isn: int
+    fin: int  # its FIN (the data before it all delivered)
+    acked: int  # the peer's highest ACK
+    pkts: int
+    rxmit: int  # its retransmissions and zero windows, as Zeek counts them
+    win0: int
+
+    def endpoint(self) -> _Endpoint:
+        ep = _Endpoint(self.host, self.port)
+        ep.state, ep.prev_state = CLOSED, ESTABLISHED
+        ep.start = self.isn
+        ep.last_rel = self.fin + 1
+        ep.last_abs = (self.isn + self.fin + 1) & _MASK
+        ep.ack_rel = self.acked
+        ep.ack_abs = (self.isn + self.acked) & _MASK
+        ep.hist_fin = self.fin
+        ep.fin_cnt = 1
+        ep.fin_seq = self.fin + 1
+        ep.did_close = True
+        ep.pkts = self.pkts
+        ep.rxmit, ep.rxmit_at = self.rxmit, _next_threshold(self.rxmit)
+        ep.win0, ep.win0_at = self.win0, _next_threshold(self.win0)
+        ep.reassem = ep.trim = self.fin
+        return ep
+
+
+def _next_threshold(count: int) -> int:
+    """Where a scaled letter is written next after ``count`` events (1, 10, 100, ...)."""
+    at = 1
+    while at <= count:
+        at *= 10
+    return at
+
+
 class _Ended:
     """A Zeek connection already removed by its timers, of which only the row is known: any
     later packet of the 4-tuple opens a new one (see :meth:`ZeekSummary.ended`)."""
@@ -443,6 +487,53 @@ class ZeekSummary:
         self = cls.__new__(cls)
         self._config = config
         self._conn = _Ended(row, removed_at)  # type: ignore[assignment]
+        self._rows = []
+        self._first = None
+        self.rows_dropped = 0
+        self._fresh = False
+        self._marks = False
+        return self
+
+    @classmethod
+    def closed(
+        cls,
+        *,
+        ts: int,
+        last_time: int,
+        history: str,
+        orig: ClosedSide,
+        resp: ClosedSide,
+        config: ZeekConfig = DEFAULT_CONFIG,
+    ) -> ZeekSummary:
+        """The summary, still live, of a flow whose one Zeek connection closed cleanly: the
+        originator's SYN, the responder's SYN-ACK, data in order, a FIN each way and the ACKs
+        of both (``history`` its letters, ``ts`` its first packet, ``last_time`` the capture
+        clock at the second FIN). Exactly what a summary fed those segments holds (a faster
+        engine hands such flows over without their segments): Zeek removes the connection
+        ``tcp_close_delay`` after ``last_time``, and until then a segment still belongs to it."""
+        conn = _Conn.__new__(_Conn)
+        o, r = orig.endpoint(), resp.endpoint()
+        o.peer, r.peer = r, o
+        conn.orig, conn.resp = o, r
+        conn.history = list(history)
+        conn.seen = 0
+        for letter in history:
+            mask = _LETTER_MASKS.get(letter.upper(), 0)
+            conn.seen |= mask if letter.isupper() else mask << 16
+        conn.ssh = None
+        conn.ts = ts
+        conn.last_time = last_time
+        conn.is_active = False
+        conn.is_partial = False
+        conn.first_seen = 3
+        conn.inactivity = config.tcp_inactivity_timeout
+        conn.attempt_at = _NEVER
+        conn.expire = []
+        conn.delete_at = last_time + config.tcp_close_delay
+        conn.reschedule()
+        self = cls.__new__(cls)
+        self._config = config
+        self._conn = conn
         self._rows = []
         self._first = None
         self.rows_dropped = 0

@@ -171,6 +171,21 @@ def _reference_conn(segments: list[Any], flow_id: int) -> tuple[Connection, Zeek
     return conn, zeek[flow_id]
 
 
+def _zeek_state(z: ZeekSummary) -> dict[str, Any]:
+    """Every field of a summary's open Zeek connection and of its two endpoints."""
+    conn = z._conn
+    out: dict[str, Any] = {}
+    for name in type(conn).__slots__:
+        value = getattr(conn, name)
+        if name in ("orig", "resp"):
+            for field in type(value).__slots__:
+                if field != "peer":
+                    out[f"{name}.{field}"] = getattr(value, field)
+        else:
+            out[name] = value
+    return out
+
+
 def test_rebuilt_closed_connections_are_the_cores(generated: list[Path], small_chunks: None) -> None:
     path = generated[4]
     segments = list(read_segments(path))
@@ -193,6 +208,8 @@ def test_rebuilt_closed_connections_are_the_cores(generated: list[Path], small_c
             else:
                 assert getattr(conn, name) == value, name
         assert z.rows() == [zref.rows()[-1]]
+        # Zeek's connection is rebuilt live, field by field, timers included
+        assert _zeek_state(z) == _zeek_state(zref)
         checked += 1
         return conn, z
 

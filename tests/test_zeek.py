@@ -695,3 +695,52 @@ def test_flow_records_carry_the_zeek_fields() -> None:
 
     a = tcptrace_sm.analyze(SAMPLES / "kernel" / "refused.pcap")
     assert (a.flow_records[0]["conn_state"], a.flow_records[0]["history"]) == ("REJ", "Sr")
+
+
+# -- a cleanly closed connection rebuilt without its segments ----------------------------------
+
+
+@pytest.mark.parametrize(("rxmit", "win0"), [(0, 0), (1, 0), (12, 3), (0, 10)])
+def test_a_clean_close_rebuilt_is_the_summary_fed_its_segments(rxmit: int, win0: int) -> None:
+    """:meth:`ZeekSummary.closed` holds what a summary fed the segments holds, field by field
+    (the faster engine drops a closed connection's segments and rebuilds it this way)."""
+    from tcptrace_sm.zeek import ClosedSide
+
+    w = Wire()
+    w.handshake()
+    first = w.c.data(100)
+    for _ in range(rxmit):  # retransmissions of the same bytes: Zeek's T, scaled
+        w.c.send(first.flags, 100, seq=first.seq)
+    w.s.ack()
+    for _ in range(win0):  # zero windows from the client: W, scaled
+        w.c.ack(win=0)
+    w.s.data(50)
+    w.c.fin()
+    w.s.fin()
+    w.c.ack()
+    fed = summary(w)
+    c_isn, s_isn = w.segments[0].seq, w.segments[1].seq
+    last_fin = w.segments[-2]
+    rebuilt = ZeekSummary.closed(
+        ts=w.segments[0].ts,
+        last_time=last_fin.ts,
+        history=fed.history,
+        orig=ClosedSide(*CLIENT, c_isn, 101, 102, 5 + rxmit + win0, rxmit, win0),
+        resp=ClosedSide(*SERVER, s_isn, 51, 52, 4, 0, 0),
+    )
+    assert rebuilt.rows() == fed.rows()
+
+    def state(z: ZeekSummary) -> dict[str, object]:
+        c = z._conn
+        out: dict[str, object] = {k: getattr(c, k) for k in type(c).__slots__ if k not in ("orig", "resp")}
+        for side in ("orig", "resp"):
+            ep = getattr(c, side)
+            out |= {f"{side}.{k}": getattr(ep, k) for k in type(ep).__slots__ if k != "peer"}
+        return out
+
+    assert state(rebuilt) == state(fed)
+    # and the next segment is judged alike: here a retransmitted FIN within the close delay
+    again = w.s.send(FIN | 0x10, seq=last_fin.seq, advance=False)
+    fed.update(again)
+    rebuilt.update(again)
+    assert state(rebuilt) == state(fed)
