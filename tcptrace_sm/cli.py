@@ -203,13 +203,22 @@ def _analyze_to(
             summary = summarize(stats, options, totals)
             print_warnings(stats)
         else:
+            streaming = fmt in ("csv", "jsonl")
             it = _closing(
                 blocks(
-                    plist, options, stats=stats, engine=engine, jobs=njobs, client=client, progress=progress
+                    plist,
+                    options,
+                    stats=stats,
+                    engine=engine,
+                    jobs=njobs,
+                    client=client,
+                    progress=progress,
+                    # rows of flows or anomalies need no transition records (less work)
+                    transitions=not streaming or records == "transitions",
                 ),
                 progress,
             )
-            if fmt in ("csv", "jsonl"):
+            if streaming:
                 attr, columns = _RECORD_SETS[records or "flows"]
                 writer = (CsvWriter if fmt == "csv" else JsonlWriter)(out, columns)
                 totals = Summary()
