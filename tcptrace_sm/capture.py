@@ -1839,15 +1839,11 @@ class _Names:
             return list(map(self.v4.__getitem__, addr.view(">u4").reshape(-1, 4)[:, 3].tolist()))
         if not v4.any():
             return list(map(self.v6.__getitem__, addr.tolist()))
-        out = list(map(self.v6.__getitem__, addr.tolist()))
-        k = np.flatnonzero(v4)
-        for i, name in zip(
-            k.tolist(),
-            map(self.v4.__getitem__, addr[k].view(">u4").reshape(-1, 4)[:, 3].tolist()),
-            strict=True,
-        ):
-            out[i] = name
-        return out
+        out = np.empty(len(addr), dtype=object)
+        out[v4] = list(map(self.v4.__getitem__, addr[v4].view(">u4").reshape(-1, 4)[:, 3].tolist()))
+        out[~v4] = list(map(self.v6.__getitem__, addr[~v4].tolist()))
+        names: list[str] = out.tolist()
+        return names
 
 
 NAMES = _Names()
