@@ -1773,15 +1773,15 @@ class Engine:
             return
         st, ct = self.store, self.closed
         c = st.cols
-        zstate, zhist = self._zeek_columns(slots)
+        zstate, zhist = self._zeek_codes(slots)
         rows = ct.alloc(len(slots))
         arr = ct.arr
         for name in _CLOSED_COPY:
             if name in c:
                 arr[name][rows] = c[name][slots]
         arr["zlast"][rows] = np.maximum(c["c_finclk"][slots], c["s_finclk"][slots])
-        arr["zhist"][rows] = [self._zcode(h) for h in zhist]
-        arr["zstate"][rows] = [self._zcode(z) for z in zstate]
+        arr["zhist"][rows] = zhist
+        arr["zstate"][rows] = zstate
         arr["fam"][rows] = st.fam[slots]
         arr["cip"][rows] = st.cip[slots]
         arr["sip"][rows] = st.sip[slots]
@@ -2160,6 +2160,20 @@ class Engine:
             zs = self.closed.cols
             texts_ = np.array(self._zstrings, dtype=object)
             return texts_[zs["zstate"][slots]].tolist(), texts_[zs["zhist"][slots]].tolist()
+        state, texts, inv = self._zeek_parts(slots)
+        hist: list[str] = texts[inv].tolist()
+        return state.tolist(), hist
+
+    def _zeek_codes(self, slots: I64) -> tuple[I64, I64]:
+        """The same as codes of :meth:`_zcode` (each distinct text looked up once)."""
+        state, texts, inv = self._zeek_parts(slots)
+        hist = np.array([self._zcode(t) for t in texts.tolist()], dtype=np.int64)[inv]
+        ust, sinv = np.unique(state.astype(str), return_inverse=True)
+        codes = np.array([self._zcode(t) for t in ust.tolist()], dtype=np.int64)[sinv.ravel()]
+        return codes, hist
+
+    def _zeek_parts(self, slots: I64) -> tuple[npt.NDArray[np.object_], npt.NDArray[np.object_], I64]:
+        """conn_state per slot; the distinct histories and which one each slot has."""
         c = self.store.cols
         cols = [(i, c[_zcol(name)][slots].astype(np.int64)) for i, (name, _l) in enumerate(_ZLETTERS)]
         cols = [(i, v) for i, v in cols if bool((v >= 0).any())]
@@ -2181,7 +2195,6 @@ class Engine:
             uniq2, inv = np.unique(code.astype(np.uint8), axis=0, return_inverse=True)
             rows = uniq2.tolist()
         texts = np.array(["".join(_ZCHARS[k - 1] for k in row if k) for row in rows], dtype=object)
-        hist: list[str] = texts[inv.ravel()].tolist()
         # endpoint states: a SYN-ACK establishes both sides, a FIN closes, an RST resets
         ph = c["phase"][slots]
         refused = c["refused"][slots] == 1
@@ -2196,7 +2209,7 @@ class Engine:
             "S1",
         ).astype(object)
         del answered
-        return state.tolist(), hist
+        return state, texts, inv.ravel().astype(np.int64)
 
     # ---- handing over a closed connection
 
