@@ -76,7 +76,9 @@ Decisions on the corners
       (any fragmented IP packet, whatever it carries), ``not_tcp``, then ``bad_checksum`` (an
       IPv4 header checksum that fails, with ``verify_checksums``). A segment whose TCP checksum
       fails is not skipped: it comes as a :class:`~tcptrace_sm.model.BadChecksumSegment`
-      (``Columns.mark``), which the observer counts, reports and otherwise ignores.
+      (``Columns.mark``), which the observer counts, reports and otherwise ignores. A segment
+      whose payload the snaplen cut comes as a :class:`~tcptrace_sm.model.TruncatedSegment`:
+      the endpoints' states do not care, Zeek's history does (``G``).
     * ``length`` comes from the IP header. An IPv4 total length (or IPv6 payload length) of 0,
       as written for TSO / jumbo packets, falls back to the captured length; such packets'
       checksums are not checked (they are offloaded), nor is the TCP checksum of a packet
@@ -125,7 +127,7 @@ from typing import IO, Any, ClassVar, Final, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from tcptrace_sm.model import BadChecksumSegment, Segment, TcpOptions
+from tcptrace_sm.model import BadChecksumSegment, Segment, TcpOptions, TruncatedSegment
 
 __all__ = [
     "CHUNK",
@@ -475,6 +477,8 @@ def _gather(buf: U8, off: I64, idx: npt.NDArray[np.intp] | I64) -> tuple[U8, I64
 
 #: ``Columns.mark``: the segment's TCP checksum failed.
 BAD_CHECKSUM: Final = 1
+#: ``Columns.mark``: the capture cut the segment's payload (its snaplen is shorter).
+TRUNCATED: Final = 2
 
 
 @dataclass(slots=True)
@@ -502,7 +506,8 @@ class Columns:
     ooff: I64
     frame: I64 = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     ts: I64 = field(default_factory=lambda: np.empty(0, dtype=np.int64))
-    #: :data:`BAD_CHECKSUM` where the TCP checksum failed (with ``verify_checksums``), else 0
+    #: :data:`BAD_CHECKSUM` where the TCP checksum failed (with ``verify_checksums``),
+    #: :data:`TRUNCATED` where the capture cut the payload, else 0
     mark: U8 = field(default_factory=lambda: np.empty(0, dtype=np.uint8))
     pay: U8 = field(default_factory=lambda: np.empty(0, dtype=np.uint8))
     poff: I64 = field(default_factory=lambda: np.empty(0, dtype=np.int64))
@@ -1248,7 +1253,9 @@ class _Decoder:
         else:
             opt = np.empty(0, dtype=np.uint8)
         sport, dport = t["sport"].astype(np.int64), t["dport"].astype(np.int64)
-        pay, poff = self._payload(u8, tcp + hlen, length, end, sport, dport)
+        at = tcp + hlen
+        mark = mark | np.where(np.minimum(end, at + length) - at < length, TRUNCATED, 0).astype(np.uint8)
+        pay, poff = self._payload(u8, at, length, end, sport, dport)
         cols = Columns(
             fam=fam,
             src=src,
@@ -1881,9 +1888,9 @@ def segments_of(cols: Columns, rows: npt.NDArray[np.intp] | I64 | None = None) -
     finally:
         if paused:
             gc.enable()
-    bad = np.flatnonzero(cols.mark & BAD_CHECKSUM)
-    for i in bad.tolist():
-        segs[i] = tuple.__new__(BadChecksumSegment, segs[i])
+    for i in np.flatnonzero(cols.mark).tolist():
+        kind = BadChecksumSegment if cols.mark[i] & BAD_CHECKSUM else TruncatedSegment
+        segs[i] = tuple.__new__(kind, segs[i])
     return segs
 
 

@@ -50,10 +50,33 @@ import numpy.typing as npt
 
 from tcptrace_sm.analysis import Block, Keyed, Options, Share, final_span, tap
 from tcptrace_sm.anomalies import CATALOGUE
-from tcptrace_sm.capture import NAMES, Columns, ReadStats, _gather, new_segment, read_columns, segments_of
+from tcptrace_sm.capture import (
+    BAD_CHECKSUM,
+    NAMES,
+    TRUNCATED,
+    Columns,
+    ReadStats,
+    _gather,
+    new_segment,
+    read_columns,
+    segments_of,
+)
 from tcptrace_sm.flows import FlowTable, eviction_order, flow_key
 from tcptrace_sm.machine import NS_PER_S, Config, Connection, Dir, Event, cause_of, errno_for_reset
-from tcptrace_sm.model import ACK, FIN, PSH, RST, STATE_ORDER, SYN, URG, Segment, Side, TcpState, Transition
+from tcptrace_sm.model import (
+    ACK,
+    FIN,
+    PSH,
+    RST,
+    STATE_ORDER,
+    SYN,
+    URG,
+    Segment,
+    Side,
+    TcpState,
+    Transition,
+    TruncatedSegment,
+)
 from tcptrace_sm.zeek import ClosedSide, ZeekSummary
 
 I64 = npt.NDArray[np.int64]
@@ -121,7 +144,7 @@ _ZLETTERS: list[tuple[str, str]] = [("zS", "S"), ("zH", "h"), ("zr0", "r")]
 for _sd, _case in (("c", str.upper), ("s", str.lower)):
     for _l in "ADFR":
         _ZLETTERS.append((f"z{_sd}{_l}", _case(_l)))
-    for _k in "TW":
+    for _k in "TWG":
         for _i in range(4):
             _ZLETTERS.append((f"z{_sd}{_k}{_i}", _case(_k)))
 _ZCHARS = [letter for _c, letter in _ZLETTERS]
@@ -157,9 +180,12 @@ _SIDE_FIELDS: Final[dict[str, Any]] = {
     "zD": -1,
     "zF": -1,
     "zR": -1,
-    "zTn": 0,  # Zeek: retransmissions and zero windows, and the ordinals at 1, 10, 100, 1000
-    "zWn": 0,
-    **{f"z{k}{i}": -1 for k in "TW" for i in range(4)},
+    "zTn": 0,  # Zeek: retransmissions, zero windows and content gaps, and the ordinals at 1, 10,
+    "zWn": 0,  # 100 and 1000
+    "zGn": 0,
+    **{f"z{k}{i}": -1 for k in "TWG" for i in range(4)},
+    "ztr": -1,  # its payload: -1 none yet, 0 captured whole, 1 cut by the snaplen (Zeek's gaps)
+    "ztrim": 1,  # Zeek: the highest ACK of its cut payload so far (relative; its reassembler's)
 }
 _FIELDS: Final[dict[str, Any]] = {
     "fid": 0,
@@ -342,10 +368,11 @@ _REPLAY_ROWS: Final = 1 << 16
 _JOURNAL_DT: Final = np.dtype(
     [("slot", "<i8"), ("gen", "<i8"), ("frame", "<i8"), ("ts", "<i8"), ("clock", "<i8"), ("src", "V16"),
      ("dst", "V16"), ("seq", "<u4"), ("ack", "<u4"), ("length", "<i4"), ("sport", "<u2"), ("dport", "<u2"),
-     ("win", "<u2"), ("flags", "u1"), ("fam", "u1")]
+     ("win", "<u2"), ("flags", "u1"), ("fam", "u1"), ("cut", "u1")]
 )  # fmt: skip
 #: What the journal keeps of a segment (48 bytes): the addresses, ports and family are the
-#: connection's, in the direction ``up`` says (1: from the client).
+#: connection's, in the direction ``up`` says (bit 0: from the client; bit 1: its payload was
+#: cut by the snaplen).
 _KEPT_DT: Final = np.dtype(
     [("slot", "<i4"), ("gen", "<u4"), ("frame", "<i8"), ("ts", "<i8"), ("clock", "<i8"), ("seq", "<u4"),
      ("ack", "<u4"), ("length", "<i4"), ("win", "<u2"), ("flags", "u1"), ("up", "u1")]
@@ -399,7 +426,8 @@ class _Journal:
             j["frame"], j["clock"] = frame, clk
         for name in _KEPT_COLS[1:]:
             j[name] = getattr(cols, name)[rows]
-        j["up"] = (cols.sport[rows] == st.cport[slots]) & (cols.src[rows] == st.cip[slots])
+        up = (cols.sport[rows] == st.cport[slots]) & (cols.src[rows] == st.cip[slots])
+        j["up"] = up | np.where((cols.mark[rows] & TRUNCATED) != 0, 2, 0)
         self.parts.append(j)
         self.rows += len(j)
 
@@ -431,7 +459,8 @@ class _Journal:
         k = np.concatenate(kept) if kept else np.empty(0, dtype=_KEPT_DT)
         j = np.empty(len(k), dtype=_JOURNAL_DT)
         s = k["slot"].astype(np.int64)
-        up = k["up"].astype(np.bool_)
+        up = (k["up"] & 1).astype(np.bool_)
+        j["cut"] = k["up"] >> 1
         j["slot"], j["gen"], j["clock"] = s, k["gen"], k["clock"]
         for name in _KEPT_COLS:
             j[name] = k[name]
@@ -476,7 +505,7 @@ class _Journal:
 
 _CLOSED_I8 = ("fid", "first_ts", "last_ts", "zlast", "sa_f", "sa_t", "hs_f", "hs_t")
 _CLOSED_SIDE_I8 = ("finf", "fint", "faf", "fat", "lsend", "ltx")
-_CLOSED_SIDE_I4 = ("pk", "by", "fino", "fao", "nxt", "fin", "ppf", "win", "lack", "rtx", "zTn", "zWn")
+_CLOSED_SIDE_I4 = ("pk", "by", "fino", "fao", "nxt", "fin", "ppf", "win", "lack", "rtx", "zTn", "zWn", "zGn")
 _CLOSED_I4 = ("sa_o", "hs_o", "zhist", "zstate")
 _CLOSED_DT: Final = np.dtype(
     [(k, "<i8") for k in _CLOSED_I8]
@@ -1073,7 +1102,11 @@ class Engine:
         uhash = kt.hash(cols.fam[fp], cols.src[fp], cols.sport[fp], cols.dst[fp], cols.dport[fp])
         val = kt.lookup(uhash, lambda i, v: self._row_key(v) == ukeys_arr[i])
         slot_of_u = np.where(val >= 0, val, -1)
-        plain_syn = ((cols.flags & (SYN | ACK | RST | FIN)) == SYN) & (cols.length == 0) & (cols.mark == 0)
+        plain_syn = (
+            ((cols.flags & (SYN | ACK | RST | FIN)) == SYN)
+            & (cols.length == 0)
+            & ((cols.mark & BAD_CHECKSUM) == 0)
+        )
         starts_new = plain_syn[first_pos]
         unseen = val == MISSING
         if self.core_keys and unseen.any():
@@ -1128,9 +1161,9 @@ class Engine:
         is_new = np.zeros(st.cap, dtype=np.bool_)
         is_new[new_slots] = True
         slow = ~fast
-        if fast.any() and cols.mark.any():
+        if fast.any() and (cols.mark & BAD_CHECKSUM).any():
             # a segment with a bad checksum is for the core to ignore (and report)
-            damaged = np.unique(seg_slot[fast & (cols.mark != 0)])
+            damaged = np.unique(seg_slot[fast & ((cols.mark & BAD_CHECKSUM) != 0)])
             mark = np.zeros(st.cap + 1, dtype=np.bool_)
             mark[damaged] = True
             back = mark[np.where(fast, seg_slot, st.cap)]
@@ -1241,6 +1274,8 @@ class Engine:
                 ),
             )
         )
+        for i in np.flatnonzero(j["cut"]).tolist():
+            segs[i] = tuple.__new__(TruncatedSegment, segs[i])
         keys = self._row_keys(j)
         self._observe_all(segs, j["clock"].tolist(), keys)
 
@@ -1503,6 +1538,30 @@ class Engine:
             for x, sd in ((0, "c"), (1, "s")):
                 g_viol |= c[f"{sd}_z{k}n"][gsl] + G.count(mask & (side == x)) >= 10_000
 
+        # -- Zeek: content gaps (G). A side's payload cut by the snaplen cannot be passed on,
+        # so every ACK from the peer that moves past what was acknowledged of it is a gap
+        # (capped at its FIN once that was sent, as Zeek caps it). A side with payload both
+        # cut and whole goes to the core, which keeps Zeek's reassembler.
+        cut = (cols.mark[order] & TRUNCATED) != 0
+        z_gap: dict[int, tuple[I64, I64, B]] = {}  # side: (mode, running max of ACKs, gaps)
+        for x, sd in ((0, "c"), (1, "s")):
+            mine = side == x
+            has_cut, has_whole = G.any(data & mine & cut), G.any(data & mine & ~cut)
+            mode0 = c[f"{sd}_ztr"][gsl]
+            g_viol |= (has_cut & (has_whole | (mode0 == 0))) | (has_whole & (mode0 == 1))
+            mode = np.where(has_cut, 1, np.where(has_whole, 0, mode0))
+            init = c[f"{sd}_ztrim"][gsl]
+            if not (mode == 1).any():
+                z_gap[x] = (mode, init[grp], np.zeros(n, dtype=np.bool_))
+                continue
+            x_fin, x_fpos = (fin_c, pfc_s) if x == 0 else (fin_s, pfs_s)
+            acks = est & ~mine & f_ack & ~f_rst & (mode[grp] == 1)
+            capped = np.where((x_fin >= 0) & (x_fpos < pos) & (ak > x_fin), x_fin, ak)
+            top = G.running_max(np.where(acks, capped, -1), init)
+            gaps = acks & (capped > G.before(top, init))
+            g_viol |= c[f"{sd}_zGn"][gsl] + G.count(gaps) >= 10_000
+            z_gap[x] = (mode, top, gaps)
+
         g_viol |= pk_g + (G.ends - G.starts) > JOURNAL_CAP
         bail = gsl[g_viol]
         okg = np.flatnonzero(~g_viol)
@@ -1612,8 +1671,11 @@ class Engine:
                 fl = G.first_where(est & m & lm)[okg]
                 h = (fl < _BIG) & (col[gs] < 0)
                 col[gs[h]] = ordn[fl[h]] * 4
-            for k, km, sub in (("T", z_t, 1), ("W", z_w, 2)):
-                mm = km & m
+            mode, top, gaps = z_gap[x]
+            c[f"{sd}_ztr"][gs] = mode[okg]
+            c[f"{sd}_ztrim"][gs] = top[last]
+            # in Zeek's order within a segment: its letters, W, T, then the gap its ACK shows
+            for k, mm, sub in (("W", z_w & m, 1), ("T", z_t & m, 2), ("G", gaps, 3)):
                 if not mm.any():
                     continue
                 total = c[f"{sd}_z{k}n"][slot] + G.cumcount(mm)
@@ -2274,10 +2336,10 @@ class Engine:
             last_time=g["zlast"],
             history=zh[0],
             orig=ClosedSide(
-                cip, cport, g["c_isn"], g["c_fin"], g["s_lack"], g["c_pk"], g["c_zTn"], g["c_zWn"]
+                cip, cport, g["c_isn"], g["c_fin"], g["s_lack"], g["c_pk"], g["c_zTn"], g["c_zWn"], g["c_zGn"]
             ),
             resp=ClosedSide(
-                sip, sport, g["s_isn"], g["s_fin"], g["c_lack"], g["s_pk"], g["s_zTn"], g["s_zWn"]
+                sip, sport, g["s_isn"], g["s_fin"], g["c_lack"], g["s_pk"], g["s_zTn"], g["s_zWn"], g["s_zGn"]
             ),
         )
         return conn, zeek

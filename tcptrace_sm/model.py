@@ -128,6 +128,11 @@ class Segment(NamedTuple):
         """The TCP checksum failed (see :class:`BadChecksumSegment`)."""
         return False
 
+    @property
+    def truncated(self) -> bool:
+        """The capture cut some of its payload (see :class:`TruncatedSegment`)."""
+        return False
+
 
 class BadChecksumSegment(Segment):
     """A segment whose TCP checksum failed (read with ``verify_checksums``): its receiver
@@ -137,6 +142,19 @@ class BadChecksumSegment(Segment):
 
     @property
     def bad_checksum(self) -> bool:
+        return True
+
+
+class TruncatedSegment(Segment):
+    """A segment whose payload the capture did not keep whole (a snaplen shorter than the
+    packet): its receiver got it all, so the endpoints' states are as for any segment; only
+    Zeek's view differs (Zeek cannot pass the payload on, and records a content gap, ``G``,
+    once it is acknowledged)."""
+
+    __slots__ = ()
+
+    @property
+    def truncated(self) -> bool:
         return True
 
 

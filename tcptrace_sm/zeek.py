@@ -412,8 +412,9 @@ class ClosedSide(NamedTuple):
     fin: int  # its FIN (the data before it all delivered)
     acked: int  # the peer's highest ACK
     pkts: int
-    rxmit: int  # its retransmissions and zero windows, as Zeek counts them
+    rxmit: int  # its retransmissions, zero windows and content gaps, as Zeek counts them
     win0: int
+    gap: int = 0
 
     def endpoint(self) -> _Endpoint:
         ep = _Endpoint(self.host, self.port)
@@ -430,6 +431,7 @@ class ClosedSide(NamedTuple):
         ep.pkts = self.pkts
         ep.rxmit, ep.rxmit_at = self.rxmit, _next_threshold(self.rxmit)
         ep.win0, ep.win0_at = self.win0, _next_threshold(self.win0)
+        ep.gap, ep.gap_at = self.gap, _next_threshold(self.gap)
         ep.reassem = ep.trim = self.fin
         return ep
 

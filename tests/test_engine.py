@@ -84,6 +84,29 @@ def test_generated_traffic(generated: list[Path], seed: int, small_chunks: None)
     assert_same(*both(generated[seed]))
 
 
+@pytest.mark.parametrize(("seed", "snaplen"), [(0, 96), (3, 96), (5, 128)])
+def test_generated_traffic_cut_by_a_snaplen(
+    tmp_path: Path, seed: int, snaplen: int, small_chunks: None
+) -> None:
+    """Payload the snaplen cut: the endpoints' answers do not change, Zeek's history records
+    the gaps; the fast engine keeps the connections whose every payload was cut (or none)."""
+    segments = traffic(seed, 700, span_s=8 + 6 * seed)
+    whole = write_pcap(tmp_path / "whole.pcap", segments)
+    cut = write_pcap(tmp_path / "cut.pcap", segments, snaplen=snaplen)
+    ref, fast = both(cut)
+    assert_same(ref, fast)
+    plain = tcptrace_sm.analyze(whole)
+    assert plain.anomaly_records == fast.anomaly_records
+    assert plain.transition_records == fast.transition_records
+    histories = [f["history"] for f in fast.flow_records]
+    assert sum("G" in h or "g" in h for h in histories) > 100
+    assert [{**f, "history": ""} for f in plain.flow_records] == [
+        {**f, "history": ""} for f in fast.flow_records
+    ]
+    eng = _engine_run(cut)
+    assert eng.handed_over < len(histories) / 2  # most stayed on the fast paths
+
+
 @pytest.mark.parametrize("seed", [0, 3])
 def test_generated_traffic_with_a_full_table(generated: list[Path], seed: int, small_chunks: None) -> None:
     ref, fast = both(generated[seed], max_flows=40)

@@ -28,4 +28,14 @@ def test_base_capture_has_closed_connections() -> None:
 
 @pytest.mark.parametrize("path", FORMATS, ids=[p.name for p in FORMATS])
 def test_every_format_gives_the_same_analysis(path: Path) -> None:
-    assert _result(path) == _result(BASE)
+    got, want = _result(path), _result(BASE)
+    if "headers-only" not in path.name:
+        assert got == want
+        return
+    # the snaplen cut the payload: the endpoints' states are the same, Zeek's history is not,
+    # as Zeek cannot pass the payload on and records a content gap once it is acknowledged
+    assert got[1:] == want[1:]
+    for g, w in zip(got[0], want[0], strict=True):
+        assert {**g, "history": ""} == {**w, "history": ""}
+        assert w["history"] == "ShADadFf"
+        assert g["history"] == "ShADaGdgFf"

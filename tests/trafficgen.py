@@ -217,11 +217,14 @@ def traffic(seed: int, connections: int, *, span_s: float = 30.0) -> list[Seg]:
     return out
 
 
-def write_pcap(path: Path, segments: list[Seg]) -> Path:
+def write_pcap(path: Path, segments: list[Seg], *, snaplen: int | None = None) -> Path:
+    """The segments as an Ethernet pcap; with ``snaplen``, every frame cut to that many bytes
+    (as ``tcpdump -s``), its original length kept."""
     records = []
     for ts, src, sp, dst, dp, seq, ack, flags, win, n, opts in segments:
         build = tcp6 if ":" in src else tcp4
         pkt = build(src, dst, sp, dp, bytes(n), seq=seq, ack=ack, flags=flags, win=win, options=opts)
-        records.append((ts - ts % 1000, frame(pkt, LT_ETHERNET)))
-    path.write_bytes(pcap(records))
+        f = frame(pkt, LT_ETHERNET)
+        records.append((ts - ts % 1000, f[:snaplen] if snaplen else f, len(f)))
+    path.write_bytes(pcap(records, snaplen=snaplen or 262144))
     return path
