@@ -255,3 +255,25 @@ def test_options_are_dataclass_fields() -> None:
 
 def _iter(x: Iterator[Any]) -> int:
     return sum(1 for _ in x)
+
+
+def test_a_zero_window_retransmission_writes_w_before_t(tmp_path: Path) -> None:
+    """Zeek writes a segment's W (zero window) before its T (retransmission); so do both."""
+    c, s = "10.1.0.1", "10.1.0.2"
+    t0 = 1_700_000_000 * 10**9
+    ci, si = 1000, 5000
+    rows = [
+        (c, 40000, s, 80, ci, 0, 0x02, 64240, 0),  # SYN
+        (s, 80, c, 40000, si, ci + 1, 0x12, 65160, 0),  # SYN-ACK
+        (c, 40000, s, 80, ci + 1, si + 1, 0x10, 502, 0),
+        (c, 40000, s, 80, ci + 1, si + 1, 0x18, 502, 100),
+        (c, 40000, s, 80, ci + 1, si + 1, 0x18, 0, 100),  # again, with a zero window
+        (s, 80, c, 40000, si + 1, ci + 101, 0x10, 509, 0),
+        (c, 40000, s, 80, ci + 101, si + 1, 0x11, 502, 0),
+        (s, 80, c, 40000, si + 1, ci + 102, 0x11, 509, 0),
+        (c, 40000, s, 80, ci + 102, si + 2, 0x10, 502, 0),
+    ]
+    segments = [(t0 + k * 1000, *r[:8], r[8], b"") for k, r in enumerate(rows)]
+    ref, fast = both(write_pcap(tmp_path / "wt.pcap", segments))
+    assert_same(ref, fast)
+    assert fast.flow_records[0]["history"] == "ShADWTaFf"
