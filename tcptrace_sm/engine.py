@@ -77,7 +77,7 @@ from tcptrace_sm.model import (
     Transition,
     TruncatedSegment,
 )
-from tcptrace_sm.zeek import ClosedSide, ZeekSummary
+from tcptrace_sm.zeek import ClosedSide, GapCounter, ZeekSummary
 
 I64 = npt.NDArray[np.int64]
 B = npt.NDArray[np.bool_]
@@ -184,8 +184,10 @@ _SIDE_FIELDS: Final[dict[str, Any]] = {
     "zWn": 0,  # 100 and 1000
     "zGn": 0,
     **{f"z{k}{i}": -1 for k in "TWG" for i in range(4)},
-    "ztr": -1,  # its payload: -1 none yet, 0 captured whole, 1 cut by the snaplen (Zeek's gaps)
-    "ztrim": 1,  # Zeek: the highest ACK of its cut payload so far (relative; its reassembler's)
+    "ztr": -1,  # its payload: -1 none yet, 0 captured whole, 1 cut by the snaplen, 2 both
+    "ztrim": 1,  # Zeek's reassembler of its payload: trimmed up to, delivered up to, and the
+    "zre": 1,  # peer's highest ACK (relative)
+    "zack": 1,
 }
 _FIELDS: Final[dict[str, Any]] = {
     "fid": 0,
@@ -1541,26 +1543,51 @@ class Engine:
         # -- Zeek: content gaps (G). A side's payload cut by the snaplen cannot be passed on,
         # so every ACK from the peer that moves past what was acknowledged of it is a gap
         # (capped at its FIN once that was sent, as Zeek caps it). A side with payload both
-        # cut and whole goes to the core, which keeps Zeek's reassembler.
+        # cut and whole runs Zeek's reassembler itself (GapCounter), segment by segment.
         cut = (cols.mark[order] & TRUNCATED) != 0
-        z_gap: dict[int, tuple[I64, I64, B]] = {}  # side: (mode, running max of ACKs, gaps)
+        z_gap: dict[int, tuple[I64, I64, I64, I64, B]] = {}  # side: mode, trim, reassem, ack, gaps
         for x, sd in ((0, "c"), (1, "s")):
             mine = side == x
             has_cut, has_whole = G.any(data & mine & cut), G.any(data & mine & ~cut)
             mode0 = c[f"{sd}_ztr"][gsl]
-            g_viol |= (has_cut & (has_whole | (mode0 == 0))) | (has_whole & (mode0 == 1))
-            mode = np.where(has_cut, 1, np.where(has_whole, 0, mode0))
-            init = c[f"{sd}_ztrim"][gsl]
-            if not (mode == 1).any():
-                z_gap[x] = (mode, init[grp], np.zeros(n, dtype=np.bool_))
-                continue
+            mixed = (mode0 == 2) | (has_cut & (has_whole | (mode0 == 0))) | (has_whole & (mode0 == 1))
+            mode = np.where(mixed, 2, np.where(has_cut, 1, np.where(has_whole, 0, mode0)))
+            t0, r0, a0 = c[f"{sd}_ztrim"][gsl], c[f"{sd}_zre"][gsl], c[f"{sd}_zack"][gsl]
             x_fin, x_fpos = (fin_c, pfc_s) if x == 0 else (fin_s, pfs_s)
-            acks = est & ~mine & f_ack & ~f_rst & (mode[grp] == 1)
+            acks = est & ~mine & f_ack & ~f_rst
             capped = np.where((x_fin >= 0) & (x_fpos < pos) & (ak > x_fin), x_fin, ak)
-            top = G.running_max(np.where(acks, capped, -1), init)
-            gaps = acks & (capped > G.before(top, init))
+            trim = G.running_max(np.where(acks, capped, -1), t0)
+            ackmax = G.running_max(np.where(acks, ak, -1), a0)
+            reassem = G.running_max(np.where(data & mine & ~cut, end, -1), r0)
+            reassem = np.where(mode[grp] == 1, np.maximum(reassem, trim), reassem)
+            gaps = acks & (mode[grp] == 1) & (capped > G.before(trim, t0))
+            mg = np.flatnonzero(mixed & ~g_viol)
+            if len(mg):
+                nxt0 = c[f"{sd}_nxt"][gsl]
+                fin0 = c[f"{sd}_fin"][gsl]
+                own = at_own_fin & mine
+                reset = est & ~mine & f_ack & f_rst
+                for g, lo_, hi_ in zip(mg.tolist(), G.starts[mg].tolist(), G.ends[mg].tolist(), strict=True):
+                    gc = GapCounter(int(t0[g]), int(r0[g]), int(a0[g]), int(nxt0[g]))
+                    if fin0[g] >= 0:
+                        gc.sent(int(nxt0[g]), int(fin0[g]))
+                    for k in range(lo_, hi_):
+                        if mine[k]:
+                            if est[k] and plain[k]:
+                                gc.sent(int(cend[k]), int(end[k]) if own[k] else None)
+                                if data[k] and not cut[k]:
+                                    gc.data(int(sq[k]), int(length[k]))
+                        elif acks[k] or reset[k]:
+                            got = gc.ack(int(ak[k]), bool(reset[k]))
+                            if got > 1:
+                                g_viol[g] = True  # two gaps at once: the core writes those
+                            gaps[k] = got == 1
+                    t_, r_, a_, ok = gc.state
+                    g_viol[g] |= not ok
+                    last_k = hi_ - 1
+                    trim[last_k], reassem[last_k], ackmax[last_k] = t_, r_, a_
             g_viol |= c[f"{sd}_zGn"][gsl] + G.count(gaps) >= 10_000
-            z_gap[x] = (mode, top, gaps)
+            z_gap[x] = (mode, trim, reassem, ackmax, gaps)
 
         g_viol |= pk_g + (G.ends - G.starts) > JOURNAL_CAP
         bail = gsl[g_viol]
@@ -1671,9 +1698,11 @@ class Engine:
                 fl = G.first_where(est & m & lm)[okg]
                 h = (fl < _BIG) & (col[gs] < 0)
                 col[gs[h]] = ordn[fl[h]] * 4
-            mode, top, gaps = z_gap[x]
+            mode, trim, reassem, ackmax, gaps = z_gap[x]
             c[f"{sd}_ztr"][gs] = mode[okg]
-            c[f"{sd}_ztrim"][gs] = top[last]
+            c[f"{sd}_ztrim"][gs] = trim[last]
+            c[f"{sd}_zre"][gs] = reassem[last]
+            c[f"{sd}_zack"][gs] = ackmax[last]
             # in Zeek's order within a segment: its letters, W, T, then the gap its ACK shows
             for k, mm, sub in (("W", z_w & m, 1), ("T", z_t & m, 2), ("G", gaps, 3)):
                 if not mm.any():

@@ -774,26 +774,11 @@ class ZeekSummary:
         # the state machine: nothing to do for a plain segment of a side past INACTIVE
         done = self._state_machine(c, ep, is_orig, flags, seq, length, now) if ctl or st == INACTIVE else 0
         if flags & ACK:  # AckReceived, usually for data delivered already
-            if peer.fin_cnt and rel_ack >= peer.fin_seq:
-                rel_ack = peer.fin_seq - 1
-            if rel_ack > peer.trim:
-                if rel_ack <= peer.reassem:
-                    peer.trim = rel_ack
-                else:
-                    self._ack_received(c, peer, rel_ack)
+            _acked(c, peer, rel_ack)
         ep.pkts += 1
         c.first_seen |= 1 if is_orig else 2
         if length and not rst and rel >= 0 and captured and not ep.skip:  # DataSent
-            lo = rel + 1 if syn else rel
-            hi = lo + length
-            if ep.ack_rel <= lo and ep.trim <= lo <= ep.reassem < hi and not ep.blocks:
-                ep.reassem = hi  # in order: delivered at once
-                if ep.ack_rel in (0, 1) and ep.size() > _MAX_INITIAL_WINDOW:
-                    ep.trim = hi  # nothing acknowledged: Zeek stops holding the data
-                elif hi - ep.trim > _MAX_BUFFERED:
-                    ep.skip = True
-            else:
-                self._data_sent(ep, lo, length)
+            _deliver(ep, rel + 1 if syn else rel, length)
         if c.ssh is not None and length and not rst and rel >= 0:
             data = seg.payload if captured and not ep.skip else b""
             if c.ssh.deliver(ep is c.orig, rel + 1 if syn else rel, data, length) and not c.seen & _UNKNOWN_M:
@@ -938,6 +923,79 @@ class ZeekSummary:
             while blocks and blocks[0][1] <= seq:
                 blocks.pop(0)
         ep.trim = seq
+
+
+def _acked(c: _Conn, ep: _Endpoint, rel_ack: int) -> None:
+    """``TCP_Reassembler::AckReceived`` for ``ep``'s data (past its FIN: before it)."""
+    if ep.fin_cnt and rel_ack >= ep.fin_seq:
+        rel_ack = ep.fin_seq - 1
+    if rel_ack > ep.trim:
+        if rel_ack <= ep.reassem:
+            ep.trim = rel_ack
+        else:
+            ZeekSummary._ack_received(c, ep, rel_ack)
+
+
+def _deliver(ep: _Endpoint, lo: int, length: int) -> None:
+    """``ep``'s payload [lo, lo + length), captured whole, into its reassembler."""
+    hi = lo + length
+    if ep.ack_rel <= lo and ep.trim <= lo <= ep.reassem < hi and not ep.blocks:
+        ep.reassem = hi  # in order: delivered at once
+        if ep.ack_rel in (0, 1) and ep.size() > _MAX_INITIAL_WINDOW:
+            ep.trim = hi  # nothing acknowledged: Zeek stops holding the data
+        elif hi - ep.trim > _MAX_BUFFERED:
+            ep.skip = True
+    else:
+        ZeekSummary._data_sent(ep, lo, length)
+
+
+class GapCounter:
+    """Zeek's reassembler for one side of an established connection, alone: where its
+    payload is partly cut by the snaplen, which of the peer's ACKs show a content gap (the
+    faster engine runs this for such sides; the rules are those of :class:`ZeekSummary`)."""
+
+    __slots__ = ("_conn", "ep")
+
+    def __init__(self, trim: int, reassem: int, ack_rel: int, sent: int) -> None:
+        ep, peer = _Endpoint("", 0), _Endpoint("", 0)
+        ep.peer, peer.peer = peer, ep
+        ep.state = ep.prev_state = peer.state = peer.prev_state = ESTABLISHED
+        ep.trim, ep.reassem, ep.ack_rel, ep.last_rel = trim, reassem, ack_rel, sent
+        self.ep = ep
+        conn = _Conn.__new__(_Conn)
+        conn.is_partial = False
+        conn.history = []
+        conn.orig, conn.resp = ep, peer
+        self._conn = conn
+
+    def sent(self, end: int, fin: int | None = None) -> None:
+        """The side sent up to ``end`` (relative; its FIN at ``fin``, if this is the FIN)."""
+        ep = self.ep
+        ep.last_rel = max(ep.last_rel, end)
+        if fin is not None and not ep.fin_cnt:
+            ep.fin_cnt, ep.fin_seq = 1, fin + 1
+
+    def data(self, lo: int, length: int) -> None:
+        """Payload [lo, lo + length) captured whole."""
+        if not self.ep.skip:
+            _deliver(self.ep, lo, length)
+
+    def ack(self, rel_ack: int, reset: bool = False) -> int:
+        """The peer's ACK (relative to this side's ISN), with RST if ``reset``: how many gaps."""
+        ep = self.ep
+        if rel_ack > ep.ack_rel and not reset:
+            ep.ack_rel = rel_ack
+        if reset:
+            ep.peer.state = RESET  # Zeek's state machine runs first: no gap counted
+        before = ep.gap
+        _acked(self._conn, ep, rel_ack)
+        return ep.gap - before
+
+    @property
+    def state(self) -> tuple[int, int, int, bool]:
+        """(trim, reassem, ack_rel, whether it can be carried on from these alone)."""
+        ep = self.ep
+        return ep.trim, ep.reassem, ep.ack_rel, not ep.blocks and not ep.skip
 
 
 def _gap(c: _Conn, ep: _Endpoint) -> None:

@@ -103,8 +103,10 @@ def test_generated_traffic_cut_by_a_snaplen(
     assert [{**f, "history": ""} for f in plain.flow_records] == [
         {**f, "history": ""} for f in fast.flow_records
     ]
-    eng = _engine_run(cut)
-    assert eng.handed_over < len(histories) / 2  # most stayed on the fast paths
+    # sides with payload partly cut stay on the fast paths too (Zeek's reassembler runs there);
+    # only a gap still open where a chunk ends hands one over
+    cut_over, whole_over = _engine_run(cut).handed_over, _engine_run(whole).handed_over
+    assert cut_over <= whole_over + len(histories) // 50
 
 
 @pytest.mark.parametrize("seed", [0, 3])
