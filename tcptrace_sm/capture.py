@@ -73,7 +73,9 @@ Decisions on the corners
     * Skip reasons, in the order checked: ``truncated_header`` (also for a cut link header or
       VLAN tag), ``not_ip``, ``malformed`` (bad IP version / IHL / TCP data offset, lengths
       that do not add up, more than 16 VLAN tags or IPv6 extension headers), ``fragment``
-      (any fragmented IP packet, whatever it carries), ``not_tcp``, then ``bad_checksum`` (an
+      (an IPv6 or tunnelled fragment, whatever it carries; an outer IPv4 fragment that did not
+      complete its datagram: a completed one is analysed whole, as the record of its last
+      piece), ``not_tcp``, then ``bad_checksum`` (an
       IPv4 header checksum that fails, with ``verify_checksums``). A segment whose TCP checksum
       fails is not skipped: it comes as a :class:`~tcptrace_sm.model.BadChecksumSegment`
       (``Columns.mark``), which the observer counts, reports and otherwise ignores. A segment
@@ -932,6 +934,135 @@ def _open_tunnels(
 _L4 = tuple[I64, I64, I64, I64, U8, Rows, Rows, U8]
 
 
+#: IPv4 datagrams held in pieces at most (the oldest goes first), and bytes per datagram.
+MAX_FRAGMENTED: Final = 4096
+_MAX_DATAGRAM: Final = 65535
+
+
+class _Datagram:
+    """The fragments of one IPv4 datagram seen so far."""
+
+    __slots__ = ("header", "pieces", "size", "total")
+
+    def __init__(self) -> None:
+        self.header: bytes | None = None  # the first fragment's IP header
+        self.pieces: dict[int, bytes] = {}  # payload by offset
+        self.size = 0
+        self.total: int | None = None  # payload length, once the last fragment came
+
+    def add(self, offset: int, data: bytes, last: bool, header: bytes | None) -> bool:
+        """Add a fragment; False if it contradicts what came before (the datagram is lost)."""
+        old = self.pieces.get(offset)
+        if old is not None and old != data:
+            return False
+        end = offset + len(data)
+        if last:
+            if self.total is not None and self.total != end:
+                return False
+            if any(o + len(d) > end for o, d in self.pieces.items()):
+                return False
+            self.total = end
+        elif self.total is not None and end > self.total:
+            return False
+        if old is None:
+            self.pieces[offset] = data
+            self.size += len(data)
+        if header is not None:
+            self.header = header
+        return self.size <= _MAX_DATAGRAM
+
+    def whole(self) -> bytes | None:
+        """The reassembled payload, once every byte is there (None also where overlapping
+        fragments disagree: the datagram is lost)."""
+        if self.total is None or self.header is None or self.size < self.total:
+            return None
+        out = np.zeros(self.total, dtype=np.uint8)
+        have = np.zeros(self.total, dtype=np.bool_)
+        for o, d in self.pieces.items():
+            piece = np.frombuffer(d, dtype=np.uint8)
+            placed = have[o : o + len(d)]
+            if (out[o : o + len(d)][placed] != piece[placed]).any():
+                self.total = -1  # never whole
+                return None
+            out[o : o + len(d)] = piece
+            placed[:] = True
+        return out.tobytes() if have.all() else None
+
+
+class _Fragments:
+    """IPv4 reassembly across chunks, as Zeek (and the receiving host) does: a datagram comes
+    out whole, as its completing fragment's record; the other fragments count as skipped
+    (``fragment``)."""
+
+    def __init__(self) -> None:
+        self.pending: dict[tuple[bytes, bytes, int, int], _Datagram] = {}
+        self.rows: list[tuple[I64, I64, I64]] = []  # this chunk's: records, header positions, ends
+
+    def offer(self, idx: I64, p: I64, end: I64) -> None:
+        if len(idx):
+            self.rows.append((idx, p, end))
+
+    def reassemble(self, buf: bytes, skip: dict[str, int], verify: bool) -> tuple[list[int], list[bytes]]:
+        """This chunk's fragments into the table; the records that completed a datagram and
+        the datagrams (IPv4 header and payload). With ``verify``, a fragment whose header
+        checksum fails is skipped as ``bad_checksum`` (the host drops it)."""
+        if not self.rows:
+            return [], []
+        idx = np.concatenate([r[0] for r in self.rows])
+        pos = np.concatenate([r[1] for r in self.rows])
+        end = np.concatenate([r[2] for r in self.rows])
+        self.rows = []
+        order = np.argsort(idx, kind="stable")
+        recs: list[int] = []
+        packets: list[bytes] = []
+        lost = 0
+        for rec, a, e in zip(idx[order].tolist(), pos[order].tolist(), end[order].tolist(), strict=True):
+            hl = (buf[a] & 15) * 4
+            if verify and _ip_checksum(buf[a : a + hl]):
+                skip["bad_checksum"] = skip.get("bad_checksum", 0) + 1
+                continue
+            tot, ident, frag = struct.unpack_from("!HHH", buf, a + 2)
+            key = (buf[a + 12 : a + 16], buf[a + 16 : a + 20], buf[a + 9], ident)
+            data = buf[a + hl : min(e, a + tot)]
+            offset = (frag & 0x1FFF) * 8
+            dg = self.pending.get(key)
+            if dg is None:
+                if len(self.pending) >= MAX_FRAGMENTED:
+                    del self.pending[next(iter(self.pending))]
+                dg = self.pending[key] = _Datagram()
+            if (
+                tot < hl
+                or len(data) < tot - hl
+                or not dg.add(offset, data, not frag & 0x2000, buf[a : a + hl] if offset == 0 else None)
+            ):
+                del self.pending[key]  # cut by the snaplen, or contradicting: lost
+                lost += 1
+                continue
+            payload = dg.whole()
+            if payload is None:
+                if dg.total == -1:
+                    del self.pending[key]
+                lost += 1
+                continue
+            del self.pending[key]
+            header = bytearray(dg.header or b"")
+            struct.pack_into("!HHH", header, 2, len(header) + len(payload), ident, 0)
+            struct.pack_into("!H", header, 10, 0)
+            struct.pack_into("!H", header, 10, _ip_checksum(bytes(header)))
+            recs.append(rec)
+            packets.append(bytes(header) + payload)
+        if lost:
+            skip["fragment"] = skip.get("fragment", 0) + lost
+        return recs, packets
+
+
+def _ip_checksum(header: bytes) -> int:
+    total = int(sum(struct.unpack(f"!{len(header) // 2}H", header)))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
 class _Decoder:
     """Turns the records of one chunk into segment columns (shared by all files of a call)."""
 
@@ -946,6 +1077,7 @@ class _Decoder:
         self.decapsulate = decapsulate
         self.counts: dict[str, int] = counts if counts is not None else {}
         self.payload_ports = np.array(sorted(set(payload_ports)), dtype=np.int64)
+        self.fragments = _Fragments()
 
     def link(self, u8: U8, d: I64, end: I64, lt: int, skip: dict[str, int]) -> tuple[I64, I64, I64, I64]:
         """Row indices (into ``d`` / ``end``) and network-header positions of the IPv4 and the
@@ -1015,7 +1147,16 @@ class _Decoder:
         carried = _Carried() if self.decapsulate else None
         i4, p4, i6, p6 = self.link(u8, d, end, lt, skip)
         self._network(buf, u8, i4, p4, end[i4], i6, p6, end[i6], skip, parts, carried, None)
-        opened = bool(carried)
+        recs, datagrams = self.fragments.reassemble(buf, skip, self.verify)
+        if recs:
+            # the reassembled datagrams go after the chunk's bytes, and through the same layers
+            at = np.cumsum([len(buf)] + [len(x) for x in datagrams]).astype(np.int64)
+            buf = buf + b"".join(datagrams)
+            u8 = np.frombuffer(buf, dtype=np.uint8)
+            r = np.array(recs, dtype=np.int64)
+            none = np.empty(0, dtype=np.int64)
+            self._network(buf, u8, r, at[:-1], at[1:], none, none, none, skip, parts, carried, None)
+        opened = bool(carried) or bool(recs)
         depth = 0
         while carried:
             rec, kind, pos, tend = carried.arrays()
@@ -1100,7 +1241,13 @@ class _Decoder:
         hl = (vhl & 15).astype(np.int64) * 4
         rem = end - p
         idx, p, end, h, hl, rem = _drop(skip, "truncated_header", rem < hl, idx, p, end, h, hl, rem)
-        idx, p, end, h, hl, rem = _drop(skip, "fragment", (h["frag"] & 0x3FFF) != 0, idx, p, end, h, hl, rem)
+        frag = (h["frag"] & 0x3FFF) != 0
+        if via is None and frag.any():  # outer packets in pieces: reassembled (see decode)
+            self.fragments.offer(idx[frag], p[frag], end[frag])
+            none = np.zeros_like(frag)  # counted once their datagram's fate is known
+            idx, p, end, h, hl, rem = _drop(skip, "fragment", none, idx, p, end, h, hl, rem, also=frag)
+        else:
+            idx, p, end, h, hl, rem = _drop(skip, "fragment", frag, idx, p, end, h, hl, rem)
         other = h["proto"] != 6
         tunnel = None
         if carried is not None and other.any():
@@ -1313,8 +1460,9 @@ class _Iface:
     warned: bool = False
 
     def to_ns(self, units: npt.NDArray[np.uint64]) -> I64:
-        """Nanoseconds since the epoch; absurd values saturate at the int64 limits (garbage
-        stays garbage, but never wraps round or overflows)."""
+        """Nanoseconds since the epoch; absurd values saturate at :data:`TS_MIN` and
+        :data:`TS_MAX` (garbage stays garbage, but never wraps round, and any two times can be
+        subtracted in 64 bits)."""
         r = self.tsresol
         if not r & 0x80 and r <= 9:
             mul = 10 ** (9 - r)
@@ -1337,11 +1485,16 @@ class _Iface:
                 ts = np.where(ts > _I64_MAX - off, _I64_MAX, ts + off)
             else:
                 ts = np.where(ts < _I64_MIN - off, _I64_MIN, ts + off)
-        return ts
+        out: I64 = np.clip(ts, TS_MIN, TS_MAX)
+        return out
 
 
 _I64_MAX: Final = (1 << 63) - 1
 _I64_MIN: Final = -(1 << 63)
+#: The earliest and the latest time a capture can give (1896 and 2116; a pcap's lie between
+#: 1970 and 2106): any difference of two fits in 64 bits.
+TS_MIN: Final = -(1 << 61)
+TS_MAX: Final = 1 << 62
 
 
 def _linktype_name(lt: int) -> str:

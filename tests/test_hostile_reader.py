@@ -16,14 +16,16 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import dpkt
 import pcapgen as g
 import pytest
+from conftest import SAMPLES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mutate import Hang, time_budget
 
 import tcptrace_sm
-from tcptrace_sm.capture import MAX_BLOCK, MAX_CAPLEN, CaptureError, ReadStats, read_segments
+from tcptrace_sm.capture import MAX_BLOCK, MAX_CAPLEN, TS_MIN, CaptureError, ReadStats, read_segments
 from tcptrace_sm.model import Segment
 
 T_SEC = 1_700_000_000
@@ -546,3 +548,26 @@ def test_random_capture_files_through_read_segments(tmp_path: Path, files: list[
         assert 0 <= s.seq < 2**32
         assert 0 <= s.ack < 2**32
         assert s.length >= 0
+
+
+def test_times_out_of_range_saturate_so_the_engines_agree(tmp_path: Path) -> None:
+    """A pcapng whose offset puts closed connections absurdly early, then a capture of the same
+    4-tuples at a normal time: the times saturate (at 1896), and both engines see the first
+    connections' TIME-WAIT run out (a fuzzing finding: the difference of two int64 times
+    overflowed, and the fast engine kept them in TIME-WAIT)."""
+    base = SAMPLES / "loopback_base.pcap"
+    with open(base, "rb") as f:
+        frames = [bytes(buf) for _ts, buf in dpkt.pcap.Reader(f)]
+    w = g.Pcapng().section()
+    w.interface(g.LT_ETHERNET, tsoffset=-(1 << 63))
+    for k, fr in enumerate(frames):
+        w.epb(0, 0, fr, units=k)
+    early = write(tmp_path, w.bytes(), "early.pcapng")
+    segs, stats = read(early)
+    assert_sane(segs, stats)
+    assert {s.ts for s in segs} == {TS_MIN}
+    ref = tcptrace_sm.analyze([early, base], engine="reference")
+    fast = tcptrace_sm.analyze([early, base], engine="fast")
+    assert ref.flow_records == fast.flow_records
+    assert ref.transition_records == fast.transition_records
+    assert {f["client_state"] for f in fast.flow_records if f["first_ts"] == TS_MIN} == {"CLOSED"}

@@ -36,8 +36,8 @@ CORPUS = ROOT.parent / "shared" / "corpus" / "zeek"
 #: Where we deliberately differ: a trace, or "trace @ test script" for one Zeek run, and why.
 DEVIATIONS = {
     "tunnels/gtp/gtp2_different_udp_port.pcap": (
-        "'gg' for 'X': the server's big packets come in fragmented outer IPv4 packets (84 fragments), "
-        "which the reader does not reassemble, so 42 of its 49 packets are missing (conn_state agrees)"
+        "'X': written by an application analyzer of Zeek's (the HTTP inside the GTP tunnel); the "
+        "rest agrees, its 84 outer IPv4 fragments reassembled into the server's 42 big packets"
     ),
     "tcp/retransmit-timeout.pcapng @ testing/btest/core/expire-all-timers.zeek|-b -C": (
         "the test schedules 300 dummy timers so that max_timer_expires holds the timeout back"
