@@ -16,10 +16,12 @@ import click
 from tcptrace_sm.analysis import Analysis, analyze
 from tcptrace_sm.clikit import (
     ExitCode,
+    auto_jobs,
     captures_argument,
     decapsulate_option,
     err,
     handle_errors,
+    jobs_option,
     output_option,
     output_stream,
     print_warnings,
@@ -230,6 +232,7 @@ def _write_junit(path: str, result: CheckResult) -> None:
 )
 @verify_option
 @decapsulate_option
+@jobs_option
 @handle_errors
 def check(
     captures: tuple[str, ...],
@@ -244,6 +247,7 @@ def check(
     close_wait_timeout: float | None,
     verify_checksums: bool,
     decapsulate: bool,
+    jobs: int | None,
 ) -> None:
     """Fail (exit 1) when the recorded traffic breaks the policy; pass (exit 0) otherwise."""
     try:
@@ -261,6 +265,7 @@ def check(
                 close_wait_timeout=close_wait_timeout,
                 verify_checksums=verify_checksums or None,
                 decapsulate=None if decapsulate else False,
+                jobs=auto_jobs(captures, jobs),
             )
         except PolicyError as e:
             raise click.UsageError(str(e)) from None

@@ -35,11 +35,11 @@ from tcptrace_sm.check import check
 from tcptrace_sm.clikit import (
     ExitCode,
     Progress,
+    auto_jobs,
     captures_argument,
     close_wait_option,
     dask_client,
     decapsulate_option,
-    default_jobs,
     err,
     handle_errors,
     jobs_option,
@@ -80,6 +80,7 @@ def _analyze(
     verify: bool,
     max_flows: int = MAX_FLOWS,
     decapsulate: bool = True,
+    jobs: int | None = None,
 ) -> Analysis:
     """The analysis every command starts from; read warnings go to stderr at once."""
     result = analyze(
@@ -89,6 +90,7 @@ def _analyze(
         verify_checksums=verify,
         max_flows=max_flows,
         decapsulate=decapsulate,
+        jobs=auto_jobs(captures, jobs),
     )
     print_warnings(result.stats)
     return result
@@ -178,7 +180,7 @@ def _analyze_to(
     progress = Progress(list(captures), enabled=not quiet)
     plist = list(captures)
     # worker processes pay off on big inputs only (each one starts and reads the input)
-    njobs = jobs or (default_jobs() if progress.total >= PARALLEL_FROM else 1)
+    njobs = auto_jobs(plist, jobs)
     with output_stream(output) as out:  # opened first: fail before the work, not after it
         stats = ReadStats(files=[])
         if fmt in ("csv", "jsonl") and client is None and njobs > 1 and "-" not in plist:
@@ -242,10 +244,6 @@ def _analyze_to(
 
 
 analyze_cmd.name = "analyze"
-
-
-#: Without --jobs, inputs of this many bytes or more use one worker process per core.
-PARALLEL_FROM = 32 << 20
 
 
 def _closing(it: Iterator[Block], progress: Progress) -> Iterator[Block]:
@@ -449,6 +447,7 @@ def _segment_row(seg: Segment) -> dict[str, Any]:
 @close_wait_option
 @verify_option
 @decapsulate_option
+@jobs_option
 @handle_errors
 def diagram(
     captures: tuple[str, ...],
@@ -459,6 +458,7 @@ def diagram(
     close_wait_timeout: float,
     verify_checksums: bool,
     decapsulate: bool,
+    jobs: int | None,
 ) -> None:
     """Draw the state machine the capture actually went through (or, with --reference, RFC 9293's)."""
     from tcptrace_sm import diagram as pictures
@@ -468,7 +468,9 @@ def diagram(
     elif not captures:
         raise click.UsageError("give a CAPTURE to draw, or --reference")
     else:
-        result = _analyze(captures, time_wait, close_wait_timeout, verify_checksums, decapsulate=decapsulate)
+        result = _analyze(
+            captures, time_wait, close_wait_timeout, verify_checksums, decapsulate=decapsulate, jobs=jobs
+        )
         draw = pictures.observed_mermaid if fmt == "mermaid" else pictures.observed_dot
         text = draw(result.transition_records, result.anomaly_records)
     if fmt in ("mermaid", "dot"):
@@ -542,6 +544,7 @@ def timeline(
 @close_wait_option
 @verify_option
 @decapsulate_option
+@jobs_option
 @handle_errors
 def report(
     captures: tuple[str, ...],
@@ -551,12 +554,15 @@ def report(
     close_wait_timeout: float,
     verify_checksums: bool,
     decapsulate: bool,
+    jobs: int | None,
 ) -> None:
     """Write one self-contained HTML report (summary, pictures, sortable tables)."""
     from tcptrace_sm.html import render_report
 
     with output_stream(output) as out:
-        result = _analyze(captures, time_wait, close_wait_timeout, verify_checksums, decapsulate=decapsulate)
+        result = _analyze(
+            captures, time_wait, close_wait_timeout, verify_checksums, decapsulate=decapsulate, jobs=jobs
+        )
         out.write(
             render_report(
                 result.summary,

@@ -9,7 +9,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Any, TypeVar
 
 import click
@@ -167,6 +167,23 @@ def default_jobs() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+#: Without --jobs, inputs of this many bytes or more use one worker process per core.
+PARALLEL_FROM = 32 << 20
+
+
+def auto_jobs(paths: Sequence[str], jobs: int | None) -> int:
+    """``--jobs``, or by default one worker per core once the inputs are big enough to pay for
+    starting them (each one reads the input)."""
+    if jobs:
+        return jobs
+    total = 0
+    for p in paths:
+        if p != "-":
+            with contextlib.suppress(OSError):
+                total += os.path.getsize(p)
+    return default_jobs() if total >= PARALLEL_FROM else 1
 
 
 def dask_client(address: str) -> Any:

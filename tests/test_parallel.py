@@ -55,6 +55,27 @@ def test_cli_csv_is_byte_identical_whatever_the_jobs(capture: Path) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["check", "-f", "json"],
+        ["check", "--fail-on", "info"],
+        ["report", "--title", "t"],
+        ["diagram", "-f", "dot"],
+    ],
+    ids=["check json", "check failing", "report", "diagram"],
+)
+def test_other_commands_give_the_same_output_whatever_the_jobs(capture: Path, command: list[str]) -> None:
+    def run(jobs: str) -> tuple[int, str]:
+        res = CliRunner().invoke(cli, [*command, str(capture), "--jobs", jobs])
+        return res.exit_code, res.stdout
+
+    one = run("1")
+    assert one[0] in (0, 1), one
+    assert len(one[1]) > 100
+    assert run("2") == one
+
+
 def test_a_bad_capture_with_jobs_is_a_one_line_error(tmp_path: Path) -> None:
     bad = tmp_path / "x.pcap"
     bad.write_bytes(b"not a capture at all")
