@@ -73,9 +73,9 @@ Decisions on the corners
     * Skip reasons, in the order checked: ``truncated_header`` (also for a cut link header or
       VLAN tag), ``not_ip``, ``malformed`` (bad IP version / IHL / TCP data offset, lengths
       that do not add up, more than 16 VLAN tags or IPv6 extension headers), ``fragment``
-      (an IPv6 or tunnelled fragment, whatever it carries; an outer IPv4 fragment that did not
-      complete its datagram: a completed one is analysed whole, as the record of its last
-      piece), ``not_tcp``, then ``bad_checksum`` (an
+      (an IP fragment that did not complete its datagram, whatever it carries: a completed
+      one is analysed whole, as the record of its last piece; a fragment inside a tunnel or
+      inside a reassembled datagram), ``not_tcp``, then ``bad_checksum`` (an
       IPv4 header checksum that fails, with ``verify_checksums``). A segment whose TCP checksum
       fails is not skipped: it comes as a :class:`~tcptrace_sm.model.BadChecksumSegment`
       (``Columns.mark``), which the observer counts, reports and otherwise ignores. A segment
@@ -990,51 +990,61 @@ class _Datagram:
 
 
 class _Fragments:
-    """IPv4 reassembly across chunks, as Zeek (and the receiving host) does: a datagram comes
+    """IP reassembly across chunks, as Zeek (and the receiving host) does: a datagram comes
     out whole, as its completing fragment's record; the other fragments count as skipped
     (``fragment``)."""
 
     def __init__(self) -> None:
-        self.pending: dict[tuple[bytes, bytes, int, int], _Datagram] = {}
-        self.rows: list[tuple[I64, I64, I64]] = []  # this chunk's: records, header positions, ends
+        self.pending: dict[tuple[int, bytes, bytes, int, int], _Datagram] = {}
+        # this chunk's: records, IP header positions, fragment header positions (IPv6; -1 for
+        # IPv4), ends
+        self.rows: list[tuple[I64, I64, I64, I64]] = []
 
-    def offer(self, idx: I64, p: I64, end: I64) -> None:
+    def offer(self, idx: I64, p: I64, end: I64, q: I64 | None = None) -> None:
         if len(idx):
-            self.rows.append((idx, p, end))
+            self.rows.append((idx, p, np.full(len(idx), -1, dtype=np.int64) if q is None else q, end))
 
-    def reassemble(self, buf: bytes, skip: dict[str, int], verify: bool) -> tuple[list[int], list[bytes]]:
-        """This chunk's fragments into the table; the records that completed a datagram and
-        the datagrams (IPv4 header and payload). With ``verify``, a fragment whose header
-        checksum fails is skipped as ``bad_checksum`` (the host drops it)."""
+    def _datagram(self, key: tuple[int, bytes, bytes, int, int]) -> _Datagram:
+        dg = self.pending.get(key)
+        if dg is None:
+            if len(self.pending) >= MAX_FRAGMENTED:
+                del self.pending[next(iter(self.pending))]
+            dg = self.pending[key] = _Datagram()
+        return dg
+
+    def reassemble(
+        self, buf: bytes, skip: dict[str, int], verify: bool
+    ) -> tuple[list[tuple[int, int, bytes]], int]:
+        """This chunk's fragments into the table: per completed datagram (its completing
+        record, 4 or 6, the whole packet), in record order. With ``verify``, an IPv4 fragment
+        whose header checksum fails is skipped as ``bad_checksum`` (the host drops it)."""
         if not self.rows:
-            return [], []
-        idx = np.concatenate([r[0] for r in self.rows])
-        pos = np.concatenate([r[1] for r in self.rows])
-        end = np.concatenate([r[2] for r in self.rows])
+            return [], 0
+        idx, pos, fq, end = (np.concatenate([r[k] for r in self.rows]) for k in range(4))
         self.rows = []
         order = np.argsort(idx, kind="stable")
-        recs: list[int] = []
-        packets: list[bytes] = []
+        done: list[tuple[int, int, bytes]] = []
         lost = 0
-        for rec, a, e in zip(idx[order].tolist(), pos[order].tolist(), end[order].tolist(), strict=True):
-            hl = (buf[a] & 15) * 4
-            if verify and _ip_checksum(buf[a : a + hl]):
-                skip["bad_checksum"] = skip.get("bad_checksum", 0) + 1
-                continue
-            tot, ident, frag = struct.unpack_from("!HHH", buf, a + 2)
-            key = (buf[a + 12 : a + 16], buf[a + 16 : a + 20], buf[a + 9], ident)
-            data = buf[a + hl : min(e, a + tot)]
-            offset = (frag & 0x1FFF) * 8
-            dg = self.pending.get(key)
-            if dg is None:
-                if len(self.pending) >= MAX_FRAGMENTED:
-                    del self.pending[next(iter(self.pending))]
-                dg = self.pending[key] = _Datagram()
-            if (
-                tot < hl
-                or len(data) < tot - hl
-                or not dg.add(offset, data, not frag & 0x2000, buf[a : a + hl] if offset == 0 else None)
-            ):
+        for rec, a, q, e in zip(*(x[order].tolist() for x in (idx, pos, fq, end)), strict=True):
+            if q < 0:
+                hl = (buf[a] & 15) * 4
+                if verify and _ip_checksum(buf[a : a + hl]):
+                    skip["bad_checksum"] = skip.get("bad_checksum", 0) + 1
+                    continue
+                tot, ident, frag = struct.unpack_from("!HHH", buf, a + 2)
+                key = (4, buf[a + 12 : a + 16], buf[a + 16 : a + 20], buf[a + 9], ident)
+                start, stop, offset, last = a + hl, a + tot, (frag & 0x1FFF) * 8, not frag & 0x2000
+                head = buf[a : a + hl]
+            else:
+                plen = struct.unpack_from("!H", buf, a + 4)[0]
+                nh, off_m, ident = struct.unpack_from("!BxHI", buf, q)
+                key = (6, buf[a + 8 : a + 24], buf[a + 24 : a + 40], 0, ident)
+                start, stop, offset, last = q + 8, a + 40 + plen, off_m & 0xFFF8, not off_m & 1
+                head = _unfragmentable(buf, a, q, nh)
+            data = buf[start : min(e, stop)]
+            dg = self._datagram(key)
+            whole = stop >= start and len(data) == stop - start
+            if not whole or not dg.add(offset, data, last, head if not offset else None):
                 del self.pending[key]  # cut by the snaplen, or contradicting: lost
                 lost += 1
                 continue
@@ -1046,14 +1056,28 @@ class _Fragments:
                 continue
             del self.pending[key]
             header = bytearray(dg.header or b"")
-            struct.pack_into("!HHH", header, 2, len(header) + len(payload), ident, 0)
-            struct.pack_into("!H", header, 10, 0)
-            struct.pack_into("!H", header, 10, _ip_checksum(bytes(header)))
-            recs.append(rec)
-            packets.append(bytes(header) + payload)
-        if lost:
-            skip["fragment"] = skip.get("fragment", 0) + lost
-        return recs, packets
+            if key[0] == 4:
+                struct.pack_into("!HHH", header, 2, len(header) + len(payload), key[4], 0)
+                struct.pack_into("!H", header, 10, 0)
+                struct.pack_into("!H", header, 10, _ip_checksum(bytes(header)))
+            else:
+                struct.pack_into("!H", header, 4, len(header) - 40 + len(payload))
+            done.append((rec, key[0], bytes(header) + payload))
+        return done, lost
+
+
+def _unfragmentable(buf: bytes, a: int, q: int, nh: int) -> bytes:
+    """The IPv6 header and the extension headers before the fragment header at ``q``, the
+    one that named the fragment header now naming what the fragments carry (``nh``)."""
+    out = bytearray(buf[a:q])
+    field, kind, pos = 6, buf[a + 6], a + 40
+    while pos < q:  # (the decoder walked these already: they end at q)
+        field = pos - a  # an extension header starts with its own "next header"
+        step = (buf[pos + 1] + 2) * 4 if kind == 51 else (buf[pos + 1] + 1) * 8
+        kind = buf[pos]
+        pos += step
+    out[field] = nh
+    return bytes(out)
 
 
 def _ip_checksum(header: bytes) -> int:
@@ -1078,6 +1102,7 @@ class _Decoder:
         self.counts: dict[str, int] = counts if counts is not None else {}
         self.payload_ports = np.array(sorted(set(payload_ports)), dtype=np.int64)
         self.fragments = _Fragments()
+        self.reassembling = False  # decoding reassembled datagrams: pieces inside stay pieces
 
     def link(self, u8: U8, d: I64, end: I64, lt: int, skip: dict[str, int]) -> tuple[I64, I64, I64, I64]:
         """Row indices (into ``d`` / ``end``) and network-header positions of the IPv4 and the
@@ -1147,16 +1172,25 @@ class _Decoder:
         carried = _Carried() if self.decapsulate else None
         i4, p4, i6, p6 = self.link(u8, d, end, lt, skip)
         self._network(buf, u8, i4, p4, end[i4], i6, p6, end[i6], skip, parts, carried, None)
-        recs, datagrams = self.fragments.reassemble(buf, skip, self.verify)
-        if recs:
+        done, lost = self.fragments.reassemble(buf, skip, self.verify)
+        if lost:
+            skip["fragment"] = skip.get("fragment", 0) + lost
+        if done:
             # the reassembled datagrams go after the chunk's bytes, and through the same layers
-            at = np.cumsum([len(buf)] + [len(x) for x in datagrams]).astype(np.int64)
-            buf = buf + b"".join(datagrams)
+            at = np.cumsum([len(buf)] + [len(x) for _r, _f, x in done]).astype(np.int64)
+            buf = buf + b"".join(x for _r, _f, x in done)
             u8 = np.frombuffer(buf, dtype=np.uint8)
-            r = np.array(recs, dtype=np.int64)
-            none = np.empty(0, dtype=np.int64)
-            self._network(buf, u8, r, at[:-1], at[1:], none, none, none, skip, parts, carried, None)
-        opened = bool(carried) or bool(recs)
+            rec = np.array([r for r, _f, _x in done], dtype=np.int64)
+            v4 = np.array([f == 4 for _r, f, _x in done], dtype=np.bool_)
+            lo, hi = at[:-1], at[1:]
+            self.reassembling = True
+            try:
+                self._network(
+                    buf, u8, rec[v4], lo[v4], hi[v4], rec[~v4], lo[~v4], hi[~v4], skip, parts, carried, None
+                )
+            finally:
+                self.reassembling = False
+        opened = bool(carried) or bool(done)
         depth = 0
         while carried:
             rec, kind, pos, tend = carried.arrays()
@@ -1242,7 +1276,7 @@ class _Decoder:
         rem = end - p
         idx, p, end, h, hl, rem = _drop(skip, "truncated_header", rem < hl, idx, p, end, h, hl, rem)
         frag = (h["frag"] & 0x3FFF) != 0
-        if via is None and frag.any():  # outer packets in pieces: reassembled (see decode)
+        if via is None and not self.reassembling and frag.any():  # outer: reassembled (see decode)
             self.fragments.offer(idx[frag], p[frag], end[frag])
             none = np.zeros_like(frag)  # counted once their datagram's fate is known
             idx, p, end, h, hl, rem = _drop(skip, "fragment", none, idx, p, end, h, hl, rem, also=frag)
@@ -1315,7 +1349,15 @@ class _Decoder:
         nh = h["nh"].astype(np.int64)
         q = p + 40
         for _ in range(_MAX_NEST):
-            idx, p, end, h, nh, q = _drop(skip, "fragment", nh == 44, idx, p, end, h, nh, q)
+            frag = nh == 44
+            if via is None and not self.reassembling and frag.any():  # outer: reassembled (see decode)
+                keep = frag & (end - q >= 8)
+                self.fragments.offer(idx[keep], p[keep], end[keep], q[keep])
+                idx, p, end, h, nh, q = _drop(
+                    skip, "fragment", frag & ~keep, idx, p, end, h, nh, q, also=keep
+                )
+            else:
+                idx, p, end, h, nh, q = _drop(skip, "fragment", frag, idx, p, end, h, nh, q)
             ext = np.isin(nh, _IP6_EXT)
             if not ext.any():
                 break

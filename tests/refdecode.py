@@ -38,11 +38,13 @@ def reference(
     depth: int = 0,
     via: str | None = None,
     opened: list[str] | None = None,
+    pieces: Reassembly | None = None,
 ) -> Result:
     """(src, sport, dst, dport, seq, ack, flags, win, length, options, payload) or a skip reason
     (``payload``: the captured payload bytes).
 
     ``opened`` collects the kind of every tunnel opened on the way in (outermost first).
+    ``pieces`` reassembles outer IP fragments across the frames given to it, in order.
     """
     n = len(frame)
     if lt in (1, 113, 276):
@@ -84,7 +86,13 @@ def reference(
         if rem < hl:
             return "truncated_header"
         if _be16(frame, p + 6) & 0x3FFF:
-            return "fragment"
+            if pieces is None or depth:
+                return "fragment"
+            tot, ident, frag = struct.unpack_from("!HHH", frame, p + 2)
+            key = (4, frame[p + 12 : p + 16], frame[p + 16 : p + 20], frame[p + 9], ident)
+            whole = pieces.add(key, frame[p : p + hl], frame[p + hl : min(n, p + tot)], p + tot - (p + hl),
+                               (frag & 0x1FFF) * 8, frag & 0x2000)  # fmt: skip
+            return "fragment" if whole is None else _whole(whole, decapsulate, opened)
         if frame[p + 9] != 6:
             tot = _be16(frame, p + 2)
             lim = min(n, p + tot) if tot else n
@@ -105,14 +113,25 @@ def reference(
         if frame[p] >> 4 != 6:
             return "malformed"
         nh, q = frame[p + 6], p + 40
+        field = p + 6  # the "next header" that names the header at q
         for _ in range(16):
             if nh == 44:
-                return "fragment"
+                if pieces is None or depth or n - q < 8:
+                    return "fragment"
+                carries, off_m, ident = struct.unpack_from("!BxHI", frame, q)
+                head = bytearray(frame[p:q])
+                head[field - p] = carries
+                key = (6, frame[p + 8 : p + 24], frame[p + 24 : p + 40], 0, ident)
+                stop = p + 40 + _be16(frame, p + 4)
+                data = frame[q + 8 : min(n, stop)]
+                whole = pieces.add(key, bytes(head), data, stop - (q + 8), off_m & 0xFFF8, off_m & 1)
+                return "fragment" if whole is None else _whole(whole, decapsulate, opened)
             if nh not in EXT6:
                 break
             if n - q < 8:
                 return "truncated_header"
             ln = frame[q + 1]
+            field = q
             nh, q = frame[q], q + ((ln + 2) * 4 if nh == 51 else (ln + 1) * 8)
         else:
             if nh in (*EXT6, 44):
@@ -351,3 +370,72 @@ def _gre(f: bytes, pos: int, end: int) -> Opened:
 
 
 OPENERS = {"gre": _gre, "vxlan": _vxlan, "geneve": _geneve, "gtp-u": _gtp, "teredo": _teredo}
+
+
+def _whole(packet: bytes, decapsulate: bool, opened: list[str] | None) -> Result:
+    return reference(packet, LT_RAW, decapsulate=decapsulate, opened=opened)
+
+
+class Reassembly:
+    """Datagrams in pieces (RFC 791, RFC 8200), by key, with the reader's rules: a piece cut by
+    the snaplen, a second piece at an offset with other bytes, a last piece that disagrees
+    with the length so far, overlapping pieces that disagree or more than 65535 bytes lose the
+    datagram; it is whole once its first and last pieces came and every byte is there."""
+
+    def __init__(self) -> None:
+        self.held: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    def add(
+        self, key: tuple[Any, ...], head: bytes, data: bytes, size: int, offset: int, more: int
+    ) -> bytes | None:
+        """A piece: ``data`` as captured of its ``size`` bytes at ``offset`` (``more``: not
+        the last); the whole IP packet once it is complete."""
+        d = self.held.setdefault(key, {"pieces": {}, "total": None, "head": None})
+        end = offset + len(data)
+        pieces, total = d["pieces"], d["total"]
+        lost = size < 0 or len(data) < size
+        lost = lost or (offset in pieces and pieces[offset] != data)
+        if not more:
+            lost = lost or (total is not None and total != end)
+            lost = lost or any(o + len(x) > end for o, x in pieces.items())
+        else:
+            lost = lost or (total is not None and end > total)
+        if lost:
+            del self.held[key]
+            return None
+        pieces.setdefault(offset, data)
+        if not more:
+            d["total"] = total = end
+        if offset == 0:
+            d["head"] = head
+        if sum(len(x) for x in pieces.values()) > 65535:
+            del self.held[key]
+            return None
+        if total is None or d["head"] is None or sum(len(x) for x in pieces.values()) < total:
+            return None
+        out: list[int | None] = [None] * total
+        for o, x in pieces.items():
+            for k, byte in enumerate(x):
+                if out[o + k] is not None and out[o + k] != byte:
+                    del self.held[key]
+                    return None
+                out[o + k] = byte
+        if any(b is None for b in out):
+            return None
+        del self.held[key]
+        payload = bytes(b for b in out if b is not None)
+        h = bytearray(d["head"])
+        if key[0] == 4:
+            struct.pack_into("!HHHH", h, 2, len(h) + len(payload), key[4], 0, _be16(h, 8))
+            struct.pack_into("!H", h, 10, 0)
+            struct.pack_into("!H", h, 10, _checksum(bytes(h)))
+        else:
+            struct.pack_into("!H", h, 4, len(h) - 40 + len(payload))
+        return bytes(h) + payload
+
+
+def _checksum(header: bytes) -> int:
+    total = sum(struct.unpack(f"!{len(header) // 2}H", header))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF

@@ -24,7 +24,7 @@ from click.testing import CliRunner
 from conftest import ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from refdecode import reference
+from refdecode import Reassembly, reference
 
 from tcptrace_sm import analyze
 from tcptrace_sm.capture import MAX_TUNNEL_DEPTH, TUNNELS, ReadStats, read_segments
@@ -600,8 +600,9 @@ def test_vectorised_decapsulation_matches_reference(tmp_path: Path, data: st.Dat
     expected: list[tuple[Any, ...]] = []
     reasons: Counter[str] = Counter()
     opened: list[str] = []
+    pieces = Reassembly()
     for i, f in enumerate(frames):
-        r = reference(f, g.LT_ETHERNET, decapsulate=decapsulate, opened=opened)
+        r = reference(f, g.LT_ETHERNET, decapsulate=decapsulate, opened=opened, pieces=pieces)
         if isinstance(r, str):
             reasons[r] += 1
         else:
