@@ -29,6 +29,15 @@ states. This module does that work for whole chunks of the reader's columns at o
    over and evict the least active when the table is full, fast slots and the core's
    connections alike; their records (flows, transitions, anomalies, Zeek's summary) are built
    column-wise into a :class:`~tcptrace_sm.analysis.Block`.
+5. A connection whose close is complete (both FINs acknowledged) leaves the store for a compact
+   closed table as soon as it closes, and its journal goes: should anything more come on its
+   4-tuple, the core's connection and Zeek's (still live for ``tcp_close_delay``) are rebuilt
+   from that row (:meth:`Engine.rebuild_closed`; the test suite compares them field by field
+   with the core's).
+
+Payload the snaplen cut is Zeek's business only (its reassembler cannot pass it on, and
+records content gaps): a side whose payload is all cut counts them here, one that is partly
+cut runs Zeek's own reassembler code (:class:`~tcptrace_sm.zeek.GapCounter`).
 
 The answers are the core's, record for record and in the same order: the test suite runs both
 engines over every capture it has (kernel recordings, lossy paths, Zeek's corpus, generated
