@@ -1449,6 +1449,10 @@ class Engine:
         # the second closer is CLOSED once its FIN is acknowledged (LAST-ACK done): silence
         own_second = both_fin[grp] & np.where(cl, ~c_first_g[grp], c_first_g[grp])
         viol |= est & own_second & (pos > own_fapos)
+        # once both FINs are acknowledged the close is complete: whatever either side sends
+        # after that (a stray segment, a new start on the 4-tuple) is for the core to judge
+        both_acked = (pfa_c_s < _BIG) & (pfa_s_s < _BIG)
+        viol |= est & both_fin[grp] & both_acked & (pos > np.maximum(pfa_c_s, pfa_s_s))
         # TIME-WAIT: from the second FIN on; a segment after its timer ran out goes to the core
         tw_known = np.where(c_first_g, c["s_finf"][gsl] >= 0, c["c_finf"][gsl] >= 0)
         tw_ts_known = np.where(c_first_g, c["s_fint"][gsl], c["c_fint"][gsl])

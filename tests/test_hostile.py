@@ -140,6 +140,19 @@ def test_mutated_captures_only_ever_raise_capture_error(seed: int, tmp_path: Pat
     analyse_hostile(case.write(tmp_path), f"{case.describe()}; {again}", compare=compare)
 
 
+#: Seeds of past findings of longer campaigns (scripts/fuzz.py --compare), kept as regressions:
+#: 200336 (two times far apart overflowed a subtraction), 425100 (a stray segment after a
+#: complete close, with the clock far ahead of its time, kept in the closed connection).
+FOUND = (200336, 425100)
+
+
+@pytest.mark.parametrize("seed", FOUND)
+def test_past_findings_stay_fixed(seed: int, tmp_path: Path) -> None:
+    case = make_case(seed, max_size=5000)
+    again = f"again: scripts/fuzz.py --seed {seed} --runs 1 -v --compare"
+    analyse_hostile(case.write(tmp_path), f"{case.describe()}; {again}", compare=True)
+
+
 def test_the_mutated_cases_cover_every_mutation_family() -> None:
     """The fixed seeds exercise both families, gzip both ways and merged files (a guard on make_case)."""
     steps = []
