@@ -1544,10 +1544,12 @@ class Engine:
         viol |= z_w & ((peer_fpos < pos) | (own_fpos < pos))
         viol |= (win == 0) & ((f_syn & ~bad) | fin)
         # Zeek forgets a connection tcp_close_delay after the second FIN: later segments would
-        # open a new Zeek connection
+        # open a new Zeek connection; and the core retires on the capture clock, which may run
+        # ahead of a segment's own time (a shorter TIME-WAIT than that delay)
         tw_clk_known = np.where(c_first_g, c["s_finclk"][gsl], c["c_finclk"][gsl])
         tw_clk_g = np.where(tw_known, tw_clk_known, G.at(clk, tw_pos_g, -1))
-        viol |= (tw_ts_g[grp] >= 0) & (pos > tw_pos_g[grp]) & (clk - tw_clk_g[grp] >= _ZEEK_TIMER_NS)
+        quiet_for = min(_ZEEK_TIMER_NS, self.tw_ns)
+        viol |= (tw_ts_g[grp] >= 0) & (pos > tw_pos_g[grp]) & (clk - tw_clk_g[grp] >= quiet_for)
         g_viol = G.any(viol)
         for mask, k in ((z_t, "T"), (z_w, "W")):
             for x, sd in ((0, "c"), (1, "s")):
