@@ -30,7 +30,7 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from tcptrace_sm.anomalies import CATALOGUE, CODES, Category, Severity
-from tcptrace_sm.capture import CaptureError, ReadStats, read_columns, read_segments, segments_of
+from tcptrace_sm.capture import CaptureError, Columns, ReadStats, read_columns, read_segments, segments_of
 from tcptrace_sm.flows import MAX_FLOWS, FlowTable
 from tcptrace_sm.machine import Config, Connection
 from tcptrace_sm.model import STATE_ORDER, flags_str
@@ -146,6 +146,12 @@ class Options:
 
     def config(self) -> Config:
         return Config(time_wait=self.time_wait, close_wait_timeout=self.close_wait_timeout)
+
+    def columns(self, paths: Sequence[str | os.PathLike[str]], stats: ReadStats) -> Iterator[Columns]:
+        """The captures read as these options say (checksums, tunnels); see :func:`read_columns`."""
+        return read_columns(
+            paths, verify_checksums=self.verify_checksums, stats=stats, decapsulate=self.decapsulate
+        )
 
 
 def _empty(columns: Sequence[str]) -> Columnar:
@@ -490,10 +496,8 @@ def reference_blocks(
     transitions: bool = True,
 ) -> Iterator[Keyed]:
     """Every segment through the per-segment core: the plain path the fast engine must match."""
-    batches = read_columns(
-        paths, verify_checksums=options.verify_checksums, stats=stats, decapsulate=options.decapsulate
-    )
-    return reference_share(tap(batches, stats, progress), options, stats, None, transitions)
+    batches = tap(options.columns(paths, stats), stats, progress)
+    return reference_share(batches, options, stats, None, transitions)
 
 
 def tap(

@@ -144,6 +144,7 @@ __all__ = [
     "CaptureError",
     "Columns",
     "ReadStats",
+    "make_segments",
     "new_segment",
     "parse_options",
     "read_batches",
@@ -2073,20 +2074,28 @@ def segments_of(cols: Columns, rows: npt.NDArray[np.intp] | I64 | None = None) -
         cols.options(),
         cols.payloads(),
     ]
+    return make_segments(fields, cols.mark)
+
+
+#: The class of a segment by its ``Columns.mark`` (a bad checksum wins over a cut payload).
+_KINDS: Final = np.array([Segment, BadChecksumSegment, TruncatedSegment, BadChecksumSegment], dtype=object)
+
+
+def make_segments(fields: Sequence[Sequence[Any]], mark: U8) -> list[Segment]:
+    """Segments from their 13 field columns, each of the class its ``mark`` says."""
     # Building tens of thousands of tuples would trigger many collections of the cyclic
     # garbage collector (most of the cost); these tuples cannot form cycles, so pause it.
     paused = gc.isenabled()
     if paused:
         gc.disable()
     try:
-        segs = list(map(new_segment, zip(*fields, strict=True)))
+        rows = zip(*fields, strict=True)
+        if not mark.any():
+            return list(map(new_segment, rows))
+        return list(map(tuple.__new__, _KINDS[mark & 3].tolist(), rows))
     finally:
         if paused:
             gc.enable()
-    for i in np.flatnonzero(cols.mark).tolist():
-        kind = BadChecksumSegment if cols.mark[i] & BAD_CHECKSUM else TruncatedSegment
-        segs[i] = tuple.__new__(kind, segs[i])
-    return segs
 
 
 class _Head:

@@ -66,8 +66,7 @@ from tcptrace_sm.capture import (
     Columns,
     ReadStats,
     _gather,
-    new_segment,
-    read_columns,
+    make_segments,
     segments_of,
 )
 from tcptrace_sm.flows import FlowTable, eviction_order, flow_key
@@ -84,7 +83,6 @@ from tcptrace_sm.model import (
     Side,
     TcpState,
     Transition,
-    TruncatedSegment,
 )
 from tcptrace_sm.zeek import ClosedSide, GapCounter, ZeekSummary
 
@@ -206,7 +204,6 @@ _FIELDS: Final[dict[str, Any]] = {
     "last_clock": 0,
     "retire_at": _NEVER_NS,  # see Engine._schedule
     "compact_at": _NEVER_NS,
-    "closed": 0,  # 1 in the closed table (see _Closed): the close is complete, the journal gone
     "zopk": 0,  # ... Zeek's packet counts of that (its only) connection
     "zrpk": 0,
     "phase": P_SYN,
@@ -330,8 +327,7 @@ class _Store:
     def release(self, slots: I64) -> None:
         if not len(slots):
             return
-        open_ = slots[self.cols["closed"][slots] == 0]
-        self.released_rows += int((self.cols["c_pk"][open_] + self.cols["s_pk"][open_]).sum())
+        self.released_rows += int((self.cols["c_pk"][slots] + self.cols["s_pk"][slots]).sum())
         self.live[slots] = False
         self.gen[slots] += 1
         self._free.extend(reversed(slots.tolist()))
@@ -357,11 +353,6 @@ class _Store:
         self._free[:0] = range(new - 1, old - 1, -1)
         self.cap = new
 
-    def forget_journal(self, slots: I64) -> None:
-        """The journal rows of these slots are no longer needed."""
-        self.released_rows += int((self.cols["c_pk"][slots] + self.cols["s_pk"][slots]).sum())
-        self.gen[slots] += 1
-
     def live_slots(self) -> I64:
         out: I64 = np.flatnonzero(self.live).astype(np.int64)
         return out
@@ -379,7 +370,7 @@ _REPLAY_ROWS: Final = 1 << 16
 _JOURNAL_DT: Final = np.dtype(
     [("slot", "<i8"), ("gen", "<i8"), ("frame", "<i8"), ("ts", "<i8"), ("clock", "<i8"), ("src", "V16"),
      ("dst", "V16"), ("seq", "<u4"), ("ack", "<u4"), ("length", "<i4"), ("sport", "<u2"), ("dport", "<u2"),
-     ("win", "<u2"), ("flags", "u1"), ("fam", "u1"), ("cut", "u1")]
+     ("win", "<u2"), ("flags", "u1"), ("fam", "u1"), ("mark", "u1")]
 )  # fmt: skip
 #: What the journal keeps of a segment (48 bytes): the addresses, ports and family are the
 #: connection's, in the direction ``up`` says (bit 0: from the client; bit 1: its payload was
@@ -471,7 +462,7 @@ class _Journal:
         j = np.empty(len(k), dtype=_JOURNAL_DT)
         s = k["slot"].astype(np.int64)
         up = (k["up"] & 1).astype(np.bool_)
-        j["cut"] = k["up"] >> 1
+        j["mark"] = np.where(k["up"] & 2, TRUNCATED, 0)  # Columns.mark: a bad checksum is never kept
         j["slot"], j["gen"], j["clock"] = s, k["gen"], k["clock"]
         for name in _KEPT_COLS:
             j[name] = k[name]
@@ -534,7 +525,7 @@ _CLOSED_COPY: Final = tuple(
 #: Fields that are the same for every closed connection (no RST, both FINs acknowledged).
 _CLOSED_CONST: Final = {
     k: _FIELDS[k] for k in ("refused", "rst_o", "rst_by", "rst_f", "rst_t", "rst_xs", "rst_ys")
-} | {"phase": P_EST, "closed": 1}
+} | {"phase": P_EST}
 #: Fields a closed connection has as another of its fields.
 _CLOSED_ALIAS: Final = {"zopk": "c_pk", "zrpk": "s_pk"}
 
@@ -1264,29 +1255,22 @@ class Engine:
                 continue
             who = client_first.setdefault(f, (a, ap))
             opts.append(syn_opts[(f, 0 if who == (a, ap) else 1)])
-        segs = list(
-            map(
-                new_segment,
-                zip(
-                    j["frame"].tolist(),
-                    j["ts"].tolist(),
-                    src,
-                    j["sport"].tolist(),
-                    dst,
-                    j["dport"].tolist(),
-                    j["seq"].tolist(),
-                    j["ack"].tolist(),
-                    flags.tolist(),
-                    j["win"].tolist(),
-                    j["length"].tolist(),
-                    opts,
-                    [b""] * len(opts),  # the fast engine keeps no payload
-                    strict=True,
-                ),
-            )
-        )
-        for i in np.flatnonzero(j["cut"]).tolist():
-            segs[i] = tuple.__new__(TruncatedSegment, segs[i])
+        fields = [
+            j["frame"].tolist(),
+            j["ts"].tolist(),
+            src,
+            j["sport"].tolist(),
+            dst,
+            j["dport"].tolist(),
+            j["seq"].tolist(),
+            j["ack"].tolist(),
+            flags.tolist(),
+            j["win"].tolist(),
+            j["length"].tolist(),
+            opts,
+            [b""] * len(opts),  # the fast engine keeps no payload
+        ]
+        segs = make_segments(fields, j["mark"])
         keys = self._row_keys(j)
         self._observe_all(segs, j["clock"].tolist(), keys)
 
@@ -1741,7 +1725,7 @@ class Engine:
         c["retire_at"][slots] = np.where(
             (ph == P_DONE) | both, _later(c["last_ts"][slots], self.tw_ns), _NEVER_NS
         )
-        quiet = both & (c["c_bend"][slots] < 0) & (c["s_bend"][slots] < 0) & (c["closed"][slots] == 0)
+        quiet = both & (c["c_bend"][slots] < 0) & (c["s_bend"][slots] < 0)
         second = np.maximum(c["c_finclk"][slots], c["s_finclk"][slots])
         c["compact_at"][slots] = np.where(quiet, second, _NEVER_NS)
 
@@ -2435,10 +2419,7 @@ def fast_blocks(
     transitions: bool = True,
 ) -> Iterator[Keyed]:
     """The fast engine over the captures (the files are opened, and checked, by this call)."""
-    batches = read_columns(
-        paths, verify_checksums=options.verify_checksums, stats=stats, decapsulate=options.decapsulate
-    )
-    return run(tap(batches, stats, progress), options, stats, transitions=transitions)
+    return run(tap(options.columns(paths, stats), stats, progress), options, stats, transitions=transitions)
 
 
 def run(

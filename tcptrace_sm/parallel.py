@@ -87,13 +87,7 @@ def shard_blocks(
 ) -> Iterator[Keyed]:
     """One worker's keyed blocks: the connections of its share (see the module docstring)."""
     opts = replace(options, max_flows=max(1, options.max_flows // shards))
-    batches = tap(
-        read_columns(
-            paths, verify_checksums=options.verify_checksums, stats=stats, decapsulate=options.decapsulate
-        ),
-        stats,
-        progress,
-    )
+    batches = tap(options.columns(paths, stats), stats, progress)
     share = share_of(shard, shards)
     if engine == "reference":
         return reference_share(batches, opts, stats, share, transitions)

@@ -444,21 +444,6 @@ def _next_threshold(count: int) -> int:
     return at
 
 
-class _Ended:
-    """A Zeek connection already removed by its timers, of which only the row is known: any
-    later packet of the 4-tuple opens a new one (see :meth:`ZeekSummary.ended`)."""
-
-    __slots__ = ("_row", "delete_at", "due", "inactivity", "last_time")
-
-    def __init__(self, row: ZeekRow, removed_at: int) -> None:
-        self._row = row
-        self.delete_at = self.due = self.last_time = removed_at
-        self.inactivity = 0
-
-    def row(self) -> ZeekRow:
-        return self._row
-
-
 class ZeekSummary:
     """Feed it every segment of one flow (first one first); read ``conn_state``, ``history``.
 
@@ -479,22 +464,6 @@ class ZeekSummary:
         self._fresh = True
         # the reader's optional markers (see the module docstring): checked only if present
         self._marks = hasattr(first, "bad_checksum") or hasattr(first, "truncated")
-
-    @classmethod
-    def ended(cls, row: ZeekRow, removed_at: int, *, config: ZeekConfig = DEFAULT_CONFIG) -> ZeekSummary:
-        """The summary of a flow whose one Zeek connection, ``row``, Zeek's timers removed at
-        ``removed_at``: what a summary fed that flow's segments holds once its clock has passed
-        that time (a faster engine hands such flows over without their segments). Its next
-        segment must come at a clock of ``removed_at`` or later."""
-        self = cls.__new__(cls)
-        self._config = config
-        self._conn = _Ended(row, removed_at)  # type: ignore[assignment]
-        self._rows = []
-        self._first = None
-        self.rows_dropped = 0
-        self._fresh = False
-        self._marks = False
-        return self
 
     @classmethod
     def closed(

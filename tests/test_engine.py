@@ -154,7 +154,17 @@ def test_journal_parts_too_wide_for_40_bytes_keep_everything(
 
     monkeypatch.setattr(engine, "_U32", 400)  # about a third of the parts wide
     monkeypatch.setattr(engine, "JOURNAL_BUDGET", 500)
+    forms: set[int] = set()
+    append = engine._Journal.append
+
+    def spy(self: Any, *args: Any) -> None:
+        append(self, *args)
+        if self.parts:
+            forms.add(self.parts[-1].dtype.itemsize)
+
+    monkeypatch.setattr(engine._Journal, "append", spy)
     assert_same(*both(generated[4]))
+    assert forms == {40, 48}
 
 
 def _engine_run(path: Path, options: Options | None = None) -> Engine:

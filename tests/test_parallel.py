@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -65,7 +66,20 @@ def test_cli_csv_is_byte_identical_whatever_the_jobs(capture: Path) -> None:
     ],
     ids=["check json", "check failing", "report", "diagram"],
 )
-def test_other_commands_give_the_same_output_whatever_the_jobs(capture: Path, command: list[str]) -> None:
+def test_other_commands_give_the_same_output_whatever_the_jobs(
+    capture: Path, command: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tcptrace_sm import parallel
+
+    shared: list[int] = []
+    real = parallel.parallel_blocks
+
+    def spy(*args: Any, **kw: Any) -> Any:
+        shared.append(args[3])  # the jobs
+        return real(*args, **kw)
+
+    monkeypatch.setattr(parallel, "parallel_blocks", spy)
+
     def run(jobs: str) -> tuple[int, str]:
         res = CliRunner().invoke(cli, [*command, str(capture), "--jobs", jobs])
         return res.exit_code, res.stdout
@@ -73,7 +87,9 @@ def test_other_commands_give_the_same_output_whatever_the_jobs(capture: Path, co
     one = run("1")
     assert one[0] in (0, 1), one
     assert len(one[1]) > 100
+    assert shared == []
     assert run("2") == one
+    assert shared == [2]  # the workers did run
 
 
 def test_a_bad_capture_with_jobs_is_a_one_line_error(tmp_path: Path) -> None:
