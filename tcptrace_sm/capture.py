@@ -131,6 +131,19 @@ import numpy.typing as npt
 
 from tcptrace_sm.model import BadChecksumSegment, Segment, TcpOptions, TruncatedSegment
 
+#: Whether the compiled helpers (``tcptrace_sm._scan``: the pcap record walk and the gathering
+#: of header rows, built at install time where a C compiler is present) are in use; without
+#: them the same answers come from numpy and a Python loop, about twice as slowly.
+#: ``TCPSM_PURE_PYTHON=1`` in the environment turns them off.
+COMPILED = False
+if not os.environ.get("TCPSM_PURE_PYTHON"):
+    try:
+        from tcptrace_sm import _scan
+
+        COMPILED = True
+    except ImportError:  # installed without a C compiler: the Python loop, same answers
+        pass
+
 __all__ = [
     "CHUNK",
     "MAX_BLOCK",
@@ -447,6 +460,10 @@ class _V6Names(dict[bytes, str]):
 
 def _rows(u8: U8, pos: I64, width: int, dt: np.dtype[Any]) -> Rows:
     """``width`` bytes at each position, viewed as one structured row per position."""
+    if COMPILED:
+        out: Rows = np.empty(len(pos), dtype=dt)
+        _scan.gather(u8, np.ascontiguousarray(pos, dtype=np.int64), width, out)
+        return out
     rows: Rows = u8[pos[:, None] + _SPAN[width]].view(dt).ravel()
     return rows
 
@@ -456,13 +473,17 @@ def _be16(u8: U8, pos: I64) -> I64:
 
 
 def _u32(u8: U8, pos: I64, big: bool) -> I64:
-    out: I64 = u8[pos[:, None] + _SPAN[4]].view(">u4" if big else "<u4").ravel().astype(np.int64)
+    out: I64 = _rows(u8, pos, 4, _U32_DT[big]).astype(np.int64)
     return out
 
 
 def _u16(u8: U8, pos: I64, big: bool) -> I64:
-    out: I64 = u8[pos[:, None] + _SPAN[2]].view(">u2" if big else "<u2").ravel().astype(np.int64)
+    out: I64 = _rows(u8, pos, 2, _U16_DT[big]).astype(np.int64)
     return out
+
+
+_U32_DT: Final = {False: np.dtype("<u4"), True: np.dtype(">u4")}
+_U16_DT: Final = {False: np.dtype("<u2"), True: np.dtype(">u2")}
 
 
 def _gather(buf: U8, off: I64, idx: npt.NDArray[np.intp] | I64) -> tuple[U8, I64]:
@@ -1540,6 +1561,28 @@ TS_MIN: Final = -(1 << 61)
 TS_MAX: Final = 1 << 62
 
 
+def _pcap_walk(buf: bytes, pos: int, hdr: int, big: bool) -> tuple[I64, int]:
+    """Offsets of the pcap records that lie wholly in ``buf`` from ``pos`` on (record headers
+    ``hdr`` bytes long, captured length at +8), and the offset just past the last of them.
+    Compiled where it was built (:data:`COMPILED`), else a Python loop with the same answers."""
+    if COMPILED:
+        raw, end = _scan.pcap_walk(buf, pos, hdr, big)
+        return np.frombuffer(raw, dtype=np.int64), end
+    caplen_at = struct.Struct((">" if big else "<") + "8xI").unpack_from
+    n = len(buf)
+    offs: list[int] = []
+    app = offs.append
+    off = pos
+    last = n - hdr
+    while off <= last:
+        nxt = off + hdr + caplen_at(buf, off)[0]
+        if nxt > n:
+            break
+        app(off)
+        off = nxt
+    return np.array(offs, dtype=np.int64), off
+
+
 def _linktype_name(lt: int) -> str:
     name = SUPPORTED_LINKTYPES.get(lt) or _OTHER_LINKTYPES.get(lt)
     return f"{lt} ({name})" if name else str(lt)
@@ -1647,6 +1690,7 @@ class _File:
 
     def _pcap_batches(self) -> Iterator[_Batch]:
         caplen_at = struct.Struct(("<" if not self.big else ">") + "8xI").unpack_from
+        big = self.big
         hdr = self.hdr_len
         limit = self.limit
         buf = b""
@@ -1665,21 +1709,13 @@ class _File:
                 pos = 0
             # walk complete records
             n = len(buf)
-            offs: list[int] = []
-            app = offs.append
-            off = pos
+            offs, off = _pcap_walk(buf, pos, hdr, big)
             last = n - hdr
-            while off <= last:
-                nxt = off + hdr + caplen_at(buf, off)[0]
-                if nxt > n:
-                    break
-                app(off)
-                off = nxt
             # absurd lengths: the record that did not fit, or one inside the chunk
             corrupt = caplen_at(buf, off)[0] if off <= last else 0
             if corrupt <= limit:
                 corrupt = 0
-            if offs:
+            if len(offs):
                 batch, bad = self._pcap_batch(buf, offs)
                 if bad is not None:
                     off, corrupt = offs[bad], caplen_at(buf, offs[bad])[0]
@@ -1694,10 +1730,9 @@ class _File:
                     self._cut()
                 return
 
-    def _pcap_batch(self, buf: bytes, offs: list[int]) -> tuple[_Batch | None, int | None]:
-        """The records at ``offs``, up to the first one with an absurd length (its index)."""
+    def _pcap_batch(self, buf: bytes, o: I64) -> tuple[_Batch | None, int | None]:
+        """The records at offsets ``o``, up to the first one with an absurd length (its index)."""
         u8 = np.frombuffer(buf, dtype=np.uint8)
-        o = np.array(offs, dtype=np.int64)
         big = self.big
         cap = _u32(u8, o + 8, big)
         bad = None

@@ -57,6 +57,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from tcptrace_sm import capture
 from tcptrace_sm.analysis import Block, Keyed, Options, Share, final_span, tap
 from tcptrace_sm.anomalies import CATALOGUE
 from tcptrace_sm.capture import (
@@ -789,6 +790,15 @@ def syn_options(cols: Columns, rows: I64) -> tuple[I64, B]:
     ws = np.full(n, -1, dtype=np.int64)
     if not n:
         return ws, np.zeros(0, dtype=np.bool_)
+    if capture.COMPILED:  # the same walk, one segment at a time in C
+        from tcptrace_sm import _scan
+
+        flag = np.zeros(n, dtype=np.uint8)
+        c = np.ascontiguousarray
+        _scan.syn_options(
+            c(cols.opt, dtype=np.uint8), c(cols.ooff, dtype=np.int64), c(rows, dtype=np.int64), ws, flag
+        )
+        return ws, flag.astype(np.bool_)
     packed, bounds = _gather(cols.opt, cols.ooff, rows)
     opt = np.append(packed.astype(np.int64), np.zeros(4, dtype=np.int64))  # reads past the end are 0
     cur = bounds[:-1].copy()
@@ -925,14 +935,13 @@ def _dedupe(cols: Columns) -> tuple[I64, I64]:
     _uh, first, inv = np.unique(h, return_index=True, return_inverse=True)
     inv = inv.ravel()
     r = first[inv]
-    same = (
-        (sw == sw[r]).all(axis=1) & (dw == dw[r]).all(axis=1) & (cols.sport == cols.sport[r])
-        & (cols.dport == cols.dport[r])
-    )  # fmt: skip
-    swapped = (
-        (sw == dw[r]).all(axis=1) & (dw == sw[r]).all(axis=1) & (cols.sport == cols.dport[r])
-        & (cols.dport == cols.sport[r])
-    )  # fmt: skip
+    # each position against its group's first: the same 4-tuple, either way round (1-D
+    # comparisons of the address words: much cheaper than .all(axis=1) on the pairs)
+    s0, s1, d0, d1 = sw[:, 0], sw[:, 1], dw[:, 0], dw[:, 1]
+    sp, dp = cols.sport, cols.dport
+    s0r, s1r, d0r, d1r, spr, dpr = s0[r], s1[r], d0[r], d1[r], sp[r], dp[r]
+    same = (s0 == s0r) & (s1 == s1r) & (d0 == d0r) & (d1 == d1r) & (sp == spr) & (dp == dpr)
+    swapped = (s0 == d0r) & (s1 == d1r) & (d0 == s0r) & (d1 == s1r) & (sp == dpr) & (dp == spr)
     if not bool(((same | swapped) & (cols.fam == cols.fam[r])).all()):
         keys, _lo = Engine.keys(cols)
         _u, first, inv = np.unique(keys, return_index=True, return_inverse=True)

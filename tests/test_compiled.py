@@ -1,0 +1,200 @@
+"""The compiled helpers (``tcptrace_sm._scan``) against the numpy / Python paths they replace.
+
+The reader uses the compiled record walk and row gathering when they were built at install
+time (``capture.COMPILED``) and numpy plus a Python loop otherwise; both must give the same
+segments, the same skip counts and the same warnings on every capture, clean or mangled.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import struct
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import SAMPLES
+from mutate import SEEDS, make_case, time_budget
+
+from tcptrace_sm import capture
+from tcptrace_sm.capture import CaptureError, Columns, ReadStats, read_columns
+from tcptrace_sm.engine import syn_options
+
+needs_compiled = pytest.mark.skipif(not capture.COMPILED, reason="tcptrace_sm._scan was not built")
+
+
+def _read(paths: list[Path], compiled: bool) -> tuple[list[tuple[str, Any]], dict[str, Any]]:
+    saved = capture.COMPILED
+    capture.COMPILED = compiled
+    try:
+        stats = ReadStats()
+        with time_budget(20, f"reading {paths}"):
+            blocks = list(read_columns(paths, stats=stats))
+    except CaptureError as e:  # an unusable file: the same one-line error either way
+        return [], {"error": str(e)}
+    finally:
+        capture.COMPILED = saved
+    cols: list[tuple[str, Any]] = []
+    for b in blocks:
+        for name in ("fam", "src", "dst", "sport", "dport", "seq", "ack", "flags", "win", "length"):
+            cols.append((name, np.asarray(getattr(b, name)).tobytes()))
+        cols.append(("opt", b.opt.tobytes()))
+        cols.append(("ooff", b.ooff.tobytes()))
+        cols.append(("mark", b.mark.tobytes()))
+    facts = {
+        "packets": stats.packets,
+        "segments": stats.segments,
+        "skipped": dict(stats.skipped),
+        "truncated": stats.truncated,
+        "warnings": list(stats.warnings),
+    }
+    return cols, facts
+
+
+def test_the_ci_build_compiles_the_helpers() -> None:
+    """``optional=True`` lets an install without a compiler succeed; CI, which has one, must
+    not slip to the slow path unnoticed (``.ci/run`` sets ``TCPSM_EXPECT_COMPILED``)."""
+    if not os.environ.get("TCPSM_EXPECT_COMPILED"):
+        pytest.skip("only asserted where TCPSM_EXPECT_COMPILED is set (CI)")
+    assert capture.COMPILED
+
+
+def test_the_environment_can_turn_the_helpers_off() -> None:
+    code = "from tcptrace_sm import capture; print(capture.COMPILED)"
+    env = {**os.environ, "TCPSM_PURE_PYTHON": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@needs_compiled
+@pytest.mark.parametrize("path", SEEDS, ids=lambda p: p.name)
+def test_same_columns_on_every_sample(path: Path) -> None:
+    assert _read([path], True) == _read([path], False)
+
+
+@needs_compiled
+@pytest.mark.parametrize("seed", range(60))
+def test_same_columns_on_mangled_captures(seed: int) -> None:
+    case = make_case(seed, max_size=400_000)
+    with tempfile.TemporaryDirectory() as d:
+        paths = case.write(Path(d))
+        assert _read(paths, True) == _read(paths, False), case.describe()
+
+
+def _records(caplens: list[int], big: bool = False) -> bytes:
+    fmt = ">IIII" if big else "<IIII"
+    return b"".join(struct.pack(fmt, 1, 2, c, c) + b"x" * c for c in caplens)
+
+
+@needs_compiled
+@pytest.mark.parametrize(
+    ("buf", "pos", "big"),
+    [
+        (b"", 0, False),
+        (_records([4, 0, 7]), 0, False),
+        (_records([4, 0, 7], big=True), 0, True),
+        (_records([4, 0, 7]) + b"\x01" * 10, 0, False),  # a cut record header at the end
+        (_records([4, 9]) + _records([100])[:30], 0, False),  # a record cut inside its data
+        (_records([4, 9]), 20, False),  # starting at the second record
+        (_records([4]), 500, False),  # past the end
+        (b"\x00" * 8 + b"\xff\xff\xff\xff" + b"\x00" * 4, 0, False),  # 4 GiB captured length
+    ],
+)
+def test_walk_agrees_with_the_python_loop(buf: bytes, pos: int, big: bool) -> None:
+    raw, end = capture._scan.pcap_walk(buf, pos, 16, big)
+    saved = capture.COMPILED
+    capture.COMPILED = False
+    try:
+        offs, pend = capture._pcap_walk(buf, pos, 16, big)
+    finally:
+        capture.COMPILED = saved
+    assert np.frombuffer(raw, dtype=np.int64).tolist() == offs.tolist()
+    assert end == pend
+
+
+@needs_compiled
+def test_gather_copies_rows_and_refuses_out_of_bounds() -> None:
+    src = np.arange(50, dtype=np.uint8)
+    out = np.zeros((3, 4), dtype=np.uint8)
+    capture._scan.gather(src, np.array([0, 10, 46], dtype=np.int64), 4, out)
+    assert out.tolist() == [[0, 1, 2, 3], [10, 11, 12, 13], [46, 47, 48, 49]]
+    capture._scan.gather(src, np.array([-4], dtype=np.int64), 4, out)  # counts from the end, as numpy
+    assert out[0].tolist() == [46, 47, 48, 49]
+    for bad in (47, 50, -51):
+        with pytest.raises(IndexError):
+            capture._scan.gather(src, np.array([bad], dtype=np.int64), 4, out)
+    with pytest.raises(ValueError, match="too small"):
+        capture._scan.gather(src, np.array([0, 1, 2, 3], dtype=np.int64), 4, out)
+
+
+def _options(rng: random.Random) -> bytes:
+    """TCP option bytes as SYNs carry them, and as mangled ones do."""
+    parts = [
+        b"\x02\x04\x05\xb4",  # MSS
+        b"\x01",  # NOP
+        b"\x03\x03" + bytes([rng.randrange(256)]),  # window scale, any shift
+        b"\x03\x02",  # window scale without its value
+        b"\x04\x02",  # SACK permitted
+        b"\x08\x0a" + bytes(rng.randrange(256) for _ in range(8)),  # timestamps
+        b"\x22\x02",  # Fast Open, cookie request (no value)
+        b"\x22\x0a" + bytes(8),  # Fast Open with a cookie
+        b"\xfe\x06\xf9\x89\x01\x02",  # experimental Fast Open with a cookie
+        b"\xfe\x04\xf9\x89",  # experimental Fast Open, no cookie
+        b"\xfe\x06\x12\x34\x01\x02",  # another experiment
+        b"\x00",  # EOL
+        bytes([rng.randrange(256), rng.randrange(4)]),  # garbage kind, lengths 0-3
+        bytes([rng.randrange(256)]),
+    ]
+    out = b"".join(rng.choice(parts) for _ in range(rng.randrange(12)))
+    return out[: rng.choice((40, 40, 60, rng.randrange(61)))]
+
+
+@needs_compiled
+def test_syn_options_agree_with_the_numpy_walk() -> None:
+    rng = random.Random(7)
+    raw = [_options(rng) for _ in range(5000)]
+    opt = np.frombuffer(b"".join(raw), dtype=np.uint8)
+    ooff = np.zeros(len(raw) + 1, dtype=np.int64)
+    np.cumsum([len(r) for r in raw], out=ooff[1:])
+    cols = Columns.empty()
+    cols.opt, cols.ooff = opt, ooff
+    rows = np.array(rng.sample(range(len(raw)), 3000), dtype=np.int64)
+    got = syn_options(cols, rows)
+    saved = capture.COMPILED
+    capture.COMPILED = False
+    try:
+        want = syn_options(cols, rows)
+    finally:
+        capture.COMPILED = saved
+    assert got[0].tolist() == want[0].tolist()
+    assert got[1].tolist() == want[1].tolist()
+    assert {-1, 0, 14} <= set(got[0].tolist())  # the cases the walk must tell apart occur
+    assert got[1].any()
+    assert not got[1].all()
+
+
+@needs_compiled
+@pytest.mark.parametrize(
+    "name", ["kernel/close_wait_leak.pcap", "lossy", "formats/base-eth.pcap", "loopback_base.pcap"]
+)
+def test_same_analysis_either_way(name: str) -> None:
+    from tcptrace_sm import analyze
+
+    path = SAMPLES / name
+    paths = sorted(path.glob("*.pcap")) if path.is_dir() else [path]
+    saved = capture.COMPILED
+    try:
+        capture.COMPILED = False
+        plain = analyze(paths)
+        capture.COMPILED = True
+        fast = analyze(paths)
+    finally:
+        capture.COMPILED = saved
+    for table in ("flows", "anomalies", "transitions"):
+        assert getattr(fast, table).equals(getattr(plain, table)), table
+    assert len(fast.flows) > 0
