@@ -199,7 +199,177 @@ done:
     return result;
 }
 
+static unsigned
+be16(const unsigned char *p)
+{
+    return ((unsigned)p[0] << 8) | (unsigned)p[1];
+}
+
+/*
+ * decode_tcp(buf, d, cap, hl, etoff, raw, rec, slow, fam, src, dst, sport, dport, seq, ack,
+ *            flags, win, length, mark, ooff, opt) -> (fast, slow)
+ *
+ *     The common case of the reader's decoding, a record at a time: a link header with an
+ *     ethertype (hl bytes, the ethertype at etoff, any VLAN tags up to 16) or raw IP (raw
+ *     true), then IPv4 without fragmentation or IPv6 without extension headers, carrying a
+ *     whole TCP header whose lengths add up. Such a record's segment is written to the next
+ *     row of the outputs (int64 columns, addresses as 16 bytes, an IPv4 one in the last four,
+ *     option bytes packed in opt with bounds in ooff, mark TRUNCATED = 2 when the capture cut
+ *     the payload) and its index to rec. Every other record (truncated, not IP, malformed, a
+ *     fragment, not TCP, a tunnel, extension headers) goes to slow, for the numpy decoder,
+ *     which owns every skip reason. The checks are exactly the numpy decoder's, so the
+ *     records taken here are the ones it would decode, into the same fields.
+ */
+static PyObject *
+decode_tcp(PyObject *self, PyObject *args)
+{
+    Py_buffer b[21];
+    Py_ssize_t hl, etoff;
+    int raw;
+    (void)self;
+    memset(b, 0, sizeof(b));
+    if (!PyArg_ParseTuple(args, "y*y*y*nnpw*w*w*w*w*w*w*w*w*w*w*w*w*w*w*", &b[0], &b[1], &b[2], &hl, &etoff,
+                          &raw, &b[3], &b[4], &b[5], &b[6], &b[7], &b[8], &b[9], &b[10], &b[11], &b[12],
+                          &b[13], &b[14], &b[15], &b[16], &b[17]))
+        return NULL;
+    PyObject *result = NULL;
+    const unsigned char *buf = (const unsigned char *)b[0].buf;
+    const int64_t blen = (int64_t)b[0].len;
+    const int64_t *d = (const int64_t *)b[1].buf;
+    const int64_t *cap = (const int64_t *)b[2].buf;
+    const Py_ssize_t n = b[1].len / 8;
+    int64_t *rec = (int64_t *)b[3].buf, *slow = (int64_t *)b[4].buf;
+    unsigned char *fam = (unsigned char *)b[5].buf, *src = (unsigned char *)b[6].buf;
+    unsigned char *dst = (unsigned char *)b[7].buf;
+    int64_t *sport = (int64_t *)b[8].buf, *dport = (int64_t *)b[9].buf, *seq = (int64_t *)b[10].buf;
+    int64_t *ack = (int64_t *)b[11].buf, *flags = (int64_t *)b[12].buf, *win = (int64_t *)b[13].buf;
+    int64_t *length = (int64_t *)b[14].buf;
+    unsigned char *mark = (unsigned char *)b[15].buf;
+    int64_t *ooff = (int64_t *)b[16].buf;
+    unsigned char *opt = (unsigned char *)b[17].buf;
+    if (b[2].len != b[1].len || hl < 0 || etoff < 0 || (!raw && etoff + 2 > hl) ||
+        b[3].len < n * 8 || b[4].len < n * 8 || b[5].len < n || b[6].len < n * 16 || b[7].len < n * 16 ||
+        b[8].len < n * 8 || b[9].len < n * 8 || b[10].len < n * 8 || b[11].len < n * 8 ||
+        b[12].len < n * 8 || b[13].len < n * 8 || b[14].len < n * 8 || b[15].len < n ||
+        b[16].len < (n + 1) * 8 || b[17].len < n * 40) {
+        PyErr_SetString(PyExc_ValueError, "decode_tcp: inconsistent lengths");
+        goto done;
+    }
+    Py_ssize_t nf = 0, ns = 0;
+    int64_t ob = 0; /* option bytes so far */
+    ooff[0] = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const int64_t start = d[i];
+        const int64_t end = start + cap[i];
+        if (start < 0 || cap[i] < 0 || end > blen) {
+            PyErr_SetString(PyExc_IndexError, "decode_tcp: a record outside the buffer");
+            goto done;
+        }
+        int64_t p; /* network header */
+        int v;
+        if (raw) {
+            if (end - start < 1)
+                goto not_fast;
+            p = start;
+            v = buf[p] >> 4;
+        } else {
+            if (end - start < hl)
+                goto not_fast;
+            p = start + hl;
+            unsigned et = be16(buf + start + etoff);
+            int tags = 0;
+            while (et == 0x8100 || et == 0x88A8 || et == 0x9100) {
+                if (++tags > 16 || end < p + 4)
+                    goto not_fast;
+                et = be16(buf + p + 2);
+                p += 4;
+            }
+            v = et == 0x0800 ? 4 : et == 0x86DD ? 6 : 0;
+        }
+        int64_t tcp, seglen;
+        const unsigned char *h = buf + p;
+        if (v == 4) {
+            if (end - p < 20 || (h[0] >> 4) != 4 || (h[0] & 15) < 5)
+                goto not_fast;
+            const int64_t ihl = (int64_t)(h[0] & 15) * 4;
+            const int64_t rem = end - p;
+            if (rem < ihl || (be16(h + 6) & 0x3FFF) != 0 || h[9] != 6 || rem < ihl + 20)
+                goto not_fast;
+            int64_t tot = be16(h + 2);
+            if (tot == 0)
+                tot = rem;
+            if (tot < ihl + 20)
+                goto not_fast;
+            tcp = p + ihl;
+            seglen = tot - ihl;
+        } else if (v == 6) {
+            if (end - p < 40 || (h[0] >> 4) != 6 || h[6] != 6 || end - (p + 40) < 20)
+                goto not_fast;
+            int64_t plen = be16(h + 4);
+            if (plen == 0)
+                plen = end - p - 40;
+            if (plen < 20)
+                goto not_fast;
+            tcp = p + 40;
+            seglen = plen;
+        } else {
+            goto not_fast;
+        }
+        const unsigned char *t = buf + tcp;
+        const int64_t thl = (int64_t)(t[12] >> 4) * 4;
+        const int64_t len = seglen - thl;
+        if (thl < 20 || len < 0)
+            goto not_fast;
+        /* a fast segment */
+        rec[nf] = i;
+        if (v == 4) {
+            fam[nf] = 4;
+            memset(src + nf * 16, 0, 12);
+            memcpy(src + nf * 16 + 12, h + 12, 4);
+            memset(dst + nf * 16, 0, 12);
+            memcpy(dst + nf * 16 + 12, h + 16, 4);
+        } else {
+            fam[nf] = 6;
+            memcpy(src + nf * 16, h + 8, 16);
+            memcpy(dst + nf * 16, h + 24, 16);
+        }
+        sport[nf] = be16(t);
+        dport[nf] = be16(t + 2);
+        seq[nf] = ((int64_t)be16(t + 4) << 16) | be16(t + 6);
+        ack[nf] = ((int64_t)be16(t + 8) << 16) | be16(t + 10);
+        flags[nf] = t[13];
+        win[nf] = be16(t + 14);
+        length[nf] = len;
+        {
+            const int64_t a = tcp + 20;
+            int64_t oend = tcp + thl < end ? tcp + thl : end;
+            int64_t olen = oend - a;
+            if (olen < 0)
+                olen = 0;
+            memcpy(opt + ob, buf + a, (size_t)olen); /* at most 40 bytes */
+            ob += olen;
+            ooff[nf + 1] = ob;
+            const int64_t at = tcp + thl;
+            const int64_t pend = end < at + len ? end : at + len;
+            mark[nf] = pend - at < len ? 2 : 0;
+        }
+        nf++;
+        continue;
+    not_fast:
+        slow[ns++] = i;
+    }
+    result = Py_BuildValue("(nn)", nf, ns);
+done:
+    for (int k = 0; k < 21; k++)
+        if (b[k].obj != NULL)
+            PyBuffer_Release(&b[k]);
+    return result;
+}
+
 static PyMethodDef scan_methods[] = {
+    {"decode_tcp", decode_tcp, METH_VARARGS,
+     "decode_tcp(buf, d, cap, hl, etoff, raw, rec, slow, fam, src, dst, sport, dport, seq, ack, flags, "
+     "win, length, mark, ooff, opt) -> (fast, slow): the common records' TCP segments"},
     {"syn_options", syn_options, METH_VARARGS,
      "syn_options(opt, ooff, rows, ws, tfo) -> None: window scale and Fast Open of SYNs"},
     {"gather", gather, METH_VARARGS, "gather(src, pos, width, out) -> None: rows of src at pos into out"},
@@ -209,7 +379,8 @@ static PyMethodDef scan_methods[] = {
 };
 
 static struct PyModuleDef scan_module = {
-    PyModuleDef_HEAD_INIT, "_scan", "Compiled record walk of the capture reader.", -1, scan_methods,
+    PyModuleDef_HEAD_INIT, "_scan", "Compiled helpers of the capture reader and the fast engine.", -1,
+    scan_methods, NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC

@@ -9,3 +9,27 @@ _Bytes: TypeAlias = Buffer | NDArray[Any]
 def pcap_walk(buf: _Bytes, pos: int, hdr: int, big: bool, /) -> tuple[bytes, int]: ...
 def gather(src: _Bytes, pos: _Bytes, width: int, out: _Bytes, /) -> None: ...
 def syn_options(opt: _Bytes, ooff: _Bytes, rows: _Bytes, ws: _Bytes, tfo: _Bytes, /) -> None: ...
+def decode_tcp(
+    buf: _Bytes,
+    d: _Bytes,
+    cap: _Bytes,
+    hl: int,
+    etoff: int,
+    raw: bool,
+    rec: _Bytes,
+    slow: _Bytes,
+    fam: _Bytes,
+    src: _Bytes,
+    dst: _Bytes,
+    sport: _Bytes,
+    dport: _Bytes,
+    seq: _Bytes,
+    ack: _Bytes,
+    flags: _Bytes,
+    win: _Bytes,
+    length: _Bytes,
+    mark: _Bytes,
+    ooff: _Bytes,
+    opt: _Bytes,
+    /,
+) -> tuple[int, int]: ...

@@ -1189,6 +1189,55 @@ class _Decoder:
 
         Returns the record index of every segment (ascending) and their columns.
         """
+        if (
+            COMPILED
+            and len(d)
+            and not self.verify
+            and not len(self.payload_ports)
+            and (lt in _ETHERTYPE_LINKS or lt in _RAW_LTS)
+        ):
+            return self._decode_compiled(buf, u8, d, cap, lt, skip)
+        return self._decode(buf, u8, d, cap, lt, skip)
+
+    def _decode_compiled(
+        self, buf: bytes, u8: U8, d: I64, cap: I64, lt: int, skip: dict[str, int]
+    ) -> tuple[I64, Columns]:
+        """:meth:`decode` with the plain TCP records decoded by the compiled helper; the rest
+        (anything that is skipped, fragmented, tunnelled, ...) by the numpy decoder."""
+        n = len(d)
+        hl, etoff = _ETHERTYPE_LINKS.get(lt, (0, 0))
+        rec, slow = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
+        fam = np.empty(n, dtype=np.uint8)
+        src, dst = np.empty(n, dtype=_V16), np.empty(n, dtype=_V16)
+        sport, dport, seq, ack, flags, win, length = (np.empty(n, dtype=np.int64) for _ in range(7))
+        mark = np.empty(n, dtype=np.uint8)
+        ooff = np.empty(n + 1, dtype=np.int64)
+        opt = np.empty(n * 40, dtype=np.uint8)
+        c = np.ascontiguousarray
+        nf, ns = _scan.decode_tcp(
+            u8, c(d, dtype=np.int64), c(cap, dtype=np.int64), hl, etoff, lt in _RAW_LTS,
+            rec, slow, fam, src, dst, sport, dport, seq, ack, flags, win, length, mark, ooff, opt,
+        )  # fmt: skip
+        cols = Columns(
+            fam=fam[:nf], src=src[:nf], dst=dst[:nf], sport=sport[:nf], dport=dport[:nf], seq=seq[:nf],
+            ack=ack[:nf], flags=flags[:nf], win=win[:nf], length=length[:nf],
+            opt=opt[: ooff[nf]].copy(), ooff=ooff[: nf + 1], mark=mark[:nf],
+        )  # fmt: skip
+        rec = rec[:nf]
+        if not ns:
+            return rec, cols
+        s = slow[:ns]
+        srec, scols = self._decode(buf, u8, d[s], cap[s], lt, skip)
+        if not len(srec):
+            return rec, cols
+        both = np.concatenate([rec, s[srec]])
+        order = np.argsort(both, kind="stable")
+        return both[order], Columns.concat([cols, scols]).take(order)
+
+    def _decode(
+        self, buf: bytes, u8: U8, d: I64, cap: I64, lt: int, skip: dict[str, int]
+    ) -> tuple[I64, Columns]:
+        """:meth:`decode` with numpy, every record."""
         end = d + cap
         parts: list[_L4] = []
         carried = _Carried() if self.decapsulate else None
