@@ -1,6 +1,7 @@
 /*
- * Optional compiled helpers of the capture reader (tcptrace_sm.capture) and of the fast
- * engine's SYN option walk (tcptrace_sm.engine.syn_options).
+ * Optional compiled helpers of the capture reader (tcptrace_sm.capture), of the fast engine's
+ * SYN option walk (tcptrace_sm.engine.syn_options) and of the CSV writer's address and
+ * timestamp cells.
  *
  * The record headers of a classic pcap file form a chain: each one's captured length says
  * where the next one starts, so walking them is a sequential loop that numpy cannot
@@ -21,6 +22,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <arpa/inet.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -366,7 +368,105 @@ done:
     return result;
 }
 
+/*
+ * addr_names(fam, addr) -> list[str]
+ *     The text of each address: fam[i] (one byte) 4 or 6, addr 16 bytes per row (an IPv4
+ *     address in the last four), written by the C library's inet_ntop, as socket.inet_ntop.
+ */
+static PyObject *
+addr_names(PyObject *self, PyObject *args)
+{
+    Py_buffer fam, addr;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*y*", &fam, &addr))
+        return NULL;
+    PyObject *out = NULL;
+    const Py_ssize_t n = fam.len;
+    if (addr.len != n * 16) {
+        PyErr_SetString(PyExc_ValueError, "addr_names: 16 address bytes per family byte");
+        goto done;
+    }
+    out = PyList_New(n);
+    if (out == NULL)
+        goto done;
+    const unsigned char *f = (const unsigned char *)fam.buf;
+    const unsigned char *a = (const unsigned char *)addr.buf;
+    char text[INET6_ADDRSTRLEN];
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const char *ok = f[i] == 4 ? inet_ntop(AF_INET, a + i * 16 + 12, text, sizeof(text))
+                                   : inet_ntop(AF_INET6, a + i * 16, text, sizeof(text));
+        PyObject *s = ok != NULL ? PyUnicode_FromString(text) : NULL;
+        if (s == NULL) {
+            if (!PyErr_Occurred())
+                PyErr_SetFromErrno(PyExc_OSError);
+            Py_CLEAR(out);
+            goto done;
+        }
+        PyList_SET_ITEM(out, i, s);
+    }
+done:
+    PyBuffer_Release(&fam);
+    PyBuffer_Release(&addr);
+    return out;
+}
+
+/*
+ * ts_cells(values) -> list[str]
+ *     CSV cells of integer nanosecond timestamps (a list of int or None): exact epoch seconds
+ *     with nine decimals ("1700000000.000123456", "-0.500000000"), "" for None. Anything
+ *     else, or an int beyond 64 bits, raises TypeError / OverflowError (the caller then
+ *     formats in Python).
+ */
+static PyObject *
+ts_cells(PyObject *self, PyObject *values)
+{
+    (void)self;
+    if (!PyList_Check(values)) {
+        PyErr_SetString(PyExc_TypeError, "ts_cells: a list");
+        return NULL;
+    }
+    const Py_ssize_t n = PyList_GET_SIZE(values);
+    PyObject *out = PyList_New(n);
+    if (out == NULL)
+        return NULL;
+    PyObject *empty = NULL;
+    char text[32];
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *v = PyList_GET_ITEM(values, i);
+        PyObject *s;
+        if (v == Py_None) {
+            if (empty == NULL && (empty = PyUnicode_FromString("")) == NULL)
+                goto fail;
+            Py_INCREF(empty);
+            s = empty;
+        } else {
+            if (!PyLong_CheckExact(v)) {
+                PyErr_SetString(PyExc_TypeError, "ts_cells: not an int");
+                goto fail;
+            }
+            long long ns = PyLong_AsLongLong(v);
+            if (ns == -1 && PyErr_Occurred())
+                goto fail;
+            unsigned long long mag = ns < 0 ? 0ULL - (unsigned long long)ns : (unsigned long long)ns;
+            snprintf(text, sizeof(text), "%s%llu.%09llu", ns < 0 ? "-" : "", mag / 1000000000ULL,
+                     mag % 1000000000ULL);
+            s = PyUnicode_FromString(text);
+            if (s == NULL)
+                goto fail;
+        }
+        PyList_SET_ITEM(out, i, s);
+    }
+    Py_XDECREF(empty);
+    return out;
+fail:
+    Py_XDECREF(empty);
+    Py_DECREF(out);
+    return NULL;
+}
+
 static PyMethodDef scan_methods[] = {
+    {"ts_cells", ts_cells, METH_O, "ts_cells(values) -> list[str]: CSV cells of nanosecond timestamps"},
+    {"addr_names", addr_names, METH_VARARGS, "addr_names(fam, addr) -> list[str]: inet_ntop of each row"},
     {"decode_tcp", decode_tcp, METH_VARARGS,
      "decode_tcp(buf, d, cap, hl, etoff, raw, rec, slow, fam, src, dst, sport, dport, seq, ack, flags, "
      "win, length, mark, ooff, opt) -> (fast, slow): the common records' TCP segments"},

@@ -2121,6 +2121,8 @@ class _Names:
 
     def of(self, fam: U8, addr: Rows) -> list[str]:
         addr = np.ascontiguousarray(addr)
+        if COMPILED:
+            return _scan.addr_names(np.ascontiguousarray(fam, dtype=np.uint8), addr.view(np.uint8))
         v4 = fam == 4
         if v4.all():
             return list(map(self.v4.__getitem__, addr.view(">u4").reshape(-1, 4)[:, 3].tolist()))

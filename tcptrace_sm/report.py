@@ -62,6 +62,15 @@ def write_csv(out: IO[str], records: Iterable[Mapping[str, Any]], columns: Seque
 
 
 def _ts_cells(values: list[Any]) -> list[str]:
+    from tcptrace_sm import capture  # loaded by then: the records came from it
+
+    if capture.COMPILED:
+        from tcptrace_sm import _scan
+
+        try:
+            return _scan.ts_cells(values)
+        except (TypeError, OverflowError):  # not all plain ints: the Python way below
+            pass
     return [
         "" if v is None else (f"{v // 1_000_000_000}.{v % 1_000_000_000:09d}" if v >= 0 else ts_text(v))
         for v in values

@@ -198,3 +198,50 @@ def test_same_analysis_either_way(name: str) -> None:
     for table in ("flows", "anomalies", "transitions"):
         assert getattr(fast, table).equals(getattr(plain, table)), table
     assert len(fast.flows) > 0
+
+
+@needs_compiled
+def test_address_names_agree_with_socket_inet_ntop() -> None:
+    rng = random.Random(3)
+    six = [
+        bytes(16),
+        bytes(15) + b"\x01",
+        b"\x00" * 10 + b"\xff\xff" + bytes([192, 0, 2, 1]),  # IPv4-mapped
+        b"\x20\x01\x0d\xb8" + bytes(12),
+        b"\xfe\x80" + bytes(6) + bytes(rng.randrange(256) for _ in range(8)),
+        *(bytes(rng.randrange(256) for _ in range(16)) for _ in range(300)),
+        *(bytes(rng.choice((0, 0, 0, 1, 255)) for _ in range(16)) for _ in range(300)),
+    ]
+    four = [bytes(12) + bytes(rng.randrange(256) for _ in range(4)) for _ in range(300)]
+    four += [bytes(16), bytes(12) + b"\xff" * 4]
+    fam = np.array([6] * len(six) + [4] * len(four), dtype=np.uint8)
+    addr = np.frombuffer(b"".join(six + four), dtype="V16")
+    order = np.array(rng.sample(range(len(fam)), len(fam)))
+    fam, addr = fam[order], addr[order]
+    got = capture.NAMES.of(fam, addr)
+    saved = capture.COMPILED
+    capture.COMPILED = False
+    try:
+        want = [capture.NAMES.of(fam, addr), capture.NAMES.of(fam[fam == 4], addr[fam == 4])]
+    finally:
+        capture.COMPILED = saved
+    assert got == want[0]
+    assert capture.NAMES.of(fam[fam == 4], addr[fam == 4]) == want[1]
+    assert "::ffff:192.0.2.1" in got
+    assert "2001:db8::" in got
+
+
+@needs_compiled
+@pytest.mark.parametrize(
+    "values",
+    [
+        [],
+        [0, 1, 999_999_999, 1_000_000_000, 1_700_000_000_123_456_789, None, -1, -1_500_000_000],
+        [capture.TS_MIN, capture.TS_MAX, -(2**63), 2**63 - 1],
+        [1, 2**64, -(2**70)],  # beyond 64 bits: Python formats them
+    ],
+)
+def test_timestamp_cells_agree_with_ts_text(values: list[int | None]) -> None:
+    from tcptrace_sm.report import _ts_cells, ts_text
+
+    assert _ts_cells(values) == [ts_text(v) for v in values]
