@@ -368,6 +368,21 @@ done:
     return result;
 }
 
+/* The decimal digits of v at p (no terminator); returns the end. */
+static char *
+put_decimal(char *p, unsigned long long v)
+{
+    char tmp[24];
+    int k = 0;
+    do {
+        tmp[k++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (k)
+        *p++ = tmp[--k];
+    return p;
+}
+
 /*
  * addr_names(fam, addr) -> list[str]
  *     The text of each address: fam[i] (one byte) 4 or 6, addr 16 bytes per row (an IPv4
@@ -393,9 +408,20 @@ addr_names(PyObject *self, PyObject *args)
     const unsigned char *a = (const unsigned char *)addr.buf;
     char text[INET6_ADDRSTRLEN];
     for (Py_ssize_t i = 0; i < n; i++) {
-        const char *ok = f[i] == 4 ? inet_ntop(AF_INET, a + i * 16 + 12, text, sizeof(text))
-                                   : inet_ntop(AF_INET6, a + i * 16, text, sizeof(text));
-        PyObject *s = ok != NULL ? PyUnicode_FromString(text) : NULL;
+        PyObject *s;
+        if (f[i] == 4) { /* dotted quad, as inet_ntop writes it, without its printf */
+            const unsigned char *q = a + i * 16 + 12;
+            char *e = text;
+            for (int k = 0; k < 4; k++) {
+                if (k)
+                    *e++ = '.';
+                e = put_decimal(e, q[k]);
+            }
+            s = PyUnicode_FromStringAndSize(text, e - text);
+        } else {
+            const char *ok = inet_ntop(AF_INET6, a + i * 16, text, sizeof(text));
+            s = ok != NULL ? PyUnicode_FromString(text) : NULL;
+        }
         if (s == NULL) {
             if (!PyErr_Occurred())
                 PyErr_SetFromErrno(PyExc_OSError);
@@ -448,9 +474,18 @@ ts_cells(PyObject *self, PyObject *values)
             if (ns == -1 && PyErr_Occurred())
                 goto fail;
             unsigned long long mag = ns < 0 ? 0ULL - (unsigned long long)ns : (unsigned long long)ns;
-            snprintf(text, sizeof(text), "%s%llu.%09llu", ns < 0 ? "-" : "", mag / 1000000000ULL,
-                     mag % 1000000000ULL);
-            s = PyUnicode_FromString(text);
+            char *e = text;
+            if (ns < 0)
+                *e++ = '-';
+            e = put_decimal(e, mag / 1000000000ULL);
+            *e++ = '.';
+            unsigned long long frac = mag % 1000000000ULL;
+            for (int k = 8; k >= 0; k--) {
+                e[k] = (char)('0' + frac % 10);
+                frac /= 10;
+            }
+            e += 9;
+            s = PyUnicode_FromStringAndSize(text, e - text);
             if (s == NULL)
                 goto fail;
         }
@@ -464,7 +499,104 @@ fail:
     return NULL;
 }
 
+/* One CSV cell of a value that is not a timestamp, as tcptrace_sm.report._cell writes it, for
+ * the exact built-in types; anything else goes to fallback(value). A new reference. */
+static PyObject *
+cell_of(PyObject *v, PyObject *fallback, PyObject *empty, PyObject *sep)
+{
+    if (v == Py_None) {
+        Py_INCREF(empty);
+        return empty;
+    }
+    if (v == Py_True)
+        return PyUnicode_FromString("true");
+    if (v == Py_False)
+        return PyUnicode_FromString("false");
+    if (PyUnicode_CheckExact(v)) {
+        Py_INCREF(v);
+        return v;
+    }
+    if (PyLong_CheckExact(v))
+        return PyObject_Str(v);
+    if (PyFloat_CheckExact(v)) {
+        const double x = PyFloat_AS_DOUBLE(v);
+        if (x == 0.0)
+            return PyUnicode_FromString("0");
+        char *text = PyOS_double_to_string(x, 'f', 6, 0, NULL);
+        if (text == NULL)
+            return NULL;
+        size_t len = strlen(text);
+        while (len > 0 && text[len - 1] == '0')
+            len--;
+        while (len > 0 && text[len - 1] == '.')
+            len--;
+        PyObject *out = PyUnicode_FromStringAndSize(text, (Py_ssize_t)len);
+        PyMem_Free(text);
+        return out;
+    }
+    if (PyList_CheckExact(v) || PyTuple_CheckExact(v)) {
+        PyObject *seq = PySequence_Fast(v, "cells: a sequence");
+        if (seq == NULL)
+            return NULL;
+        const Py_ssize_t k = PySequence_Fast_GET_SIZE(seq);
+        PyObject *parts = PyList_New(k);
+        if (parts == NULL) {
+            Py_DECREF(seq);
+            return NULL;
+        }
+        for (Py_ssize_t j = 0; j < k; j++) {
+            PyObject *t = PyObject_Str(PySequence_Fast_GET_ITEM(seq, j));
+            if (t == NULL) {
+                Py_DECREF(parts);
+                Py_DECREF(seq);
+                return NULL;
+            }
+            PyList_SET_ITEM(parts, j, t);
+        }
+        PyObject *out = PyUnicode_Join(sep, parts);
+        Py_DECREF(parts);
+        Py_DECREF(seq);
+        return out;
+    }
+    return PyObject_CallOneArg(fallback, v);
+}
+
+/*
+ * cells(values, fallback) -> list[str]
+ *     The CSV cells of one column (a list) that holds no timestamps: "" for None,
+ *     "true" / "false", a str as it is, an int in decimal, a float with at most six decimals
+ *     and no trailing zeros ("0" for zero), a list or tuple as its items joined by ";";
+ *     anything else (subclasses included) as fallback(value) gives it.
+ */
+static PyObject *
+cells(PyObject *self, PyObject *args)
+{
+    PyObject *values, *fallback;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "O!O", &PyList_Type, &values, &fallback))
+        return NULL;
+    const Py_ssize_t n = PyList_GET_SIZE(values);
+    PyObject *empty = PyUnicode_FromString("");
+    PyObject *sep = PyUnicode_FromString(";");
+    PyObject *out = empty != NULL && sep != NULL ? PyList_New(n) : NULL;
+    if (out == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *c = cell_of(PyList_GET_ITEM(values, i), fallback, empty, sep);
+        if (c == NULL) {
+            Py_CLEAR(out);
+            goto done;
+        }
+        PyList_SET_ITEM(out, i, c);
+    }
+done:
+    Py_XDECREF(empty);
+    Py_XDECREF(sep);
+    return out;
+}
+
 static PyMethodDef scan_methods[] = {
+    {"cells", cells, METH_VARARGS, "cells(values, fallback) -> list[str]: CSV cells of a column"},
     {"ts_cells", ts_cells, METH_O, "ts_cells(values) -> list[str]: CSV cells of nanosecond timestamps"},
     {"addr_names", addr_names, METH_VARARGS, "addr_names(fam, addr) -> list[str]: inet_ntop of each row"},
     {"decode_tcp", decode_tcp, METH_VARARGS,

@@ -11,6 +11,7 @@ import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import IO, Any
 
 TS_KEYS = frozenset({"first_ts", "last_ts", "ts"})
@@ -87,6 +88,12 @@ def _column_cells(key: str, values: list[Any]) -> list[str]:
         return _ts_cells(values)
     if not values:
         return []
+    from tcptrace_sm import capture  # loaded by then: the records came from it
+
+    if capture.COMPILED:
+        from tcptrace_sm import _scan
+
+        return _scan.cells(values, partial(_cell, key))
     kinds = set(map(type, values))
     if kinds == _INT:
         return list(map(str, values))

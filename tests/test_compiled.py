@@ -245,3 +245,32 @@ def test_timestamp_cells_agree_with_ts_text(values: list[int | None]) -> None:
     from tcptrace_sm.report import _ts_cells, ts_text
 
     assert _ts_cells(values) == [ts_text(v) for v in values]
+
+
+class _Code(str):
+    """A str subclass, as an enum's value would be."""
+
+
+@needs_compiled
+@pytest.mark.parametrize(
+    "values",
+    [
+        [1, 0, -5, 2**70, True, False, None],
+        [True, False, None],
+        ["a", "", None, _Code("CLOSE-WAIT")],
+        [["a", "b"], [], ("x",), (), [1, 2], None],
+        [0.0, -0.0, 1.5, 0.1234567, 100.0, 1e-9, -2.25, 1e20, float("inf"), float("nan"), None, 3],
+        [np.float64(0.5), np.int64(7), np.bool_(True), _Code("")],
+    ],
+)
+def test_csv_cells_agree_with_the_python_formatting(values: list[Any]) -> None:
+    from tcptrace_sm.report import _cell, _column_cells
+
+    got = _column_cells("duration", values)
+    saved = capture.COMPILED
+    capture.COMPILED = False
+    try:
+        want = _column_cells("duration", values)
+    finally:
+        capture.COMPILED = saved
+    assert got == want == [_cell("duration", v) for v in values]
