@@ -201,6 +201,82 @@ done:
     return result;
 }
 
+/*
+ * pcapng_walk(buf, pos, big, max_block) -> (offsets, odd, end, stop)
+ *     Walks the blocks of one pcapng section from pos: enhanced packet blocks (type 6), simple
+ *     (3) and obsolete (2) packet blocks are collected (offsets: native int64 bytes; odd: the
+ *     indices among them of the simple and obsolete ones, same form), other blocks skipped,
+ *     until a section header or interface description block (stop 2), a block whose length
+ *     is below its type's minimum, not a multiple of 4 or above max_block (stop 1), or the
+ *     end of the data or a block that does not fit (stop 0). end: where the walk stopped.
+ */
+static PyObject *
+pcapng_walk(PyObject *self, PyObject *args)
+{
+    Py_buffer view;
+    Py_ssize_t pos;
+    int big;
+    long long max_block;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*npL", &view, &pos, &big, &max_block))
+        return NULL;
+    const unsigned char *buf = (const unsigned char *)view.buf;
+    const int64_t n = (int64_t)view.len;
+    if (pos < 0) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "pcapng_walk: pos must be >= 0");
+        return NULL;
+    }
+    /* at most one packet block per 16 bytes */
+    const int64_t room = pos <= n ? (n - pos) / 16 + 1 : 1;
+    PyObject *offs = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(room * 8));
+    PyObject *odd = offs != NULL ? PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(room * 8)) : NULL;
+    if (odd == NULL) {
+        Py_XDECREF(offs);
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    int64_t *o = (int64_t *)PyBytes_AS_STRING(offs);
+    int64_t *od = (int64_t *)PyBytes_AS_STRING(odd);
+    int64_t count = 0, nodd = 0, off = pos;
+    int stop = 0;
+    while (off + 8 <= n) {
+        const uint32_t btype = load32(buf + off, big);
+        const int64_t blen = (int64_t)load32(buf + off + 4, big);
+        int64_t least;
+        if (btype == 6 || btype == 2)
+            least = 32;
+        else if (btype == 3)
+            least = 16;
+        else if (btype == 0x0A0D0D0A || btype == 1) {
+            stop = 2;
+            break;
+        } else
+            least = 12;
+        if (blen < least || (blen & 3) || blen > max_block) {
+            stop = 1;
+            break;
+        }
+        if (off + blen > n)
+            break;
+        if (btype == 2 || btype == 3)
+            od[nodd++] = count;
+        if (btype == 2 || btype == 3 || btype == 6)
+            o[count++] = off;
+        off += blen;
+    }
+    PyBuffer_Release(&view);
+    if (_PyBytes_Resize(&offs, (Py_ssize_t)(count * 8)) < 0) {
+        Py_DECREF(odd);
+        return NULL;
+    }
+    if (_PyBytes_Resize(&odd, (Py_ssize_t)(nodd * 8)) < 0) {
+        Py_DECREF(offs);
+        return NULL;
+    }
+    return Py_BuildValue("(NNLi)", offs, odd, (long long)off, stop);
+}
+
 static unsigned
 be16(const unsigned char *p)
 {
@@ -596,6 +672,8 @@ done:
 }
 
 static PyMethodDef scan_methods[] = {
+    {"pcapng_walk", pcapng_walk, METH_VARARGS,
+     "pcapng_walk(buf, pos, big, max_block) -> (offsets, odd, end, stop): the packet blocks of a section"},
     {"cells", cells, METH_VARARGS, "cells(values, fallback) -> list[str]: CSV cells of a column"},
     {"ts_cells", ts_cells, METH_O, "ts_cells(values) -> list[str]: CSV cells of nanosecond timestamps"},
     {"addr_names", addr_names, METH_VARARGS, "addr_names(fam, addr) -> list[str]: inet_ntop of each row"},

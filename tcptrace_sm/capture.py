@@ -1610,6 +1610,57 @@ TS_MIN: Final = -(1 << 61)
 TS_MAX: Final = 1 << 62
 
 
+def _pcapng_walk(buf: bytes, pos: int, big: bool) -> tuple[I64, list[int], int, str]:
+    """The packet blocks (enhanced, simple, obsolete) of a pcapng section from ``pos``: their
+    offsets, the indices among them of the simple and obsolete ones, where the walk stopped,
+    and why: ``"meta"`` (a section header or interface description block), ``"corrupt"`` (a
+    block length below its type's minimum, not a multiple of 4 or above :data:`MAX_BLOCK`) or
+    ``""`` (the end of the data, or a block that does not fit in it)."""
+    if COMPILED:
+        raw, rawodd, end, why = _scan.pcapng_walk(buf, pos, big, MAX_BLOCK)
+        return (
+            np.frombuffer(raw, dtype=np.int64),
+            np.frombuffer(rawodd, dtype=np.int64).tolist(),
+            end,
+            ("", "corrupt", "meta")[why],
+        )
+    hdr = struct.Struct((">" if big else "<") + "II").unpack_from
+    n = len(buf)
+    offs: list[int] = []
+    odd: list[int] = []
+    app = offs.append
+    off = pos
+    stop = ""
+    while off + 8 <= n:
+        btype, blen = hdr(buf, off)
+        if btype == _EPB:
+            if blen < 32 or blen & 3 or blen > MAX_BLOCK:
+                stop = "corrupt"
+                break
+            if off + blen > n:
+                break
+            app(off)
+        elif btype in (_SHB, _IDB):
+            stop = "meta"
+            break
+        elif btype in (_SPB, _PB):
+            if blen < (16 if btype == _SPB else 32) or blen & 3 or blen > MAX_BLOCK:
+                stop = "corrupt"
+                break
+            if off + blen > n:
+                break
+            odd.append(len(offs))
+            app(off)
+        else:
+            if blen < 12 or blen & 3 or blen > MAX_BLOCK:
+                stop = "corrupt"
+                break
+            if off + blen > n:
+                break
+        off += blen
+    return np.array(offs, dtype=np.int64), odd, off, stop
+
+
 def _pcap_walk(buf: bytes, pos: int, hdr: int, big: bool) -> tuple[I64, int]:
     """Offsets of the pcap records that lie wholly in ``buf`` from ``pos`` on (record headers
     ``hdr`` bytes long, captured length at +8), and the offset just past the last of them.
@@ -1894,39 +1945,8 @@ class _File:
             n = len(buf)
             while True:
                 # walk packet blocks until a section / interface block or the end of the data
-                offs: list[int] = []
-                odd: list[int] = []
-                app = offs.append
-                off = pos
-                stop = ""
-                while off + 8 <= n:
-                    btype, blen = hdr(buf, off)
-                    if btype == _EPB:
-                        if blen < 32 or blen & 3 or blen > MAX_BLOCK:
-                            stop = "corrupt"
-                            break
-                        if off + blen > n:
-                            break
-                        app(off)
-                    elif btype in (_SHB, _IDB):
-                        stop = "meta"
-                        break
-                    elif btype in (_SPB, _PB):
-                        if blen < (16 if btype == _SPB else 32) or blen & 3 or blen > MAX_BLOCK:
-                            stop = "corrupt"
-                            break
-                        if off + blen > n:
-                            break
-                        odd.append(len(offs))
-                        app(off)
-                    else:
-                        if blen < 12 or blen & 3 or blen > MAX_BLOCK:
-                            stop = "corrupt"
-                            break
-                        if off + blen > n:
-                            break
-                    off += blen
-                if offs:
+                offs, odd, off, stop = _pcapng_walk(buf, pos, big)
+                if len(offs):
                     batch, bad_at = self._pcapng_batch(buf, offs, odd, big)
                     if batch is not None:
                         yield batch
@@ -1992,16 +2012,16 @@ class _File:
         return _Iface(lt, snaplen, tsresol, offset * 1_000_000_000)
 
     def _pcapng_batch(
-        self, buf: bytes, offs: list[int], odd: list[int], big: bool
+        self, buf: bytes, offs: I64, odd: list[int], big: bool
     ) -> tuple[_Batch | None, int | None]:
         u8 = np.frombuffer(buf, dtype=np.uint8)
-        o = np.array(offs, dtype=np.int64)
+        o = offs
         blen = _u32(u8, o + 4, big)
         bad_at = None
         mismatch = np.flatnonzero(_u32(u8, o + blen - 4, big) != blen)
         if len(mismatch):
             k = int(mismatch[0])
-            bad_at = offs[k]
+            bad_at = int(offs[k])
             if k == 0:
                 return None, bad_at
             o, blen, offs = o[:k], blen[:k], offs[:k]
@@ -2013,7 +2033,7 @@ class _File:
         d = o + 28
         spb: list[int] = []
         for i in odd:
-            at = offs[i]
+            at = int(offs[i])
             if struct.unpack_from(">I" if big else "<I", buf, at)[0] == _PB:
                 iface[i] = struct.unpack_from(">H" if big else "<H", buf, at + 8)[0]
             else:

@@ -274,3 +274,39 @@ def test_csv_cells_agree_with_the_python_formatting(values: list[Any]) -> None:
     finally:
         capture.COMPILED = saved
     assert got == want == [_cell("duration", v) for v in values]
+
+
+def _block(btype: int, blen: int, big: bool = False, body: bytes | None = None) -> bytes:
+    fmt = ">II" if big else "<II"
+    raw = struct.pack(fmt, btype, blen)
+    return raw + (body if body is not None else b"\x00" * max(blen - 8, 0))
+
+
+@needs_compiled
+@pytest.mark.parametrize(
+    ("buf", "big"),
+    [
+        (b"", False),
+        (_block(6, 32) + _block(3, 16) + _block(2, 32) + _block(5, 12) + _block(6, 36), False),
+        (_block(6, 32, True) + _block(3, 20, True) + _block(6, 32, True), True),
+        (_block(6, 32) + _block(1, 20), False),  # an interface description stops the walk
+        (_block(6, 32) + _block(0x0A0D0D0A, 28), False),  # so does a section header
+        (_block(6, 32) + _block(6, 30), False),  # not a multiple of 4
+        (_block(6, 32) + _block(6, 28), False),  # below the minimum
+        (_block(3, 12), False),
+        (_block(99, 8), False),
+        (_block(6, 32) + _block(6, 64)[:40], False),  # the last block does not fit
+        (_block(6, 32) + _block(6, 0xFFFFFFF0)[:8], False),  # absurdly long
+        (_block(6, 32) + b"\x06\x00", False),  # a cut block header
+    ],
+)
+def test_pcapng_walk_agrees_with_the_python_loop(buf: bytes, big: bool) -> None:
+    got = capture._pcapng_walk(buf, 0, big)
+    saved = capture.COMPILED
+    capture.COMPILED = False
+    try:
+        want = capture._pcapng_walk(buf, 0, big)
+    finally:
+        capture.COMPILED = saved
+    assert got[0].tolist() == want[0].tolist()
+    assert got[1:] == want[1:]
