@@ -1,8 +1,9 @@
 """Build hook for the one optional C extension; everything else is in pyproject.toml.
 
-``tcptrace_sm._scan`` walks pcap record headers (see its source). It is optional: where no C
-compiler is available the install still succeeds and the reader uses its pure-Python loop,
-which gives the same results, only slower.
+``tcptrace_sm._scan`` holds the reader's record walks and plain-TCP decoding, the fast
+engine's SYN option walk and the CSV writer's cell formatting (see its source). It is
+optional: where no C compiler is available the install still succeeds and the same answers
+come from numpy and Python, only slower.
 """
 
 from setuptools import Extension, setup

@@ -906,7 +906,7 @@ def prepare_tcpsm(tcpsm: list[str]) -> str:
         "print(capture.COMPILED)"
     )
     out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=False)
-    return {"True": "yes", "False": "NO (pure-Python reader, about twice as slow)"}.get(
+    return {"True": "yes", "False": "NO (numpy reader, about four times as slow)"}.get(
         out.stdout.strip(), f"unknown ({out.stderr.strip()[-200:]})"
     )
 

@@ -131,10 +131,11 @@ import numpy.typing as npt
 
 from tcptrace_sm.model import BadChecksumSegment, Segment, TcpOptions, TruncatedSegment
 
-#: Whether the compiled helpers (``tcptrace_sm._scan``: the pcap record walk and the gathering
-#: of header rows, built at install time where a C compiler is present) are in use; without
-#: them the same answers come from numpy and a Python loop, about twice as slowly.
-#: ``TCPSM_PURE_PYTHON=1`` in the environment turns them off.
+#: Whether the compiled helpers (``tcptrace_sm._scan``, built at install time where a C compiler
+#: is present: the pcap / pcapng record walks, header rows, plain TCP records, SYN options,
+#: CSV cells) are in use; without them the same answers come from numpy and Python loops,
+#: reading about four times as slowly. ``TCPSM_PURE_PYTHON=1`` in the environment turns them
+#: off. Every caller checks it when called, so tests can switch it.
 COMPILED = False
 if not os.environ.get("TCPSM_PURE_PYTHON"):
     try:

@@ -41,7 +41,7 @@ def _read(paths: list[Path], compiled: bool) -> tuple[list[tuple[str, Any]], dic
         capture.COMPILED = saved
     cols: list[tuple[str, Any]] = []
     for b in blocks:
-        for name in ("fam", "src", "dst", "sport", "dport", "seq", "ack", "flags", "win", "length"):
+        for name in ("frame", "fam", "src", "dst", "sport", "dport", "seq", "ack", "flags", "win", "length"):
             cols.append((name, np.asarray(getattr(b, name)).tobytes()))
         cols.append(("opt", b.opt.tobytes()))
         cols.append(("ooff", b.ooff.tobytes()))
@@ -296,7 +296,7 @@ def _block(btype: int, blen: int, big: bool = False, body: bytes | None = None) 
         (_block(3, 12), False),
         (_block(99, 8), False),
         (_block(6, 32) + _block(6, 64)[:40], False),  # the last block does not fit
-        (_block(6, 32) + _block(6, 0xFFFFFFF0)[:8], False),  # absurdly long
+        (_block(6, 32) + _block(6, 0xFFFFFFF0, body=b"\x00" * 8), False),  # absurdly long
         (_block(6, 32) + b"\x06\x00", False),  # a cut block header
     ],
 )
@@ -310,3 +310,37 @@ def test_pcapng_walk_agrees_with_the_python_loop(buf: bytes, big: bool) -> None:
         capture.COMPILED = saved
     assert got[0].tolist() == want[0].tolist()
     assert got[1:] == want[1:]
+
+
+def test_one_chunk_mixing_plain_and_unusual_records(tmp_path: Path) -> None:
+    """Plain TCP records (decoded in C) and every kind the numpy decoder keeps (extension
+    headers, fragments, tunnels, VLAN tags, skips) in one chunk: merged back in record order."""
+    import pcapgen as g
+
+    seg = g.tcp_header(40000, 80, 1000, 7, g.ACK | g.PSH, payload=b"x" * 16) + b"x" * 16
+    v4 = g.ipv4("10.0.0.1", "10.0.0.2", seg)
+    frag1 = g.ipv4("10.0.0.1", "10.0.0.2", seg[:16], df=False, mf=True, ident=9, total_length=36)
+    frag2 = g.ipv4("10.0.0.1", "10.0.0.2", seg[16:], df=False, frag_offset=2, ident=9, total_length=20 + 20)
+    frames = [
+        g.frame(v4, g.LT_ETHERNET),  # plain: C
+        g.frame(g.tcp6("2001:db8::1", "2001:db8::2", 40001, 80, b"y"), g.LT_ETHERNET),  # plain: C
+        g.frame(v4, g.LT_ETHERNET, vlans=[(0x8100, 5), (0x88A8, 6)]),  # tagged: C
+        g.frame(g.ipv6("2001:db8::1", "2001:db8::2", seg, ext=[(0, b"\x01\x00")]), g.LT_ETHERNET),
+        g.frame(frag1, g.LT_ETHERNET),  # fragments: numpy, reassembled as the second's record
+        g.frame(v4, g.LT_ETHERNET),
+        g.frame(frag2, g.LT_ETHERNET),
+        g.frame(g.ipv4("10.0.0.1", "10.0.0.2", g.udp(5, 53, b"q"), proto=17), g.LT_ETHERNET),
+        g.frame(g.ipv4("192.0.2.1", "192.0.2.2", g.udp(1, 4789, g.vxlan(g.frame(v4, g.LT_ETHERNET))), 17), 1),
+        g.frame(v4, g.LT_ETHERNET)[:30],  # cut inside the IP header
+        g.ethernet(b"\0" * 28, 0x0806),  # not IP
+        g.frame(g.ipv4("10.0.0.1", "10.0.0.2", seg, ihl=4), g.LT_ETHERNET),  # malformed
+        g.frame(v4, g.LT_ETHERNET),
+    ]
+    path = tmp_path / "mixed.pcap"
+    path.write_bytes(g.pcap([(1_700_000_000_000_000_000 + k * 1000, f) for k, f in enumerate(frames)]))
+    fast, plain = _read([path], True), _read([path], False)
+    assert fast == plain
+    frames_of = [c for name, c in fast[0] if name == "frame"]
+    assert np.frombuffer(b"".join(frames_of), dtype=np.int64).tolist() == [1, 2, 3, 4, 6, 7, 9, 13]
+    skipped = {k: v for k, v in fast[1]["skipped"].items() if v}
+    assert skipped == {"fragment": 1, "not_tcp": 1, "truncated_header": 1, "not_ip": 1, "malformed": 1}
