@@ -670,7 +670,16 @@ done:
     return out;
 }
 
+/* the fast engine's chunk evaluation, in _fastpath.c */
+PyObject *fast_fields(PyObject *self, PyObject *args);
+PyObject *fast_apply(PyObject *self, PyObject *args);
+
 static PyMethodDef scan_methods[] = {
+    {"fast_fields", fast_fields, METH_NOARGS,
+     "fast_fields() -> tuple[str, ...]: the store fields fast_apply reads and writes, in fmap's order"},
+    {"fast_apply", fast_apply, METH_VARARGS,
+     "fast_apply(d64, n64, d32, n32, fmap, bounds, gslot, created, seg64, seg8, params, status, p1pos) "
+     "-> None: one chunk of the fast engine, connection by connection"},
     {"pcapng_walk", pcapng_walk, METH_VARARGS,
      "pcapng_walk(buf, pos, big, max_block) -> (offsets, odd, end, stop): the packet blocks of a section"},
     {"cells", cells, METH_VARARGS, "cells(values, fallback) -> list[str]: CSV cells of a column"},

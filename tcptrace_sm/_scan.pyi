@@ -38,3 +38,20 @@ def addr_names(fam: _Bytes, addr: _Bytes, /) -> list[str]: ...
 def ts_cells(values: list[int | None], /) -> list[str]: ...
 def cells(values: list[Any], fallback: Callable[[Any], str], /) -> list[str]: ...
 def pcapng_walk(buf: _Bytes, pos: int, big: bool, max_block: int, /) -> tuple[bytes, bytes, int, int]: ...
+def fast_fields() -> tuple[str, ...]: ...
+def fast_apply(
+    d64: _Bytes,
+    n64: int,
+    d32: _Bytes,
+    n32: int,
+    fmap: _Bytes,
+    bounds: _Bytes,
+    gslot: _Bytes,
+    created: _Bytes,
+    seg64: _Bytes,
+    seg8: _Bytes,
+    params: _Bytes,
+    status: _Bytes,
+    p1pos: _Bytes,
+    /,
+) -> None: ...

@@ -50,6 +50,7 @@ import ctypes
 import heapq
 import os
 import sys
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final
@@ -366,6 +367,12 @@ JOURNAL_CAP: Final = 4096
 JOURNAL_BUDGET: Final = 6_000_000
 #: Segments replayed into the core at once when connections are handed over.
 _REPLAY_ROWS: Final = 1 << 16
+#: Rows per segment of the closed table (about 2.7 MB), and the bytes of full segments it keeps in
+#: memory before it writes further ones to temporary files (see :class:`_Closed`).
+_CLOSED_SEG: Final = 1 << 13
+CLOSED_IN_MEMORY = 16 << 20
+#: Rows of a spilled segment read apart when this far apart, else read together with those between.
+_CLOSED_RUN_GAP: Final = 256
 
 
 _JOURNAL_DT: Final = np.dtype(
@@ -535,7 +542,7 @@ class _Fields:
     """``mapping[name]``: a column of the closed table, the constant and derived ones too (the
     table's array may be replaced, so nothing is kept)."""
 
-    def __init__(self, owner: _Closed) -> None:
+    def __init__(self, owner: _Rows) -> None:
         self.owner = owner
 
     def __getitem__(self, name: str) -> Any:
@@ -547,23 +554,14 @@ class _Fields:
         return arr[_CLOSED_ALIAS.get(name, name)]
 
 
-class _Closed:
-    """Connections whose close is complete, in about 320 bytes each
-    (a slot of the store takes more than twice that): all their records need, and the one
-    rebuild (:meth:`Engine.rebuild_closed`) if anything more comes on their 4-tuple."""
+class _Rows:
+    """Rows of the closed table read into memory, indexed 0..n-1 (what records, rebuilds and key
+    checks read): ``cols[name]`` and the 4-tuple's columns, as the store has them."""
 
-    def __init__(self, tw_ns: int, capacity: int = 1024) -> None:
+    def __init__(self, arr: npt.NDArray[np.void], tw_ns: int) -> None:
+        self.arr = arr
         self.tw_ns = tw_ns
-        self.arr = np.zeros(capacity, dtype=_CLOSED_DT)
-        self.live = np.zeros(capacity, dtype=np.bool_)
-        self.hash = np.zeros(capacity, dtype=np.uint64)  # of the 4-tuple, in the key table
-        self._free: list[int] = list(range(capacity - 1, -1, -1))
-        self.count = 0
         self.cols = _Fields(self)
-
-    @property
-    def cap(self) -> int:
-        return len(self.arr)
 
     @property
     def fam(self) -> Any:
@@ -585,31 +583,221 @@ class _Closed:
     def sport(self) -> Any:
         return self.arr["sport"]
 
-    def alloc(self, n: int) -> I64:
-        if len(self._free) < n:
-            old = len(self.arr)
-            new = old + max(n - len(self._free), old // 8)
-            self.arr = _enlarged(self.arr, new)
-            self.live = _enlarged(self.live, new)
-            self.hash = _enlarged(self.hash, new)
-            self._free[:0] = range(new - 1, old - 1, -1)
-        take = self._free[len(self._free) - n :]
-        del self._free[len(self._free) - n :]
-        out = np.array(take[::-1], dtype=np.int64)
-        self.live[out] = True
-        self.count += n
+
+class _Spilled:
+    """A full segment of the closed table in a temporary file of its own, unlinked as soon as it
+    is made where the system allows (so nothing is left behind however the process ends), else
+    deleted when closed."""
+
+    def __init__(self, rows: npt.NDArray[np.void]) -> None:
+        fd, path = tempfile.mkstemp(prefix="tcpsm-closed-")
+        self.fd = fd
+        self.path: str | None = None
+        try:
+            os.unlink(path)
+        except OSError:  # an open file cannot be unlinked here (Windows)
+            self.path = path
+        try:
+            view = memoryview(rows.tobytes())
+            while view:
+                view = view[os.write(fd, view) :]
+        except BaseException:
+            self.close()
+            raise
+
+    def read(self, lo: int, hi: int) -> npt.NDArray[np.void]:
+        """Rows ``lo:hi`` of the segment."""
+        size = _CLOSED_DT.itemsize
+        want = (hi - lo) * size
+        os.lseek(self.fd, lo * size, os.SEEK_SET)
+        got = b""
+        while len(got) < want:
+            more = os.read(self.fd, want - len(got))
+            if not more:
+                raise OSError(f"a temporary file of the closed table is short: {len(got)} of {want} bytes")
+            got += more
+        return np.frombuffer(got, dtype=_CLOSED_DT)
+
+    def close(self) -> None:
+        if self.fd < 0:
+            return
+        os.close(self.fd)
+        self.fd = -1
+        if self.path is not None:
+            os.unlink(self.path)
+            self.path = None
+
+
+class _Closed:
+    """Connections whose close is complete, in about 330 bytes each (a slot of the store takes
+    three times that): all their records need, and the one rebuild
+    (:meth:`Engine.rebuild_closed`) if anything more comes on their 4-tuple.
+
+    A connection stays here for its TIME-WAIT, so on a busy link the table holds every
+    connection closed in the last ``time_wait`` seconds of capture time: hundreds of thousands.
+    Rows are numbered in the order they arrive and kept in segments of :data:`_CLOSED_SEG`;
+    once :data:`CLOSED_IN_MEMORY` bytes of full segments are in memory, each further segment
+    that fills goes to a temporary file of its own, read back (only the rows wanted) when its
+    connections retire, and deleted once they all have. In memory stay, for every row, only
+    what the engine looks at each chunk: the 4-tuple's hash, the last timestamp (when it
+    retires), the flow id and whether it is still here, 25 bytes. Connections retire in about
+    the order they closed, so dead segments fall off the front and the table stays as long as
+    one TIME-WAIT's worth of connections. If a temporary file cannot be written (a full disk),
+    the segment stays in memory.
+    """
+
+    def __init__(self, tw_ns: int, in_memory: int | None = None) -> None:
+        self.tw_ns = tw_ns
+        self.in_memory = CLOSED_IN_MEMORY if in_memory is None else in_memory
+        self.base = 0  # the row number of index 0 of the per-row arrays (a segment's first)
+        self.next = 0  # the next row's number
+        cap = _CLOSED_SEG
+        self.last_ts = np.zeros(cap, dtype=np.int64)
+        self.fid = np.zeros(cap, dtype=np.int64)
+        self.hash = np.zeros(cap, dtype=np.uint64)  # of the 4-tuple, in the key table
+        self.live = np.zeros(cap, dtype=np.bool_)
+        # segment (row - base) // _CLOSED_SEG: its rows in memory, in a file, or None (all gone)
+        self.segs: list[npt.NDArray[np.void] | _Spilled | None] = []
+        self.count = 0
+        self.spilled = 0  # segments written to files so far
+        self.spill_failed: str | None = None  # why the last spill failed, if one did
+
+    def _index(self, rows: I64) -> I64:
+        out: I64 = rows - self.base
         return out
+
+    def meta(self, name: str, rows: I64) -> Any:
+        """A per-row column (``last_ts``, ``fid``, ``hash``, ``live``) of these rows."""
+        arr: Any = getattr(self, name)
+        return arr[rows - self.base]
+
+    def set_hash(self, rows: I64, value: np.uint64) -> None:
+        self.hash[rows - self.base] = value
+
+    def live_rows(self) -> I64:
+        out: I64 = np.flatnonzero(self.live[: self.next - self.base]).astype(np.int64) + self.base
+        return out
+
+    def _grow(self, need: int) -> None:
+        old = len(self.live)
+        if need <= old:
+            return
+        new = max(need, old * 2)
+        for name in ("last_ts", "fid", "hash", "live"):
+            a = getattr(self, name)
+            b = np.zeros(new, dtype=a.dtype)
+            b[:old] = a
+            setattr(self, name, b)
+
+    def _segments_in_memory(self) -> int:
+        return sum(1 for s in self.segs[:-1] if isinstance(s, np.ndarray))
+
+    def append(self, new: npt.NDArray[np.void], hashes: npt.NDArray[np.uint64]) -> I64:
+        """Add these rows (with their 4-tuples' hashes); their row numbers."""
+        n = len(new)
+        first = self.next
+        rows = np.arange(first, first + n, dtype=np.int64)
+        self._grow(first + n - self.base)
+        i = first - self.base
+        self.last_ts[i : i + n] = new["last_ts"]
+        self.fid[i : i + n] = new["fid"]
+        self.hash[i : i + n] = hashes
+        self.live[i : i + n] = True
+        done = 0
+        while done < n:
+            at = (first + done - self.base) % _CLOSED_SEG
+            if at == 0:
+                self.segs.append(np.zeros(_CLOSED_SEG, dtype=_CLOSED_DT))
+            tail = self.segs[-1]
+            assert isinstance(tail, np.ndarray)
+            k = min(n - done, _CLOSED_SEG - at)
+            tail[at : at + k] = new[done : done + k]
+            done += k
+            if at + k == _CLOSED_SEG:
+                self._spill_tail()
+        self.next += n
+        self.count += n
+        return rows
+
+    def _spill_tail(self) -> None:
+        """The tail segment just filled: to a file, if enough are in memory already."""
+        if self._segments_in_memory() * _CLOSED_SEG * _CLOSED_DT.itemsize < self.in_memory:
+            return
+        tail = self.segs[-1]
+        assert isinstance(tail, np.ndarray)
+        try:
+            self.segs[-1] = _Spilled(tail)
+        except OSError as e:  # a full or read-only temporary directory: keep it in memory
+            self.spill_failed = str(e)
+            return
+        self.spilled += 1
+
+    def load(self, rows: I64) -> _Rows:
+        """These rows, in this order, read into memory."""
+        out = np.empty(len(rows), dtype=_CLOSED_DT)
+        if not len(rows):
+            return _Rows(out, self.tw_ns)
+        idx = rows - self.base
+        if idx.min() < 0 or not self.live[idx].all():
+            raise AssertionError("a row of the closed table that is gone was read")
+        seg = idx // _CLOSED_SEG
+        o = np.argsort(idx, kind="stable")
+        bounds = np.flatnonzero(np.diff(seg[o])) + 1
+        for part in np.split(o, bounds):
+            s = int(seg[part[0]])
+            local = idx[part] - s * _CLOSED_SEG
+            data = self.segs[s]
+            if isinstance(data, np.ndarray):
+                out[part] = data[local]
+            elif isinstance(data, _Spilled):
+                # runs of nearby rows, each read at once (rows retire in about row order)
+                gaps = np.flatnonzero(np.diff(local) > _CLOSED_RUN_GAP) + 1
+                for run, loc in zip(np.split(part, gaps), np.split(local, gaps), strict=True):
+                    lo = int(loc[0])
+                    out[run] = data.read(lo, int(loc[-1]) + 1)[loc - lo]
+            else:  # pragma: no cover - live rows are in live segments
+                raise AssertionError("a live row of the closed table in a segment that is gone")
+        return _Rows(out, self.tw_ns)
 
     def release(self, rows: I64) -> None:
         if not len(rows):
             return
-        self.live[rows] = False
-        self._free.extend(reversed(rows.tolist()))
+        idx = rows - self.base
+        self.live[idx] = False
         self.count -= len(rows)
+        for s in np.unique(idx // _CLOSED_SEG).tolist():
+            lo = s * _CLOSED_SEG
+            hi = min(lo + _CLOSED_SEG, self.next - self.base)
+            # the tail (still filling) stays; any other segment with no row left goes
+            if (s < len(self.segs) - 1 or hi - lo == _CLOSED_SEG) and not self.live[lo:hi].any():
+                data = self.segs[s]
+                if isinstance(data, _Spilled):
+                    data.close()
+                self.segs[s] = None
+        self._drop_front()
 
-    def live_rows(self) -> I64:
-        out: I64 = np.flatnonzero(self.live).astype(np.int64)
-        return out
+    def _drop_front(self) -> None:
+        """Forget the segments at the front that are gone, once they are half the arrays."""
+        k = 0
+        while k < len(self.segs) - 1 and self.segs[k] is None:
+            k += 1
+        drop = k * _CLOSED_SEG
+        size = self.next - self.base
+        if not k or drop * 2 < size:
+            return
+        for name in ("last_ts", "fid", "hash", "live"):
+            a = getattr(self, name)
+            a[: size - drop] = a[drop:size]
+            a[size - drop : size] = 0
+        del self.segs[:k]
+        self.base += drop
+
+    def close(self) -> None:
+        """Delete the temporary files now."""
+        for s in self.segs:
+            if isinstance(s, _Spilled):
+                s.close()
+        self.segs = [None if isinstance(s, _Spilled) else s for s in self.segs]
 
 
 class _Gather:
@@ -1039,6 +1227,7 @@ class Engine:
         self._zstrings: list[str] = []  # Zeek's conn_state and history texts of closed ones
         self._zindex: dict[str, int] = {}
         self.handed_over = 0  # connections the core took over from the fast path
+        self._fmap_cache: I64 | None = None
 
     # ---- keys
 
@@ -1049,26 +1238,36 @@ class Engine:
 
     def _row_key(self, values: I64) -> npt.NDArray[np.void]:
         """The keys of the connections that key-table values point to."""
-        st, ct = self.store, self.closed
+        st = self.store
         fam = np.empty(len(values), dtype=np.uint8)
         a = np.empty(len(values), dtype="V16")
         b = np.empty(len(values), dtype="V16")
         ap = np.empty(len(values), dtype=np.int64)
         bp = np.empty(len(values), dtype=np.int64)
-        for sel, src, rows in ((values >= 0, st, values), (values < 0, ct, _closed_ref(values))):
-            r = rows[sel]
-            fam[sel], a[sel], b[sel] = src.fam[r], src.cip[r], src.sip[r]
-            ap[sel], bp[sel] = src.cport[r], src.sport[r]
+        sel = values >= 0
+        r = values[sel]
+        fam[sel], a[sel], b[sel] = st.fam[r], st.cip[r], st.sip[r]
+        ap[sel], bp[sel] = st.cport[r], st.sport[r]
+        sel = ~sel
+        if sel.any():
+            got = self.closed.load(_closed_ref(values[sel]))
+            fam[sel], a[sel], b[sel] = got.fam, got.cip, got.sip
+            ap[sel], bp[sel] = got.cport, got.sport
         keys, _lo = _canon(fam, a, b, ap, bp)
         return keys
 
     def _unindex(self, slots: I64, closed: bool = False) -> None:
         """Take the 4-tuples of these store slots (closed rows) out of the key table, if there."""
-        src = self.closed if closed else self.store
-        h = src.hash[slots]
+        if closed:
+            h = self.closed.meta("hash", slots)
+            there = h > _GONE
+            self.keytab.remove(h[there], _closed_ref(slots[there]))
+            self.closed.set_hash(slots, _EMPTY)
+            return
+        h = self.store.hash[slots]
         there = h > _GONE
-        self.keytab.remove(h[there], _closed_ref(slots[there]) if closed else slots[there])
-        src.hash[slots] = _EMPTY
+        self.keytab.remove(h[there], slots[there])
+        self.store.hash[slots] = _EMPTY
 
     # ---- one chunk
 
@@ -1130,7 +1329,7 @@ class Engine:
             # closed connections whose 4-tuple shows up again: retired if their time is up,
             # else something more on them (a lost ACK's FIN again, a stray RST): to the core
             cr = _closed_ref(val[cu])
-            up = _due(_later(self.closed.arr["last_ts"][cr], self.tw_ns), clock[first_pos[cu]])
+            up = _due(_later(self.closed.meta("last_ts", cr), self.tw_ns), clock[first_pos[cu]])
             if up.any():
                 self._unindex(cr[up], closed=True)
                 parts.append(_block_source(self._closed_records(cr[up], self.clock)))
@@ -1293,7 +1492,90 @@ class Engine:
     # ---- the vectorised observer
 
     def _fast(self, cols: Columns, rows: I64, seg_slot: I64, is_new: B, clock_all: I64) -> I64:
-        """Apply one chunk's segments of the fast connections; returns the slots to hand over."""
+        """Apply one chunk's segments of the fast connections; returns the slots to hand over.
+        Compiled where it was built (``_fastpath.c``, the rules one segment at a time), else
+        :meth:`_fast_columns`; the two agree slot for slot (the test suite compares them)."""
+        if not capture.COMPILED:
+            return self._fast_columns(cols, rows, seg_slot, is_new, clock_all)
+        from tcptrace_sm import _scan
+
+        st = self.store
+        order = rows[np.argsort(seg_slot[rows], kind="stable")]
+        slot = seg_slot[order]
+        n = len(order)
+        first = np.ones(n, dtype=np.bool_)
+        first[1:] = slot[1:] != slot[:-1]
+        starts = np.flatnonzero(first)
+        bounds = np.append(starts, n).astype(np.int64)
+        gsl = np.ascontiguousarray(slot[starts], dtype=np.int64)
+        created = is_new[gsl].astype(np.uint8)
+        seg64 = np.empty((9, n), dtype=np.int64)
+        seg64[0] = cols.frame[order]
+        seg64[1] = cols.ts[order]
+        seg64[2] = clock_all[order]
+        flags = cols.flags[order]
+        seg64[3] = flags
+        seg64[4] = cols.seq[order]
+        seg64[5] = cols.ack[order]
+        seg64[6] = cols.win[order]
+        seg64[7] = cols.length[order]
+        seg64[8] = -1
+        seg8 = np.zeros((4, n), dtype=np.uint8)
+        seg8[0] = (cols.sport[order] == st.cport[slot]) & (
+            _words(cols.src[order]) == _words(st.cip[slot])
+        ).all(axis=1)
+        synrows = np.flatnonzero((flags & SYN) != 0)
+        if len(synrows):
+            ws, tfo = syn_options(cols, order[synrows])
+            seg64[8, synrows] = ws
+            seg8[1, synrows] = tfo
+        seg8[2] = (cols.mark[order] & TRUNCATED) != 0
+        seg8[3] = _bad_flags(flags)
+        status = np.empty(len(gsl), dtype=np.uint8)
+        p1pos = np.empty(len(gsl), dtype=np.int64)
+        _scan.fast_apply(
+            st.data64,
+            st.data64.shape[1],
+            st.data32,
+            st.data32.shape[1],
+            self._fmap(),
+            bounds,
+            gsl,
+            created,
+            seg64,
+            seg8,
+            np.array(
+                [self.tw_ns, _ZEEK_TIMER_NS, JOURNAL_CAP, _LIMIT, CLOSED, SYN_SENT, EST], dtype=np.int64
+            ),
+            status,
+            p1pos,
+        )
+        ok = status == 0
+        sa = ok & (p1pos >= 0)
+        if sa.any():
+            st.set_options(1, gsl[sa], cols, order[p1pos[sa]])
+        self._schedule(gsl[ok])
+        bail = gsl[status == 1]
+        deferred = status == 2
+        if deferred.any():
+            mine = np.zeros(st.cap, dtype=np.bool_)
+            mine[gsl[deferred]] = True
+            again = self._fast_columns(cols, rows[mine[seg_slot[rows]]], seg_slot, is_new, clock_all)
+            bail = np.concatenate([bail, again])
+        return bail
+
+    def _fmap(self) -> I64:
+        """Where each field of the compiled evaluation lives in the store (see _fastpath.c)."""
+        if self._fmap_cache is None:
+            from tcptrace_sm import _scan
+
+            where = {k: i for i, k in enumerate(_F64)} | {k: (1 << 32) | i for i, k in enumerate(_F32)}
+            self._fmap_cache = np.array([where[k] for k in _scan.fast_fields()], dtype=np.int64)
+        out: I64 = self._fmap_cache
+        return out
+
+    def _fast_columns(self, cols: Columns, rows: I64, seg_slot: I64, is_new: B, clock_all: I64) -> I64:
+        """:meth:`_fast` column-wise, for whole chunks at once in numpy."""
         st = self.store
         c = st.cols
         order = rows[np.argsort(seg_slot[rows], kind="stable")]
@@ -1796,7 +2078,7 @@ class Engine:
         if len(ripe):
             self._compact_closed(ripe, clock)
         crows = ct.live_rows()
-        cdone = crows[_due(_later(ct.arr["last_ts"][crows], self.tw_ns), clock)]
+        cdone = crows[_due(_later(ct.meta("last_ts", crows), self.tw_ns), clock)]
         self._unindex(cdone, closed=True)
         table = self.table
         table.clock = clock
@@ -1818,12 +2100,12 @@ class Engine:
         if len(ev_closed):
             parts.append(_block_source(self._closed_records(ev_closed[:0], clock, evicted=ev_closed)))
         if len(cdone):
-            cdone = cdone[np.argsort(ct.arr["fid"][cdone], kind="stable")]
+            cdone = cdone[np.argsort(ct.meta("fid", cdone), kind="stable")]
 
             def closed_part(lo: int, hi: int, rows: I64 = cdone, clock: int = clock) -> Block:
                 return self._closed_records(rows[lo:hi], clock)
 
-            parts.append((ct.arr["fid"][cdone].astype(np.int64), closed_part))
+            parts.append((ct.meta("fid", cdone), closed_part))
         self.journal.compact()
         if slow_done:
             parts.append(_block_source(self._emit(slow_done)))
@@ -1837,7 +2119,9 @@ class Engine:
         ct = self.closed
         parts = []
         if len(rows):
-            parts.append(self._fast_records(rows, np.zeros(len(rows), dtype=np.bool_), clock, final, ct))
+            got = ct.load(rows)
+            idx = np.arange(len(rows), dtype=np.int64)
+            parts.append(self._fast_records(idx, np.zeros(len(rows), dtype=np.bool_), clock, final, got))
         if evicted is not None and len(evicted):
             b = Block()
             for r in evicted.tolist():
@@ -1873,20 +2157,19 @@ class Engine:
         st, ct = self.store, self.closed
         c = st.cols
         zstate, zhist = self._zeek_codes(slots)
-        rows = ct.alloc(len(slots))
-        arr = ct.arr
+        arr = np.empty(len(slots), dtype=_CLOSED_DT)
         for name in _CLOSED_COPY:
             if name in c:
-                arr[name][rows] = c[name][slots]
-        arr["zlast"][rows] = np.maximum(c["c_finclk"][slots], c["s_finclk"][slots])
-        arr["zhist"][rows] = zhist
-        arr["zstate"][rows] = zstate
-        arr["fam"][rows] = st.fam[slots]
-        arr["cip"][rows] = st.cip[slots]
-        arr["sip"][rows] = st.sip[slots]
-        arr["cport"][rows] = st.cport[slots]
-        arr["sport"][rows] = st.sport[slots]
-        ct.hash[rows] = st.hash[slots]
+                arr[name] = c[name][slots]
+        arr["zlast"] = np.maximum(c["c_finclk"][slots], c["s_finclk"][slots])
+        arr["zhist"] = zhist
+        arr["zstate"] = zstate
+        arr["fam"] = st.fam[slots]
+        arr["cip"] = st.cip[slots]
+        arr["sip"] = st.sip[slots]
+        arr["cport"] = st.cport[slots]
+        arr["sport"] = st.sport[slots]
+        rows = ct.append(arr, st.hash[slots])
         self.keytab.repoint(st.hash[slots], slots, _closed_ref(rows))
         st.hash[slots] = _EMPTY
         st.release(slots)
@@ -1936,7 +2219,7 @@ class Engine:
         o = np.argsort(fids, kind="stable")
         live, fids = live[o], fids[o]
         crows = ct.live_rows()
-        cfids = ct.arr["fid"][crows].astype(np.int64)
+        cfids = ct.meta("fid", crows)
         o = np.argsort(cfids, kind="stable")
         crows, cfids = crows[o], cfids[o]
         fspan, cspan = final_span(fids), final_span(cfids)
@@ -1960,6 +2243,7 @@ class Engine:
         self.keytab.clear()
         self.core_keys.clear()
         self.slow_keys.clear()
+        ct.close()
 
     # ---- records of finished fast connections
 
@@ -2255,8 +2539,8 @@ class Engine:
 
     def _zeek_columns(self, slots: I64, src: Any = None) -> tuple[list[str], list[str]]:
         """Zeek's conn_state and history of fast connections (their first Zeek connection)."""
-        if src is self.closed:
-            zs = self.closed.cols
+        if isinstance(src, _Rows):
+            zs = src.cols
             texts_ = np.array(self._zstrings, dtype=object)
             return texts_[zs["zstate"][slots]].tolist(), texts_[zs["zhist"][slots]].tolist()
         state, texts, inv = self._zeek_parts(slots)
@@ -2322,17 +2606,16 @@ class Engine:
         second FIN, more segments still belong to it). The test suite checks the result, and
         Zeek's connection, field by field against the core fed the same segments.
         """
-        ct = self.closed
-        row = ct.arr[r]
+        ct = self.closed.load(np.array([r], dtype=np.int64))
+        row = ct.arr[0]
         g = {k: int(row[k]) for k in _CLOSED_COPY}
         g |= {k: g[v] for k, v in _CLOSED_ALIAS.items()}
-        fam = ct.fam[r : r + 1]
-        cip = NAMES.of(fam, ct.cip[r : r + 1])[0]
-        sip = NAMES.of(fam, ct.sip[r : r + 1])[0]
+        cip = NAMES.of(ct.fam, ct.cip)[0]
+        sip = NAMES.of(ct.fam, ct.sip)[0]
         cport, sport = int(row["cport"]), int(row["sport"])
         fid, t0 = g["fid"], g["first_ts"]
         conn = Connection(fid, (cip, cport), (sip, sport), self.config, first_frame=fid, first_ts=t0)
-        one = np.array([r], dtype=np.int64)
+        one = np.zeros(1, dtype=np.int64)
         t = self._transition_rows(one, None, ct)
         o = np.argsort(t["key"], kind="stable")
         sides = (Side.CLIENT, Side.SERVER)

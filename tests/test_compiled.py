@@ -344,3 +344,102 @@ def test_one_chunk_mixing_plain_and_unusual_records(tmp_path: Path) -> None:
     assert np.frombuffer(b"".join(frames_of), dtype=np.int64).tolist() == [1, 2, 3, 4, 6, 7, 9, 13]
     skipped = {k: v for k, v in fast[1]["skipped"].items() if v}
     assert skipped == {"fragment": 1, "not_tcp": 1, "truncated_header": 1, "not_ip": 1, "malformed": 1}
+
+
+# ---- the fast engine's chunk evaluation: compiled (one segment at a time) against numpy ----
+
+
+def _traffic_files(tmp: Path) -> list[Path]:
+    from trafficgen import traffic, write_pcap
+
+    out = []
+    for seed in range(4):
+        segments = traffic(seed, 500, span_s=8 + 6 * seed)
+        out.append(write_pcap(tmp / f"t{seed}.pcap", segments))
+        out.append(write_pcap(tmp / f"t{seed}_cut.pcap", segments, snaplen=96 + 32 * (seed % 2)))
+    return out
+
+
+@needs_compiled
+def test_compiled_chunk_evaluation_is_the_numpy_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every chunk is evaluated both ways from the same store: the same connections handed
+    over, and every field of every other connection's row (and its SYN-ACK's options) the same.
+    Small chunks put connections across many chunk boundaries; all three outcomes occur
+    (committed, handed over, left to numpy for a side with payload partly cut)."""
+    from tcptrace_sm import _scan
+    from tcptrace_sm.analysis import Options
+    from tcptrace_sm.engine import Engine
+
+    files = _traffic_files(tmp_path) + sorted((SAMPLES / "kernel").glob("*.pcap"))
+    files += sorted((SAMPLES / "lossy").glob("*.pcap"))
+    outcomes = np.zeros(3, dtype=np.int64)
+    apply = _scan.fast_apply
+
+    def counted(*args: Any) -> None:
+        apply(*args)
+        outcomes[:] += np.bincount(args[11], minlength=3)
+
+    compiled = Engine._fast
+    compared = 0
+
+    def both(self: Engine, cols: Columns, rows: Any, seg_slot: Any, is_new: Any, clock: Any) -> Any:
+        nonlocal compared
+        st = self.store
+        saved = [a.copy() for a in (st.data64, st.data32, st.opt, st.optlen)]
+        by_numpy = self._fast_columns(cols, rows, seg_slot, is_new, clock)
+        after = [a.copy() for a in (st.data64, st.data32, st.opt)]
+        for a, b in zip((st.data64, st.data32, st.opt, st.optlen), saved, strict=True):
+            a[:] = b
+        bail = compiled(self, cols, rows, seg_slot, is_new, clock)
+        assert sorted(bail.tolist()) == sorted(by_numpy.tolist())
+        kept = np.setdiff1d(np.unique(seg_slot[rows]), bail)
+        assert np.array_equal(after[0][kept], st.data64[kept])
+        assert np.array_equal(after[1][kept], st.data32[kept])
+        assert np.array_equal(after[2][:, kept], st.opt[:, kept])
+        compared += len(kept)
+        return bail
+
+    monkeypatch.setattr(_scan, "fast_apply", counted)
+    monkeypatch.setattr(Engine, "_fast", both)
+    for chunk in (1 << 12, 1 << 16):
+        monkeypatch.setattr(capture, "CHUNK", chunk)
+        for path in files:
+            stats = ReadStats()
+            eng = Engine(Options())
+            for cols in read_columns(path, stats=stats):
+                eng.feed(cols)
+            for _ in eng.finish(stats.last_ts or 0):
+                pass
+    assert compared > 10_000
+    assert (outcomes > 0).all(), outcomes
+
+
+@needs_compiled
+def test_compiled_chunk_evaluation_checks_its_arguments() -> None:
+    from tcptrace_sm import _scan
+
+    d64 = np.zeros((4, 3), dtype=np.int64)
+    d32 = np.zeros((4, 2), dtype=np.int32)
+    nf = len(_scan.fast_fields())
+    fmap = np.zeros(nf, dtype=np.int64)
+    one = np.zeros(1, dtype=np.int64)
+    args: list[Any] = [d64, 3, d32, 2, fmap, np.array([0, 1]), one, np.zeros(1, np.uint8)]
+    args += [np.zeros((9, 1), np.int64), np.zeros((4, 1), np.uint8), np.zeros(7, np.int64)]
+    args += [np.zeros(1, np.uint8), np.zeros(1, np.int64)]
+    _scan.fast_apply(*args)  # well formed
+    bad: list[tuple[int, Any, str]] = [
+        (1, 5, "tables do not match"),
+        (4, np.zeros(3, np.int64), "one entry per field"),
+        (4, np.full(nf, 7 << 32, np.int64), "column is out of range"),
+        (5, np.array([0, 2]), "slot or bounds"),
+        (6, np.array([9]), "slot or bounds"),
+        (7, np.zeros(2, np.uint8), "one bound, slot"),
+        (8, np.zeros((8, 1), np.int64), "9 rows"),
+        (10, np.zeros(6, np.int64), "params 7"),
+    ]
+    for i, value, message in bad:
+        wrong = list(args)
+        wrong[i] = value
+        with pytest.raises(ValueError, match=message):
+            _scan.fast_apply(*wrong)
+    assert nf == len(set(_scan.fast_fields()))

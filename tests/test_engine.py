@@ -289,3 +289,164 @@ def test_a_zero_window_retransmission_writes_w_before_t(tmp_path: Path) -> None:
     ref, fast = both(write_pcap(tmp_path / "wt.pcap", segments))
     assert_same(ref, fast)
     assert fast.flow_records[0]["history"] == "ShADWTaFf"
+
+
+# ---- the closed table: segments in memory and in temporary files -----------------------------
+
+
+@pytest.fixture
+def spill_all(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Tiny segments of the closed table, every full one written to a temporary file; counts
+    the files made and the rows read back from them."""
+    from tcptrace_sm import engine
+
+    monkeypatch.setattr(engine, "_CLOSED_SEG", 64)
+    monkeypatch.setattr(engine, "CLOSED_IN_MEMORY", 0)
+    monkeypatch.setattr(engine, "_CLOSED_RUN_GAP", 4)
+    seen = {"files": 0, "open": 0, "read": 0}
+    init, close, read = engine._Spilled.__init__, engine._Spilled.close, engine._Spilled.read
+
+    def spy_init(self: Any, rows: Any) -> None:
+        init(self, rows)
+        seen["files"] += 1
+        seen["open"] += 1
+
+    def spy_close(self: Any) -> None:
+        if self.fd >= 0:
+            seen["open"] -= 1
+        close(self)
+
+    def spy_read(self: Any, lo: int, hi: int) -> Any:
+        seen["read"] += hi - lo
+        return read(self, lo, hi)
+
+    monkeypatch.setattr(engine._Spilled, "__init__", spy_init)
+    monkeypatch.setattr(engine._Spilled, "close", spy_close)
+    monkeypatch.setattr(engine._Spilled, "read", spy_read)
+    return seen
+
+
+@pytest.mark.parametrize("seed", [1, 4])
+def test_closed_connections_in_temporary_files(
+    generated: list[Path], seed: int, small_chunks: None, spill_all: dict[str, int]
+) -> None:
+    """With the closed table written out segment by segment the records do not change; the
+    files are made, read back, and all gone at the end."""
+    assert_same(*both(generated[seed]))
+    assert spill_all["files"] > 5
+    assert spill_all["read"] > 100
+    assert spill_all["open"] == 0
+
+
+def test_closed_connections_in_temporary_files_with_short_time_wait(
+    generated: list[Path], small_chunks: None, spill_all: dict[str, int]
+) -> None:
+    assert_same(*both(generated[1], time_wait=2.0, close_wait_timeout=0.5))
+    assert spill_all["files"] > 5
+    assert spill_all["open"] == 0
+
+
+def test_rebuilt_closed_connections_from_temporary_files(
+    generated: list[Path], small_chunks: None, spill_all: dict[str, int]
+) -> None:
+    """More segments on a closed 4-tuple: the connection is rebuilt from its row in a file."""
+    test_rebuilt_closed_connections_are_the_cores(generated, None)
+    assert spill_all["read"] > 0
+
+
+def test_a_closed_table_that_cannot_write_keeps_its_rows(
+    generated: list[Path], small_chunks: None, spill_all: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No room for temporary files: every segment stays in memory, nothing else changes."""
+    from tcptrace_sm import engine
+
+    def full(*_a: Any, **_k: Any) -> Any:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(engine.tempfile, "mkstemp", full)
+    assert_same(*both(generated[2]))
+    assert spill_all["files"] == 0
+
+
+def _closed_rows(n: int, start: int = 0) -> Any:
+    import numpy as np
+
+    from tcptrace_sm import engine
+
+    arr = np.zeros(n, dtype=engine._CLOSED_DT)
+    arr["fid"] = np.arange(start, start + n)
+    arr["last_ts"] = np.arange(start, start + n) * 10
+    arr["cport"] = np.arange(start, start + n) % 65536
+    return arr
+
+
+def test_closed_table_rows_read_back_in_any_order(spill_all: dict[str, int]) -> None:
+    import numpy as np
+
+    from tcptrace_sm import engine
+
+    ct = engine._Closed(tw_ns=1)
+    rows = np.concatenate(
+        [ct.append(_closed_rows(k, int(ct.next)), np.full(k, 7, np.uint64)) for k in (10, 100, 90)]
+    )
+    assert rows.tolist() == list(range(200))
+    assert spill_all["files"] == 3  # rows 0-191 in three full segments, 192-199 in memory
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        want = rng.choice(200, size=int(rng.integers(1, 60)), replace=False).astype(np.int64)
+        got = ct.load(want)
+        assert got.arr["fid"].tolist() == want.tolist()
+        assert got.cport.tolist() == (want % 65536).tolist()
+        assert ct.meta("last_ts", want).tolist() == (want * 10).tolist()
+    assert ct.load(np.empty(0, dtype=np.int64)).arr.shape == (0,)
+
+
+def test_closed_table_forgets_segments_once_their_rows_are_gone(spill_all: dict[str, int]) -> None:
+    import numpy as np
+
+    from tcptrace_sm import engine
+
+    ct = engine._Closed(tw_ns=1)
+    ct.append(_closed_rows(300), np.zeros(300, np.uint64))
+    assert spill_all["open"] == 4
+    assert ct.count == 300
+    ct.release(np.arange(0, 64))  # the first segment: its file goes
+    assert spill_all["open"] == 3
+    ct.release(np.arange(64, 127))  # all of the second but one row: it stays
+    assert spill_all["open"] == 3
+    assert ct.base == 0
+    ct.release(np.array([127, 128, 129]))
+    assert spill_all["open"] == 2
+    ct.release(np.arange(130, 160))
+    assert ct.base == 0  # two dead segments at the front are not half of the table yet
+    # three are: forgotten, the row numbers unchanged
+    ct.release(np.arange(160, 192))
+    assert ct.base == 192
+    assert spill_all["open"] == 1
+    assert ct.live_rows().tolist() == list(range(192, 300))
+    assert ct.load(np.array([299, 192])).arr["fid"].tolist() == [299, 192]
+    more = ct.append(_closed_rows(5, 300), np.zeros(5, np.uint64))
+    assert more.tolist() == list(range(300, 305))
+    assert ct.meta("fid", more).tolist() == list(range(300, 305))
+    ct.release(ct.live_rows())
+    assert ct.count == 0
+    assert spill_all["open"] == 0
+    ct.close()
+    with pytest.raises(AssertionError):
+        ct.load(np.array([10]))
+
+
+def test_closed_table_keeps_segments_in_memory_up_to_its_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    from tcptrace_sm import engine
+
+    monkeypatch.setattr(engine, "_CLOSED_SEG", 64)
+    ct = engine._Closed(tw_ns=1, in_memory=2 * 64 * engine._CLOSED_DT.itemsize)
+    ct.append(_closed_rows(64 * 6), np.zeros(64 * 6, np.uint64))
+    kinds = [type(s).__name__ for s in ct.segs]
+    assert kinds == ["ndarray", "ndarray", "_Spilled", "_Spilled", "_Spilled", "_Spilled"]
+    assert ct.spilled == 4
+    got = ct.load(np.array([383, 0, 200, 64]))
+    assert got.arr["fid"].tolist() == [383, 0, 200, 64]
+    ct.close()

@@ -1,0 +1,528 @@
+/*
+ * The fast engine's evaluation of one chunk (tcptrace_sm.engine.Engine._fast), compiled:
+ * connection by connection, segment by segment, the same rules the numpy formulation applies
+ * to whole chunks at once. Part of the tcptrace_sm._scan module (see _scan.c).
+ *
+ * fast_fields() -> tuple[str, ...]
+ *     The store fields the evaluation reads and writes, in the order of fmap below.
+ *
+ * fast_apply(d64, n64, d32, n32, fmap, bounds, gslot, created, seg64, seg8, params,
+ *            status, p1pos) -> None
+ *     d64 / d32: the store's 64- and 32-bit tables (rows of n64 / n32 fields, writable).
+ *     fmap: for each name of fast_fields(), kind << 32 | column (kind 0: d64, 1: d32).
+ *     bounds: the groups' first positions and the end (G + 1 int64): a group is one slot's
+ *     segments of the chunk, in capture order. gslot: each group's slot; created: 1 where
+ *     the connection began in this chunk (its first segment is its SYN).
+ *     seg64: 9 rows of n int64: frame, ts, capture clock, flags, seq, ack, win, length, and
+ *     the window scale of a SYN (-1: none). seg8: 4 rows of n bytes: from the client, SYN
+ *     with a TFO cookie, payload cut by the snaplen, flags the core rejects.
+ *     params: int64 tw_ns, zeek timer, journal cap, limit, CLOSED, SYN-SENT, ESTABLISHED.
+ *     status (per group, written): 0 committed to the store, 1 to hand over to the core
+ *     (the store row is left as it was), 2 left to the numpy formulation (a side whose
+ *     payload is partly cut: Zeek's reassembler runs there).
+ *     p1pos (per group, written): the position of the SYN-ACK that answered, else -1.
+ *
+ * A group is evaluated on a copy of its row and written back only when every segment stayed
+ * on the common paths; one that leaves them is handed over whole, as in numpy, so the
+ * sequence of checks is free to stop at the first.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define T_FIN 0x01
+#define T_SYN 0x02
+#define T_RST 0x04
+#define T_ACK 0x10
+#define MASK32 0xFFFFFFFFLL
+
+enum { P_SYN, P_SYNACK, P_EST, P_DONE };
+
+/* connection fields */
+enum {
+    F_FIRST_CLOCK,
+    F_LAST_TS,
+    F_LAST_CLOCK,
+    F_PHASE,
+    F_SA_F,
+    F_SA_T,
+    F_SA_O,
+    F_HS_F,
+    F_HS_T,
+    F_HS_O,
+    F_RST_F,
+    F_RST_T,
+    F_RST_O,
+    F_RST_BY,
+    F_RST_XS,
+    F_RST_YS,
+    F_REFUSED,
+    F_ZS,
+    F_ZH,
+    F_ZR0,
+    F_SIDES
+};
+static const char *const conn_names[F_SIDES] = {
+    "first_clock", "last_ts", "last_clock", "phase", "sa_f", "sa_t", "sa_o", "hs_f", "hs_t", "hs_o",
+    "rst_f", "rst_t", "rst_o", "rst_by", "rst_xs", "rst_ys", "refused", "zS", "zH", "zr0",
+};
+
+/* fields of each side */
+enum {
+    S_PK, S_BY, S_ISN, S_NXT, S_FIN, S_FINF, S_FINT, S_FINCLK, S_FINO, S_PPF, S_FAF, S_FAT, S_FAO,
+    S_LACK, S_WIN, S_WS, S_LSEND, S_LTX, S_RTX, S_BEND, S_BEDGE, S_BF, S_BT, S_ZMAX,
+    S_ZA, S_ZD, S_ZF, S_ZR, S_ZTN, S_ZWN, S_ZGN,
+    S_ZT0, S_ZT1, S_ZT2, S_ZT3, S_ZW0, S_ZW1, S_ZW2, S_ZW3, S_ZG0, S_ZG1, S_ZG2, S_ZG3,
+    S_ZTR, S_ZTRIM, S_ZRE, S_ZACK,
+    S_N
+};
+static const char *const side_names[S_N] = {
+    "pk", "by", "isn", "nxt", "fin", "finf", "fint", "finclk", "fino", "ppf", "faf", "fat", "fao",
+    "lack", "win", "ws", "lsend", "ltx", "rtx", "bend", "bedge", "bf", "bt", "zmax",
+    "zA", "zD", "zF", "zR", "zTn", "zWn", "zGn",
+    "zT0", "zT1", "zT2", "zT3", "zW0", "zW1", "zW2", "zW3", "zG0", "zG1", "zG2", "zG3",
+    "ztr", "ztrim", "zre", "zack",
+};
+#define NF (F_SIDES + 2 * S_N)
+
+PyObject *
+fast_fields(PyObject *self, PyObject *args)
+{
+    (void)self;
+    (void)args;
+    PyObject *out = PyTuple_New(NF);
+    if (out == NULL)
+        return NULL;
+    for (int i = 0; i < F_SIDES; i++) {
+        PyObject *s = PyUnicode_FromString(conn_names[i]);
+        if (s == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(out, i, s);
+    }
+    for (int x = 0; x < 2; x++) {
+        for (int i = 0; i < S_N; i++) {
+            PyObject *s = PyUnicode_FromFormat("%c_%s", x ? 's' : 'c', side_names[i]);
+            if (s == NULL) {
+                Py_DECREF(out);
+                return NULL;
+            }
+            PyTuple_SET_ITEM(out, F_SIDES + x * S_N + i, s);
+        }
+    }
+    return out;
+}
+
+/* Zeek counts an event's 1st, 10th, 100th and 1000th occurrence: the index, else -1 */
+static int
+pow10_index(int64_t n)
+{
+    switch (n) {
+    case 1: return 0;
+    case 10: return 1;
+    case 100: return 2;
+    case 1000: return 3;
+    default: return -1;
+    }
+}
+
+typedef struct {
+    int64_t tw_ns, zeek_timer, journal_cap, limit, st_closed, st_syn_sent, st_est;
+} Params;
+
+typedef struct {
+    const int64_t *frame, *ts, *clk, *flags, *seq, *ack, *win, *len, *ws;
+    const uint8_t *cl, *tfo, *cut, *bad;
+} Segs;
+
+/* One group: 0 commit, 1 hand over, 2 numpy; S holds the row on entry, the new row on 0. */
+static int
+run_group(int64_t *S, const Segs *g, int64_t lo, int64_t hi, int created, const Params *p, int64_t *p1pos)
+{
+#define SD(x, f) S[F_SIDES + (x) * S_N + (f)]
+    const int64_t pk_g = SD(0, S_PK) + SD(1, S_PK);
+    if (pk_g + (hi - lo) > p->journal_cap)
+        return 1;
+    /* Zeek's reassembler mode of each side's payload for the chunk (-1 none yet, 0 whole, 1
+     * cut): payload both cut and whole is for the numpy formulation (GapCounter). Every
+     * plain data segment counts here; one that is not synchronised hands the group over
+     * anyway, so the mode only matters where all are. */
+    int has_cut[2] = {0, 0}, has_whole[2] = {0, 0};
+    for (int64_t k = lo; k < hi; k++) {
+        const int64_t f = g->flags[k];
+        if ((f & T_ACK) && !(f & (T_SYN | T_RST)) && !g->bad[k] && g->len[k] > 0) {
+            int x = g->cl[k] ? 0 : 1;
+            if (g->cut[k])
+                has_cut[x] = 1;
+            else
+                has_whole[x] = 1;
+        }
+    }
+    int64_t mode[2];
+    for (int x = 0; x < 2; x++) {
+        int64_t m0 = SD(x, S_ZTR);
+        if (m0 == 2 || (has_cut[x] && (has_whole[x] || m0 == 0)) || (has_whole[x] && m0 == 1))
+            return 2;
+        mode[x] = has_cut[x] ? 1 : (has_whole[x] ? 0 : m0);
+    }
+    const int64_t quiet_for = p->zeek_timer < p->tw_ns ? p->zeek_timer : p->tw_ns;
+    int64_t prev_ts = S[F_LAST_TS], prev_clk = S[F_LAST_CLOCK];
+    int rst_seen = 0;
+    *p1pos = -1;
+    /* each side's data beyond the peer's window, not judged yet (one at a time): its end,
+     * the edge it passed, frame and time; fresh if recorded in this chunk (the store keeps
+     * the edge, frame and time of the last one left pending at the end of a chunk) */
+    struct {
+        int64_t end, edge, frame, ts;
+        int fresh;
+    } pend[2];
+    for (int x = 0; x < 2; x++) {
+        pend[x].end = SD(x, S_BEND);
+        pend[x].edge = pend[x].frame = pend[x].ts = 0;
+        pend[x].fresh = 0;
+    }
+    for (int64_t k = lo; k < hi; k++) {
+        const int64_t fl = g->flags[k];
+        const int f_syn = (fl & T_SYN) != 0, f_ack = (fl & T_ACK) != 0;
+        const int f_rst = (fl & T_RST) != 0, f_fin = (fl & T_FIN) != 0;
+        const int bad = g->bad[k] != 0;
+        const int syn = f_syn && !f_ack && !bad;
+        const int synack = f_syn && f_ack && !bad;
+        const int rst = f_rst && !bad;
+        const int plain = f_ack && !f_syn && !f_rst && !bad;
+        const int fin = plain && f_fin;
+        const int64_t t = g->ts[k], ck = g->clk[k], len = g->len[k], win = g->win[k];
+        const int64_t seq = g->seq[k], ack = g->ack[k], frame = g->frame[k];
+        const int x = g->cl[k] ? 0 : 1, y = 1 - x;
+        const int64_t ordn = pk_g + (k - lo);
+        if (bad || (!f_ack && !f_syn && !f_rst))
+            return 1;
+        /* time never goes back within a connection; no pause reaches Zeek's timers */
+        if (t < prev_ts || ck - prev_clk >= p->zeek_timer)
+            return 1;
+        if (win == 0 && ((f_syn && !bad) || fin))
+            return 1;
+        int est = 0;
+        const int64_t phase = S[F_PHASE];
+        if (phase == P_SYN) {
+            if (x == 0) { /* the SYN, or a resend of it */
+                if (!(syn && seq == SD(0, S_ISN) && len == 0 && !g->tfo[k]))
+                    return 1;
+                if (!(k == lo && created))
+                    SD(0, S_RTX) += 1;
+                SD(0, S_LTX) = t;
+                if (k == lo && created) {
+                    SD(0, S_WS) = g->ws[k];
+                    SD(0, S_LSEND) = t;
+                    S[F_ZS] = 0;
+                }
+            } else { /* the server's first word: a SYN-ACK, or an RST refusing */
+                const int64_t isn1 = (SD(0, S_ISN) + 1) & MASK32;
+                const int ans_synack = synack && ack == isn1 && len == 0;
+                const int ans_refuse = rst && f_ack && ack == isn1 && len == 0;
+                if (!(ans_synack || ans_refuse))
+                    return 1;
+                /* a SYN-ACK after a silence longer than TIME-WAIT is a new connection's */
+                if (synack && t - prev_ts > p->tw_ns)
+                    return 1;
+                /* Zeek: an answer tcp_attempt_delay after the SYN starts a new connection */
+                if (ck - S[F_FIRST_CLOCK] >= p->zeek_timer)
+                    return 1;
+                S[F_SA_F] = frame;
+                S[F_SA_T] = t;
+                S[F_SA_O] = ordn;
+                if (ans_synack) {
+                    SD(1, S_ISN) = seq;
+                    SD(1, S_WS) = g->ws[k];
+                    SD(1, S_LSEND) = t;
+                    SD(1, S_LTX) = t;
+                    S[F_PHASE] = P_SYNACK;
+                    S[F_ZH] = ordn * 4;
+                    *p1pos = k;
+                } else {
+                    S[F_REFUSED] = 1;
+                    S[F_PHASE] = P_DONE;
+                    S[F_RST_F] = frame;
+                    S[F_RST_T] = t;
+                    S[F_RST_O] = ordn;
+                    S[F_RST_BY] = 1;
+                    S[F_RST_XS] = p->st_closed;
+                    S[F_RST_YS] = p->st_syn_sent;
+                    S[F_ZR0] = ordn * 4;
+                }
+            }
+        } else if (phase == P_SYNACK) {
+            /* the client's ACK of the SYN-ACK completes the handshake; the server waits */
+            if (x == 1)
+                return 1;
+            if (!(plain && !f_fin && ((ack - SD(1, S_ISN)) & MASK32) == 1))
+                return 1;
+            S[F_HS_F] = frame;
+            S[F_HS_T] = t;
+            S[F_HS_O] = ordn;
+            S[F_PHASE] = P_EST;
+            est = 1;
+        } else if (phase == P_EST) {
+            est = 1;
+        } else {
+            return 1;
+        }
+        int64_t ak = 0;
+        if (est) {
+            if (f_syn || !(plain || rst))
+                return 1;
+            const int64_t sq = (seq - SD(x, S_ISN)) & MASK32;
+            ak = (ack - SD(y, S_ISN)) & MASK32;
+            const int64_t end = sq + len;
+            if (sq >= p->limit || (f_ack && ak >= p->limit))
+                return 1;
+            const int own_fin_before = SD(x, S_FIN) >= 0, peer_fin_before = SD(y, S_FIN) >= 0;
+            const int at_own_fin = fin && !own_fin_before;
+            if (own_fin_before && (len > 0 || f_fin))
+                return 1;
+            const int counted = plain && !own_fin_before;
+            const int64_t cend = end + f_fin;
+            const int64_t own_before = SD(x, S_NXT);
+            /* no hole in the stream, no ACK of data never seen */
+            if (counted && sq > own_before)
+                return 1;
+            if (f_ack && ak > SD(y, S_NXT))
+                return 1;
+            /* the FIN at or after SND.NXT, acknowledging the peer's FIN if that came first */
+            if (at_own_fin && end < own_before)
+                return 1;
+            if (at_own_fin && peer_fin_before && ak <= SD(y, S_FIN))
+                return 1;
+            /* the second closer is CLOSED once its FIN is acknowledged: silence */
+            if (SD(x, S_FAO) >= 0 && SD(y, S_FINO) >= 0 && SD(x, S_FINO) > SD(y, S_FINO))
+                return 1;
+            /* once both FINs are acknowledged anything more is for the core */
+            if (SD(0, S_FAO) >= 0 && SD(1, S_FAO) >= 0)
+                return 1;
+            /* TIME-WAIT from the second FIN on: a segment after its timer (or after Zeek's
+             * tcp_close_delay, or the core's clock-driven retirement) goes to the core */
+            if (SD(0, S_FINO) >= 0 && SD(1, S_FINO) >= 0) {
+                const int second = SD(0, S_FINO) < SD(1, S_FINO) ? 1 : 0;
+                if (t - SD(second, S_FINT) >= p->tw_ns || ck - SD(second, S_FINCLK) >= quiet_for)
+                    return 1;
+            }
+            /* an RST exactly at SND.NXT, before either FIN, and nothing after it */
+            if (rst_seen)
+                return 1;
+            const int at_rst = rst;
+            if (at_rst && !(sq == own_before && len == 0 && !own_fin_before && !peer_fin_before))
+                return 1;
+            /* windows: data beyond the receiver's window is judged at its next segment */
+            const int both_ws = SD(0, S_WS) >= 0 && SD(1, S_WS) >= 0;
+            const int64_t sh_x = both_ws ? SD(x, S_WS) : 0, sh_y = both_ws ? SD(y, S_WS) : 0;
+            const int64_t y_lack = SD(y, S_LACK);
+            const int64_t y_edge = y_lack + (SD(y, S_WIN) << sh_y);
+            if (plain && pend[y].end >= 0) { /* this one judges the peer's */
+                if (pend[y].end > ak + (win << sh_x) + 1)
+                    return 1;
+                pend[y].end = -1;
+            }
+            const int fresh = (len > 0 || f_fin) && cend > own_before;
+            if (plain && fresh && len > 0 && y_lack >= 0 && end > y_edge + 1 && pend[x].end < 0) {
+                pend[x].end = end;
+                pend[x].edge = y_edge;
+                pend[x].frame = frame;
+                pend[x].ts = t;
+                pend[x].fresh = 1;
+            }
+            /* Zeek: payload retransmissions (T) and zero windows (W) */
+            const int data = plain && len > 0;
+            const int z_t = data && end <= SD(x, S_ZMAX);
+            if (data && end > SD(x, S_ZMAX))
+                SD(x, S_ZMAX) = end;
+            const int z_w = plain && !f_fin && win == 0;
+            if (z_w && (own_fin_before || peer_fin_before))
+                return 1; /* Zeek does not count those: the core's */
+            /* Zeek's history letters: the first of each kind */
+            if (plain && !f_fin && len == 0 && SD(x, S_ZA) < 0)
+                SD(x, S_ZA) = ordn * 4;
+            if (plain && !f_fin && len > 0 && SD(x, S_ZD) < 0)
+                SD(x, S_ZD) = ordn * 4;
+            if (at_own_fin && SD(x, S_ZF) < 0)
+                SD(x, S_ZF) = ordn * 4;
+            if (at_rst && SD(x, S_ZR) < 0)
+                SD(x, S_ZR) = ordn * 4;
+            if (z_w) {
+                const int64_t n = ++SD(x, S_ZWN);
+                const int i = pow10_index(n);
+                if (i >= 0)
+                    SD(x, S_ZW0 + i) = ordn * 4 + 1;
+                if (n >= 10000)
+                    return 1;
+            }
+            if (z_t) {
+                const int64_t n = ++SD(x, S_ZTN);
+                const int i = pow10_index(n);
+                if (i >= 0)
+                    SD(x, S_ZT0 + i) = ordn * 4 + 2;
+                if (n >= 10000)
+                    return 1;
+            }
+            /* Zeek's reassembler: this side's whole payload, the peer's trimmed by this ACK;
+             * a peer's payload all cut makes every ACK past what was acknowledged a gap */
+            if (data && !g->cut[k] && end > SD(x, S_ZRE))
+                SD(x, S_ZRE) = end;
+            if (f_ack && !f_rst) {
+                const int64_t yfin = SD(y, S_FIN);
+                const int64_t capped = (yfin >= 0 && ak > yfin) ? yfin : ak;
+                const int gap = mode[y] == 1 && capped > SD(y, S_ZTRIM);
+                if (capped > SD(y, S_ZTRIM))
+                    SD(y, S_ZTRIM) = capped;
+                if (ak > SD(y, S_ZACK))
+                    SD(y, S_ZACK) = ak;
+                if (mode[y] == 1 && SD(y, S_ZTRIM) > SD(y, S_ZRE))
+                    SD(y, S_ZRE) = SD(y, S_ZTRIM);
+                if (gap) {
+                    const int64_t n = ++SD(y, S_ZGN);
+                    const int i = pow10_index(n);
+                    if (i >= 0)
+                        SD(y, S_ZG0 + i) = ordn * 4 + 3;
+                    if (n >= 10000)
+                        return 1;
+                }
+            }
+            /* the peer's FIN acknowledged */
+            if (plain && SD(y, S_FIN) >= 0 && ak > SD(y, S_FIN) && SD(y, S_FAO) < 0) {
+                SD(y, S_FAF) = frame;
+                SD(y, S_FAT) = t;
+                SD(y, S_FAO) = ordn;
+            }
+            /* the core's retransmissions, last sends, SND.NXT */
+            if (counted && len > 0 && end <= own_before)
+                SD(x, S_RTX) += 1;
+            if ((counted && len > 0 && end > own_before) || at_own_fin)
+                SD(x, S_LSEND) = t;
+            if (counted && cend > own_before)
+                SD(x, S_NXT) = cend;
+            if (at_own_fin) {
+                SD(x, S_LTX) = t;
+                SD(x, S_FIN) = end;
+                SD(x, S_FINF) = frame;
+                SD(x, S_FINT) = t;
+                SD(x, S_FINCLK) = ck;
+                SD(x, S_FINO) = ordn;
+                SD(x, S_PPF) = SD(y, S_PK);
+            }
+            if (at_rst) {
+                rst_seen = 1;
+                S[F_RST_F] = frame;
+                S[F_RST_T] = t;
+                S[F_RST_O] = ordn;
+                S[F_RST_BY] = x;
+                S[F_RST_XS] = p->st_est;
+                S[F_RST_YS] = p->st_est;
+                S[F_PHASE] = P_DONE;
+            }
+        } else if (f_ack) {
+            ak = (ack - SD(y, S_ISN)) & MASK32;
+        }
+        SD(x, S_PK) += 1;
+        SD(x, S_BY) += len;
+        SD(x, S_WIN) = win;
+        if (f_ack)
+            SD(x, S_LACK) = ak;
+        prev_ts = t;
+        prev_clk = ck;
+    }
+    S[F_LAST_TS] = prev_ts;
+    S[F_LAST_CLOCK] = prev_clk;
+    for (int x = 0; x < 2; x++) {
+        SD(x, S_ZTR) = mode[x];
+        SD(x, S_BEND) = pend[x].end;
+        if (pend[x].end >= 0 && pend[x].fresh) {
+            SD(x, S_BEDGE) = pend[x].edge;
+            SD(x, S_BF) = pend[x].frame;
+            SD(x, S_BT) = pend[x].ts;
+        }
+    }
+    return 0;
+#undef SD
+}
+
+PyObject *
+fast_apply(PyObject *self, PyObject *args)
+{
+    Py_buffer b64, b32, bmap, bbounds, bslot, bcreated, bseg64, bseg8, bparams, bstatus, bp1;
+    Py_ssize_t n64, n32;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "w*nw*ny*y*y*y*y*y*y*w*w*", &b64, &n64, &b32, &n32, &bmap, &bbounds, &bslot,
+                          &bcreated, &bseg64, &bseg8, &bparams, &bstatus, &bp1))
+        return NULL;
+    Py_buffer *all[] = {&b64, &b32, &bmap, &bbounds, &bslot, &bcreated, &bseg64, &bseg8, &bparams, &bstatus, &bp1};
+    const char *err = NULL;
+    const int64_t ngroups = (int64_t)(bslot.len / 8);
+    const int64_t nseg = (int64_t)(bseg8.len / 4);
+    const int64_t cap = n64 > 0 ? (int64_t)(b64.len / 8) / n64 : 0;
+    if (n64 <= 0 || n32 <= 0 || (int64_t)(b32.len / 4) / n32 != cap)
+        err = "fast_apply: the store's tables do not match";
+    else if (bmap.len != NF * 8)
+        err = "fast_apply: fmap must hold one entry per field of fast_fields()";
+    else if (bbounds.len != (ngroups + 1) * 8 || bcreated.len != ngroups || bstatus.len != ngroups ||
+             bp1.len != ngroups * 8)
+        err = "fast_apply: one bound, slot, created flag, status and position per group";
+    else if (bseg64.len != nseg * 9 * 8 || bparams.len != 7 * 8)
+        err = "fast_apply: seg64 must be 9 rows of the segments, params 7 values";
+    const int64_t *fmap = (const int64_t *)bmap.buf;
+    const int64_t *bounds = (const int64_t *)bbounds.buf;
+    const int64_t *gslot = (const int64_t *)bslot.buf;
+    if (err == NULL) {
+        for (int i = 0; i < NF && err == NULL; i++) {
+            int64_t kind = fmap[i] >> 32, col = fmap[i] & MASK32;
+            if (kind < 0 || kind > 1 || col >= (kind ? n32 : n64))
+                err = "fast_apply: a field's column is out of range";
+        }
+        for (int64_t gi = 0; gi < ngroups && err == NULL; gi++) {
+            if (gslot[gi] < 0 || gslot[gi] >= cap || bounds[gi] < 0 || bounds[gi] >= bounds[gi + 1] ||
+                bounds[gi + 1] > nseg)
+                err = "fast_apply: a group's slot or bounds are out of range";
+        }
+    }
+    if (err != NULL) {
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+            PyBuffer_Release(all[i]);
+        PyErr_SetString(PyExc_ValueError, err);
+        return NULL;
+    }
+    int64_t *d64 = (int64_t *)b64.buf;
+    int32_t *d32 = (int32_t *)b32.buf;
+    const int64_t *s64 = (const int64_t *)bseg64.buf;
+    const uint8_t *s8 = (const uint8_t *)bseg8.buf;
+    const int64_t *pv = (const int64_t *)bparams.buf;
+    const Params prm = {pv[0], pv[1], pv[2], pv[3], pv[4], pv[5], pv[6]};
+    const Segs g = {s64, s64 + nseg, s64 + 2 * nseg, s64 + 3 * nseg, s64 + 4 * nseg, s64 + 5 * nseg,
+                    s64 + 6 * nseg, s64 + 7 * nseg, s64 + 8 * nseg, s8, s8 + nseg, s8 + 2 * nseg, s8 + 3 * nseg};
+    const uint8_t *created = (const uint8_t *)bcreated.buf;
+    uint8_t *status = (uint8_t *)bstatus.buf;
+    int64_t *p1 = (int64_t *)bp1.buf;
+    int64_t S[NF];
+    Py_BEGIN_ALLOW_THREADS
+    for (int64_t gi = 0; gi < ngroups; gi++) {
+        const int64_t row = gslot[gi];
+        for (int i = 0; i < NF; i++) {
+            int64_t col = fmap[i] & MASK32;
+            S[i] = (fmap[i] >> 32) ? (int64_t)d32[row * n32 + col] : d64[row * n64 + col];
+        }
+        int r = run_group(S, &g, bounds[gi], bounds[gi + 1], created[gi] != 0, &prm, &p1[gi]);
+        status[gi] = (uint8_t)r;
+        if (r != 0)
+            continue;
+        for (int i = 0; i < NF; i++) {
+            int64_t col = fmap[i] & MASK32;
+            if (fmap[i] >> 32)
+                d32[row * n32 + col] = (int32_t)S[i];
+            else
+                d64[row * n64 + col] = S[i];
+        }
+    }
+    Py_END_ALLOW_THREADS
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        PyBuffer_Release(all[i]);
+    Py_RETURN_NONE;
+}
