@@ -642,8 +642,8 @@ class _Closed:
     what the engine looks at each chunk: the 4-tuple's hash, the last timestamp (when it
     retires), the flow id and whether it is still here, 25 bytes. Connections retire in about
     the order they closed, so dead segments fall off the front and the table stays as long as
-    one TIME-WAIT's worth of connections. If a temporary file cannot be written (a full disk),
-    the segment stays in memory.
+    one TIME-WAIT's worth of connections (and the per-row arrays with it). If a temporary file
+    cannot be written (a full disk), the segment stays in memory.
     """
 
     def __init__(self, tw_ns: int, in_memory: int | None = None) -> None:
@@ -682,7 +682,7 @@ class _Closed:
         old = len(self.live)
         if need <= old:
             return
-        new = max(need, old * 2)
+        new = max(need, old + old // 2)
         for name in ("last_ts", "fid", "hash", "live"):
             a = getattr(self, name)
             b = np.zeros(new, dtype=a.dtype)
@@ -777,13 +777,14 @@ class _Closed:
         self._drop_front()
 
     def _drop_front(self) -> None:
-        """Forget the segments at the front that are gone, once they are half the arrays."""
+        """Forget the segments at the front that are gone (the per-row arrays move down: a few
+        MB, once per segment)."""
         k = 0
         while k < len(self.segs) - 1 and self.segs[k] is None:
             k += 1
         drop = k * _CLOSED_SEG
         size = self.next - self.base
-        if not k or drop * 2 < size:
+        if not k:
             return
         for name in ("last_ts", "fid", "hash", "live"):
             a = getattr(self, name)
@@ -828,7 +829,7 @@ MISSING: Final = np.iinfo(np.int64).min  # the value of a key not in the table
 
 class _KeyTable:
     """Which store slot or closed row holds each 4-tuple: an open-addressing hash table in two
-    numpy arrays (a 64-bit hash and the value per bucket, linear probing, at most half full),
+    numpy arrays (a 64-bit hash and the value per bucket, linear probing, at most 2/3 full),
     worked on a whole chunk's keys at once. It keeps no keys: a hash that matches is checked
     against the 4-tuple of the row it points to, so collisions cost a probe, never a wrong
     answer. The hash is salted per table, so a capture cannot be made to collide on purpose.
@@ -896,7 +897,7 @@ class _KeyTable:
 
     def insert(self, h: npt.NDArray[np.uint64], values: I64) -> None:
         """Add keys that are not in the table (and distinct)."""
-        if 2 * (self.used + self.gone + len(h)) > len(self.h):
+        if 3 * (self.used + self.gone + len(h)) > 2 * len(self.h):
             self._rebuild(self.used + len(h))
         todo = np.arange(len(h), dtype=np.int64)
         b = self._home(h)
@@ -947,8 +948,8 @@ class _KeyTable:
         keep = np.flatnonzero(self.h > _GONE)
         h, v = self.h[keep], self.v[keep]
         size = len(self.h)
-        while 2 * need > size or (4 * need < size and size > 1 << 12):
-            size = size * 2 if 2 * need > size else size // 2
+        while 3 * need > 2 * size or (4 * need < size and size > 1 << 12):
+            size = size * 2 if 3 * need > 2 * size else size // 2
         self.h = np.zeros(size, dtype=np.uint64)
         self.v = np.zeros(size, dtype=np.int64)
         self.used = self.gone = 0
