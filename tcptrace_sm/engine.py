@@ -375,6 +375,8 @@ CLOSED_IN_MEMORY = 16 << 20
 _CLOSED_RUN_GAP: Final = 256
 
 
+_PARK_ROWS: Final = 16  # see _PARK_AFTER_NS
+
 _JOURNAL_DT: Final = np.dtype(
     [("slot", "<i8"), ("gen", "<i8"), ("frame", "<i8"), ("ts", "<i8"), ("clock", "<i8"), ("src", "V16"),
      ("dst", "V16"), ("seq", "<u4"), ("ack", "<u4"), ("length", "<i4"), ("sport", "<u2"), ("dport", "<u2"),
@@ -396,6 +398,20 @@ _NARROW_DT: Final = np.dtype(
 )  # fmt: skip
 _NARROW_COLS: Final = ("ts", "seq", "ack", "length", "win", "flags", "up", "slot", "gen")
 _U32: Final = 1 << 32
+#: A parked connection (see :meth:`Engine._park`): its whole row of the store, its SYN and
+#: SYN-ACK options, its 4-tuple and its journal (``jn`` rows of ``j``).
+_PARK_DT: Final = np.dtype(
+    [("d64", "<i8", (len(_F64),)), ("d32", "<i4", (len(_F32),)), ("opt", "u1", (2, _OPT_MAX)),
+     ("optlen", "<i8", (2,)), ("fam", "u1"), ("cip", "V16"), ("sip", "V16"), ("cport", "<i8"),
+     ("sport", "<i8"), ("hash", "<u8"), ("jn", "<i8"), ("j", _KEPT_DT, (_PARK_ROWS,))]
+)  # fmt: skip
+
+#: A connection that is over but for its 2 MSL (reset or refused), or an attempt nobody has
+#: answered, quiet this long on the capture clock and with at most :data:`_PARK_ROWS` segments
+#: leaves the store for the parked table (see :meth:`Engine._park`).
+_PARK_AFTER_NS: Final = 5 * NS_PER_S
+PARKED_IN_MEMORY = 4 << 20
+_PARK_SEG: Final = 1 << 11  # rows per segment (about 3 MB)
 
 #: Journal parts are joined up to this many rows when the journal is compacted.
 _JOURNAL_PART: Final = 1 << 16
@@ -418,6 +434,7 @@ class _Journal:
         self.parts: list[npt.NDArray[np.void]] = []
         self.rows = 0
         self.dead = 0  # rows of connections that are gone
+        self.restored = False  # whether a part was restored (parts are then not in order)
 
     def append(self, cols: Columns, rows: I64, slots: I64, clock: I64) -> None:
         if not len(rows):
@@ -460,13 +477,35 @@ class _Journal:
         out: B = self.store.gen[part["slot"]].astype(np.uint32) == part["gen"]
         return out
 
-    def take(self, slots: I64) -> npt.NDArray[np.void]:
-        """The segments of the connections in these (live) slots, in capture order."""
+    def kept(self, slots: I64) -> npt.NDArray[np.void]:
+        """The journal's rows of the connections in these (live) slots, in capture order (in
+        the 48-byte form)."""
         st = self.store
         mark = np.zeros(st.cap, dtype=np.bool_)
         mark[slots] = True
         kept = [self._widen(p[mark[p["slot"]] & self._alive(p)]) for p in self.parts]
         k = np.concatenate(kept) if kept else np.empty(0, dtype=_KEPT_DT)
+        if self.restored:  # restored parts (see restore) hold older segments than others
+            k = k[np.argsort(k["frame"], kind="stable")]
+        return k
+
+    def restore(self, slots: I64, rows: npt.NDArray[np.void]) -> None:
+        """Journal rows of connections that come back into these slots (``rows["slot"]``:
+        the index in ``slots`` of each row's connection)."""
+        if not len(rows):
+            return
+        part = rows.copy()
+        s = slots[rows["slot"].astype(np.int64)]
+        part["slot"] = s
+        part["gen"] = self.store.gen[s]
+        self.parts.append(part)
+        self.rows += len(part)
+        self.restored = True
+
+    def take(self, slots: I64) -> npt.NDArray[np.void]:
+        """The segments of the connections in these (live) slots, in capture order."""
+        st = self.store
+        k = self.kept(slots)
         j = np.empty(len(k), dtype=_JOURNAL_DT)
         s = k["slot"].astype(np.int64)
         up = (k["up"] & 1).astype(np.bool_)
@@ -585,12 +624,13 @@ class _Rows:
 
 
 class _Spilled:
-    """A full segment of the closed table in a temporary file of its own, unlinked as soon as it
-    is made where the system allows (so nothing is left behind however the process ends), else
-    deleted when closed."""
+    """A full segment of a :class:`_Segmented` table in a temporary file of its own, unlinked
+    as soon as it is made where the system allows (so nothing is left behind however the
+    process ends), else deleted when closed."""
 
     def __init__(self, rows: npt.NDArray[np.void]) -> None:
-        fd, path = tempfile.mkstemp(prefix="tcpsm-closed-")
+        self.dtype = rows.dtype
+        fd, path = tempfile.mkstemp(prefix="tcpsm-")
         self.fd = fd
         self.path: str | None = None
         try:
@@ -607,16 +647,16 @@ class _Spilled:
 
     def read(self, lo: int, hi: int) -> npt.NDArray[np.void]:
         """Rows ``lo:hi`` of the segment."""
-        size = _CLOSED_DT.itemsize
+        size = self.dtype.itemsize
         want = (hi - lo) * size
         os.lseek(self.fd, lo * size, os.SEEK_SET)
         got = b""
         while len(got) < want:
             more = os.read(self.fd, want - len(got))
             if not more:
-                raise OSError(f"a temporary file of the closed table is short: {len(got)} of {want} bytes")
+                raise OSError(f"a temporary file of the engine's tables is short: {len(got)} of {want} bytes")
             got += more
-        return np.frombuffer(got, dtype=_CLOSED_DT)
+        return np.frombuffer(got, dtype=self.dtype)
 
     def close(self) -> None:
         if self.fd < 0:
@@ -628,51 +668,38 @@ class _Spilled:
             self.path = None
 
 
-class _Closed:
-    """Connections whose close is complete, in about 330 bytes each (a slot of the store takes
-    three times that): all their records need, and the one rebuild
-    (:meth:`Engine.rebuild_closed`) if anything more comes on their 4-tuple.
-
-    A connection stays here for its TIME-WAIT, so on a busy link the table holds every
-    connection closed in the last ``time_wait`` seconds of capture time: hundreds of thousands.
-    Rows are numbered in the order they arrive and kept in segments of :data:`_CLOSED_SEG`;
-    once :data:`CLOSED_IN_MEMORY` bytes of full segments are in memory, each further segment
-    that fills goes to a temporary file of its own, read back (only the rows wanted) when its
-    connections retire, and deleted once they all have. In memory stay, for every row, only
-    what the engine looks at each chunk: the 4-tuple's hash, the last timestamp (when it
-    retires), the flow id and whether it is still here, 25 bytes. Connections retire in about
-    the order they closed, so dead segments fall off the front and the table stays as long as
-    one TIME-WAIT's worth of connections (and the per-row arrays with it). If a temporary file
-    cannot be written (a full disk), the segment stays in memory.
+class _Segmented:
+    """A table of fixed-size rows that come and go in about the order they came, most of it
+    out of memory: rows are numbered in the order they arrive and kept in segments of
+    :attr:`seg` (a few MB); once ``in_memory`` bytes of full segments are in memory, each further
+    segment that fills goes to a temporary file of its own, read back (only the rows wanted)
+    when they are, and deleted once its rows are all gone. In memory stay, for every row, a
+    few columns the engine looks at each chunk (``meta``) and whether it is still here. Dead
+    segments fall off the front, so the table is as long as the span of rows still here;
+    rows that stay much longer than the rest are moved to the end (:meth:`front_to_move`).
+    If a temporary file cannot be written (a full disk), the segment stays in memory.
     """
 
-    def __init__(self, tw_ns: int, in_memory: int | None = None) -> None:
-        self.tw_ns = tw_ns
-        self.in_memory = CLOSED_IN_MEMORY if in_memory is None else in_memory
+    def __init__(self, dtype: np.dtype[np.void], meta: dict[str, Any], in_memory: int, seg: int) -> None:
+        self.dtype = dtype
+        self.seg = seg  # rows per segment
+        self.in_memory = in_memory
         self.base = 0  # the row number of index 0 of the per-row arrays (a segment's first)
         self.next = 0  # the next row's number
-        cap = _CLOSED_SEG
-        self.last_ts = np.zeros(cap, dtype=np.int64)
-        self.fid = np.zeros(cap, dtype=np.int64)
-        self.hash = np.zeros(cap, dtype=np.uint64)  # of the 4-tuple, in the key table
-        self.live = np.zeros(cap, dtype=np.bool_)
-        # segment (row - base) // _CLOSED_SEG: its rows in memory, in a file, or None (all gone)
+        self.m: dict[str, Any] = {k: np.zeros(self.seg, dtype=dt) for k, dt in meta.items()}
+        self.live = np.zeros(self.seg, dtype=np.bool_)
+        # segment (row - base) // self.seg: its rows in memory, in a file, or None (all gone)
         self.segs: list[npt.NDArray[np.void] | _Spilled | None] = []
         self.count = 0
         self.spilled = 0  # segments written to files so far
         self.spill_failed: str | None = None  # why the last spill failed, if one did
 
-    def _index(self, rows: I64) -> I64:
-        out: I64 = rows - self.base
-        return out
-
     def meta(self, name: str, rows: I64) -> Any:
-        """A per-row column (``last_ts``, ``fid``, ``hash``, ``live``) of these rows."""
-        arr: Any = getattr(self, name)
-        return arr[rows - self.base]
+        """A per-row column of these rows."""
+        return self.m[name][rows - self.base]
 
-    def set_hash(self, rows: I64, value: np.uint64) -> None:
-        self.hash[rows - self.base] = value
+    def set_meta(self, name: str, rows: I64, value: Any) -> None:
+        self.m[name][rows - self.base] = value
 
     def live_rows(self) -> I64:
         out: I64 = np.flatnonzero(self.live[: self.next - self.base]).astype(np.int64) + self.base
@@ -683,37 +710,38 @@ class _Closed:
         if need <= old:
             return
         new = max(need, old + old // 2)
-        for name in ("last_ts", "fid", "hash", "live"):
-            a = getattr(self, name)
+        for name, a in [*self.m.items(), ("live", self.live)]:
             b = np.zeros(new, dtype=a.dtype)
             b[:old] = a
-            setattr(self, name, b)
+            if name == "live":
+                self.live = b
+            else:
+                self.m[name] = b
 
     def _segments_in_memory(self) -> int:
         return sum(1 for s in self.segs[:-1] if isinstance(s, np.ndarray))
 
-    def append(self, new: npt.NDArray[np.void], hashes: npt.NDArray[np.uint64]) -> I64:
-        """Add these rows (with their 4-tuples' hashes); their row numbers."""
+    def append(self, new: npt.NDArray[np.void], meta: dict[str, Any]) -> I64:
+        """Add these rows (and their per-row columns); their row numbers."""
         n = len(new)
         first = self.next
         rows = np.arange(first, first + n, dtype=np.int64)
         self._grow(first + n - self.base)
         i = first - self.base
-        self.last_ts[i : i + n] = new["last_ts"]
-        self.fid[i : i + n] = new["fid"]
-        self.hash[i : i + n] = hashes
+        for name, values in meta.items():
+            self.m[name][i : i + n] = values
         self.live[i : i + n] = True
         done = 0
         while done < n:
-            at = (first + done - self.base) % _CLOSED_SEG
+            at = (first + done - self.base) % self.seg
             if at == 0:
-                self.segs.append(np.zeros(_CLOSED_SEG, dtype=_CLOSED_DT))
+                self.segs.append(np.zeros(self.seg, dtype=self.dtype))
             tail = self.segs[-1]
             assert isinstance(tail, np.ndarray)
-            k = min(n - done, _CLOSED_SEG - at)
+            k = min(n - done, self.seg - at)
             tail[at : at + k] = new[done : done + k]
             done += k
-            if at + k == _CLOSED_SEG:
+            if at + k == self.seg:
                 self._spill_tail()
         self.next += n
         self.count += n
@@ -721,7 +749,7 @@ class _Closed:
 
     def _spill_tail(self) -> None:
         """The tail segment just filled: to a file, if enough are in memory already."""
-        if self._segments_in_memory() * _CLOSED_SEG * _CLOSED_DT.itemsize < self.in_memory:
+        if self._segments_in_memory() * self.seg * self.dtype.itemsize < self.in_memory:
             return
         tail = self.segs[-1]
         assert isinstance(tail, np.ndarray)
@@ -732,32 +760,32 @@ class _Closed:
             return
         self.spilled += 1
 
-    def load(self, rows: I64) -> _Rows:
+    def read(self, rows: I64) -> npt.NDArray[np.void]:
         """These rows, in this order, read into memory."""
-        out = np.empty(len(rows), dtype=_CLOSED_DT)
+        out = np.empty(len(rows), dtype=self.dtype)
         if not len(rows):
-            return _Rows(out, self.tw_ns)
+            return out
         idx = rows - self.base
         if idx.min() < 0 or not self.live[idx].all():
-            raise AssertionError("a row of the closed table that is gone was read")
-        seg = idx // _CLOSED_SEG
+            raise AssertionError("a row of a segmented table that is gone was read")
+        seg = idx // self.seg
         o = np.argsort(idx, kind="stable")
         bounds = np.flatnonzero(np.diff(seg[o])) + 1
         for part in np.split(o, bounds):
             s = int(seg[part[0]])
-            local = idx[part] - s * _CLOSED_SEG
+            local = idx[part] - s * self.seg
             data = self.segs[s]
             if isinstance(data, np.ndarray):
                 out[part] = data[local]
             elif isinstance(data, _Spilled):
-                # runs of nearby rows, each read at once (rows retire in about row order)
+                # runs of nearby rows, each read at once (rows go in about row order)
                 gaps = np.flatnonzero(np.diff(local) > _CLOSED_RUN_GAP) + 1
                 for run, loc in zip(np.split(part, gaps), np.split(local, gaps), strict=True):
                     lo = int(loc[0])
                     out[run] = data.read(lo, int(loc[-1]) + 1)[loc - lo]
             else:  # pragma: no cover - live rows are in live segments
-                raise AssertionError("a live row of the closed table in a segment that is gone")
-        return _Rows(out, self.tw_ns)
+                raise AssertionError("a live row of a segmented table in a segment that is gone")
+        return out
 
     def release(self, rows: I64) -> None:
         if not len(rows):
@@ -765,11 +793,11 @@ class _Closed:
         idx = rows - self.base
         self.live[idx] = False
         self.count -= len(rows)
-        for s in np.unique(idx // _CLOSED_SEG).tolist():
-            lo = s * _CLOSED_SEG
-            hi = min(lo + _CLOSED_SEG, self.next - self.base)
+        for s in np.unique(idx // self.seg).tolist():
+            lo = s * self.seg
+            hi = min(lo + self.seg, self.next - self.base)
             # the tail (still filling) stays; any other segment with no row left goes
-            if (s < len(self.segs) - 1 or hi - lo == _CLOSED_SEG) and not self.live[lo:hi].any():
+            if (s < len(self.segs) - 1 or hi - lo == self.seg) and not self.live[lo:hi].any():
                 data = self.segs[s]
                 if isinstance(data, _Spilled):
                     data.close()
@@ -782,16 +810,27 @@ class _Closed:
         k = 0
         while k < len(self.segs) - 1 and self.segs[k] is None:
             k += 1
-        drop = k * _CLOSED_SEG
+        drop = k * self.seg
         size = self.next - self.base
         if not k:
             return
-        for name in ("last_ts", "fid", "hash", "live"):
-            a = getattr(self, name)
+        for a in [*self.m.values(), self.live]:
             a[: size - drop] = a[drop:size]
             a[size - drop : size] = 0
         del self.segs[:k]
         self.base += drop
+
+    def front_to_move(self) -> I64:
+        """The rows still in the first segment if it is mostly empty and far from the end (a
+        few rows that stay long hold up the table behind them): the caller moves them to the
+        end with :meth:`read`, :meth:`release` and :meth:`append`."""
+        if len(self.segs) < 4 or self.segs[0] is None:
+            return np.empty(0, dtype=np.int64)
+        first = self.live[: self.seg]
+        if 4 * int(first.sum()) > self.seg:
+            return np.empty(0, dtype=np.int64)
+        out: I64 = np.flatnonzero(first).astype(np.int64) + self.base
+        return out
 
     def close(self) -> None:
         """Delete the temporary files now."""
@@ -799,6 +838,37 @@ class _Closed:
             if isinstance(s, _Spilled):
                 s.close()
         self.segs = [None if isinstance(s, _Spilled) else s for s in self.segs]
+
+
+class _Closed(_Segmented):
+    """Connections whose close is complete, in about 330 bytes each (a slot of the store takes
+    three times that): all their records need, and the one rebuild
+    (:meth:`Engine.rebuild_closed`) if anything more comes on their 4-tuple.
+
+    A connection stays here for its TIME-WAIT, so on a busy link the table holds every
+    connection closed in the last ``time_wait`` seconds of capture time: hundreds of thousands.
+    Beyond :data:`CLOSED_IN_MEMORY` bytes they are in temporary files (see :class:`_Segmented`);
+    in memory stay 25 bytes a row: the 4-tuple's hash, the last timestamp (when it retires),
+    the flow id and whether it is still here. Connections retire in about the order they
+    closed, so the table holds one TIME-WAIT's worth of connections.
+    """
+
+    def __init__(self, tw_ns: int, in_memory: int | None = None) -> None:
+        budget = CLOSED_IN_MEMORY if in_memory is None else in_memory
+        meta = {"last_ts": np.int64, "fid": np.int64, "hash": np.uint64}
+        super().__init__(_CLOSED_DT, meta, budget, _CLOSED_SEG)
+        self.tw_ns = tw_ns
+
+    def append(self, new: npt.NDArray[np.void], hashes: Any) -> I64:
+        """Add these rows (with their 4-tuples' hashes); their row numbers."""
+        return super().append(new, {"last_ts": new["last_ts"], "fid": new["fid"], "hash": hashes})
+
+    def set_hash(self, rows: I64, value: np.uint64) -> None:
+        self.set_meta("hash", rows, value)
+
+    def load(self, rows: I64) -> _Rows:
+        """These rows, in this order, read into memory."""
+        return _Rows(self.read(rows), self.tw_ns)
 
 
 class _Gather:
@@ -817,8 +887,25 @@ class _Gather:
 
 
 def _closed_ref(rows: I64) -> I64:
-    """The key table's values of closed rows, and back (slots of the store are >= 0)."""
-    out: I64 = -2 - rows
+    """The key table's values of closed rows: even, from -2 down (slots of the store are >= 0)."""
+    out: I64 = -2 - 2 * rows
+    return out
+
+
+def _parked_ref(rows: I64) -> I64:
+    """The key table's values of parked rows: odd, from -3 down."""
+    out: I64 = -3 - 2 * rows
+    return out
+
+
+def _ref_row(values: I64) -> I64:
+    """The closed or parked rows these key table values point to."""
+    out: I64 = (-2 - values) >> 1
+    return out
+
+
+def _is_parked(values: I64) -> B:
+    out: B = (values < -2) & (values != MISSING) & ((values & 1) == 1)
     return out
 
 
@@ -1217,7 +1304,7 @@ class Engine:
         self.config: Config = options.config()
         self.tw_ns = round(self.config.time_wait * NS_PER_S)
         self.store = _Store()
-        self.keytab = _KeyTable()  # 4-tuple -> store slot (>= 0) or closed row (_closed_ref)
+        self.keytab = _KeyTable()  # 4-tuple -> store slot (>= 0), closed or parked row (*_ref)
         self.core_keys: set[bytes] = set()  # the 4-tuples the core owns
         self.slow_keys: dict[tuple[str, int, str, int], bytes] = {}
         self.table = FlowTable(self.config, max_flows=options.max_flows)
@@ -1225,6 +1312,13 @@ class Engine:
         self.clock: int | None = None
         self.journal = _Journal(self.store)
         self.closed = _Closed(self.tw_ns)
+        self.parked = _Segmented(
+            _PARK_DT,
+            {"hash": np.uint64, "fid": np.int64, "last_ts": np.int64, "retire_at": np.int64},
+            PARKED_IN_MEMORY,
+            _PARK_SEG,
+        )
+        self.parks = 0  # connections parked so far (one may be parked more than once)
         self._zstrings: list[str] = []  # Zeek's conn_state and history texts of closed ones
         self._zindex: dict[str, int] = {}
         self.handed_over = 0  # connections the core took over from the fast path
@@ -1249,11 +1343,16 @@ class Engine:
         r = values[sel]
         fam[sel], a[sel], b[sel] = st.fam[r], st.cip[r], st.sip[r]
         ap[sel], bp[sel] = st.cport[r], st.sport[r]
-        sel = ~sel
+        parked = _is_parked(values)
+        sel = ~sel & ~parked
         if sel.any():
-            got = self.closed.load(_closed_ref(values[sel]))
+            got = self.closed.load(_ref_row(values[sel]))
             fam[sel], a[sel], b[sel] = got.fam, got.cip, got.sip
             ap[sel], bp[sel] = got.cport, got.sport
+        if parked.any():
+            par = self.parked.read(_ref_row(values[parked]))
+            fam[parked], a[parked], b[parked] = par["fam"], par["cip"], par["sip"]
+            ap[parked], bp[parked] = par["cport"], par["sport"]
         keys, _lo = _canon(fam, a, b, ap, bp)
         return keys
 
@@ -1312,6 +1411,9 @@ class Engine:
         kt = self.keytab
         uhash = kt.hash(cols.fam[fp], cols.src[fp], cols.sport[fp], cols.dst[fp], cols.dport[fp])
         val = kt.lookup(uhash, lambda i, v: self._row_key(v) == ukeys_arr[i])
+        woken = np.flatnonzero(_is_parked(val))
+        if len(woken):  # parked connections with more on their 4-tuples: back into the store
+            val[woken] = self._unpark(_ref_row(val[woken]))
         slot_of_u = np.where(val >= 0, val, -1)
         plain_syn = (
             ((cols.flags & (SYN | ACK | RST | FIN)) == SYN)
@@ -1329,7 +1431,7 @@ class Engine:
         if len(cu):
             # closed connections whose 4-tuple shows up again: retired if their time is up,
             # else something more on them (a lost ACK's FIN again, a stray RST): to the core
-            cr = _closed_ref(val[cu])
+            cr = _ref_row(val[cu])
             up = _due(_later(self.closed.meta("last_ts", cr), self.tw_ns), clock[first_pos[cu]])
             if up.any():
                 self._unindex(cr[up], closed=True)
@@ -1556,7 +1658,7 @@ class Engine:
         if sa.any():
             st.set_options(1, gsl[sa], cols, order[p1pos[sa]])
         self._schedule(gsl[ok])
-        bail = gsl[status == 1]
+        bail: I64 = gsl[status == 1]
         deferred = status == 2
         if deferred.any():
             mine = np.zeros(st.cap, dtype=np.bool_)
@@ -2070,7 +2172,10 @@ class Engine:
         of the closed table, the bulk when the clock jumps, are built lazily)."""
         clock = self.clock
         assert clock is not None
-        st, ct = self.store, self.closed
+        st, ct, pt = self.store, self.closed, self.parked
+        if pt.count:  # parked connections whose time is up: back, to retire with the rest
+            prows = pt.live_rows()
+            self._unpark(prows[_due(pt.meta("retire_at", prows), clock)])
         live = st.live_slots()
         c = st.cols
         done = live[_due(c["retire_at"][live], clock)]
@@ -2088,8 +2193,15 @@ class Engine:
         # the cap counts connections not over yet (see tcptrace_sm.flows)
         live = st.live_slots()
         ended = st.cols["retire_at"][live] < _NEVER_NS
-        over = int((~ended).sum()) + table.open_count - self.options.max_flows
+        popen = pt.live_rows()
+        popen = popen[pt.meta("retire_at", popen) >= _NEVER_NS]  # parked attempts
+        over = int((~ended).sum()) + len(popen) + table.open_count - self.options.max_flows
         if over > 0:
+            if len(popen):  # the first to go are among the oldest parked attempts
+                o = np.lexsort((pt.meta("fid", popen), pt.meta("last_ts", popen)))[:over]
+                self._unpark(popen[o])
+                live = st.live_slots()
+                ended = st.cols["retire_at"][live] < _NEVER_NS
             ev_store, ev_closed, victims = self._victims(over, live[ended], cdone)
             table.evict(len(victims), victims)
             slow_done.extend(table.sweep(evict=False))
@@ -2107,10 +2219,94 @@ class Engine:
                 return self._closed_records(rows[lo:hi], clock)
 
             parts.append((ct.meta("fid", cdone), closed_part))
+        self._park_quiet(clock)
         self.journal.compact()
         if slow_done:
             parts.append(_block_source(self._emit(slow_done)))
         return parts
+
+    # ---- parking: connections that only wait, out of the store
+
+    def _park_quiet(self, clock: int) -> None:
+        """Park the connections that can only wait now (see :meth:`_park`), and move the few
+        parked rows that hold up the front of the parked table to its end."""
+        st = self.store
+        c = st.cols
+        live = st.live_slots()
+        ph = c["phase"][live]
+        quiet = c["last_clock"][live] <= clock - _PARK_AFTER_NS
+        small = c["c_pk"][live] + c["s_pk"][live] <= _PARK_ROWS
+        self._park(live[((ph == P_DONE) | (ph == P_SYN)) & quiet & small])
+        pt = self.parked
+        move = pt.front_to_move()
+        if len(move):
+            meta = {k: pt.meta(k, move) for k in pt.m}
+            rows = pt.read(move)
+            pt.release(move)
+            new = pt.append(rows, meta)
+            self.keytab.repoint(meta["hash"], _parked_ref(move), _parked_ref(new))
+
+    def _park(self, slots: I64) -> None:
+        """Move these connections from the store, and their segments from the journal, to the
+        parked table: connections reset or refused that wait out their 2 MSL, and attempts
+        nobody answered, which can wait until the end of the capture. On a busy link they are
+        most of the store (a SYN flood all of it); parked, 40 bytes each stay in memory (the
+        rest goes to temporary files past :data:`PARKED_IN_MEMORY`, see :class:`_Segmented`).
+        Whatever needs one again (more on its 4-tuple, its retirement or eviction, the end
+        of the capture) brings it back first (:meth:`_unpark`), exactly as it was."""
+        if not len(slots):
+            return
+        st = self.store
+        n = len(slots)
+        arr = np.zeros(n, dtype=_PARK_DT)
+        arr["d64"] = st.data64[slots]
+        arr["d32"] = st.data32[slots]
+        arr["opt"] = st.opt[:, slots].transpose(1, 0, 2)
+        arr["optlen"] = st.optlen[:, slots].T
+        for name in ("fam", "cip", "sip", "cport", "sport", "hash"):
+            arr[name] = getattr(st, name)[slots]
+        k = self.journal.kept(slots)
+        where = np.empty(st.cap, dtype=np.int64)
+        where[slots] = np.arange(n)
+        i = where[k["slot"].astype(np.int64)]
+        o = np.argsort(i, kind="stable")  # by connection, each in capture order
+        k, i = k[o], i[o]
+        jn = np.bincount(i, minlength=n)
+        if jn.max(initial=0) > _PARK_ROWS:
+            raise AssertionError("a connection with more segments than a parked row holds")
+        starts = np.cumsum(jn) - jn
+        arr["jn"] = jn
+        arr["j"][i, np.arange(len(i)) - starts[i]] = k
+        c = st.cols
+        meta = {"hash": st.hash[slots], "fid": c["fid"][slots], "last_ts": c["last_ts"][slots]}
+        meta["retire_at"] = c["retire_at"][slots]
+        rows = self.parked.append(arr, meta)
+        self.keytab.repoint(st.hash[slots], slots, _parked_ref(rows))
+        st.hash[slots] = _EMPTY
+        st.release(slots)
+        self.parks += n
+
+    def _unpark(self, rows: I64) -> I64:
+        """Parked connections back into the store (and their segments into the journal), as
+        they were; their new slots."""
+        if not len(rows):
+            return np.empty(0, dtype=np.int64)
+        st = self.store
+        arr = self.parked.read(rows)
+        self.parked.release(rows)
+        slots = st.alloc(len(rows))
+        st.data64[slots] = arr["d64"]
+        st.data32[slots] = arr["d32"]
+        st.opt[:, slots] = arr["opt"].transpose(1, 0, 2)
+        st.optlen[:, slots] = arr["optlen"].T
+        for name in ("fam", "cip", "sip", "cport", "sport", "hash"):
+            getattr(st, name)[slots] = arr[name]
+        self.keytab.repoint(arr["hash"], _parked_ref(rows), slots)
+        jn = arr["jn"]
+        j = arr["j"][np.arange(_PARK_ROWS) < jn[:, None]]  # by connection, in capture order
+        j["slot"] = np.repeat(np.arange(len(rows)), jn)
+        self.journal.restore(slots, j)
+        return slots
 
     def _closed_records(
         self, rows: I64, clock: int, *, evicted: I64 | None = None, final: bool = False
@@ -2223,28 +2419,34 @@ class Engine:
         cfids = ct.meta("fid", crows)
         o = np.argsort(cfids, kind="stable")
         crows, cfids = crows[o], cfids[o]
-        fspan, cspan = final_span(fids), final_span(cfids)
+        pt = self.parked
+        prows = pt.live_rows()
+        pfids = pt.meta("fid", prows)
+        o = np.argsort(pfids, kind="stable")
+        prows, pfids = prows[o], pfids[o]
+        fspan, cspan, pspan = final_span(fids), final_span(cfids), final_span(pfids)
         sspan = final_span(np.array([conn.flow_id for conn in slow], dtype=np.int64))
-        spans = np.unique(np.concatenate([fspan, cspan, sspan]))
-        fb = np.searchsorted(fspan, spans, side="right")
-        cb = np.searchsorted(cspan, spans, side="right")
-        sb = np.searchsorted(sspan, spans, side="right")
-        i = k = j = 0
-        for span, i2, k2, j2 in zip(spans.tolist(), fb.tolist(), cb.tolist(), sb.tolist(), strict=True):
+        spans = np.unique(np.concatenate([fspan, cspan, pspan, sspan]))
+        bounds = [np.searchsorted(x, spans, side="right").tolist() for x in (fspan, cspan, pspan, sspan)]
+        i = k = m = j = 0
+        for span, i2, k2, m2, j2 in zip(spans.tolist(), *bounds, strict=True):
             parts = []
-            if i2 > i:
-                parts.append(self._fast_records(live[i:i2], np.zeros(i2 - i, dtype=np.bool_), end_ts, True))
-                st.release(live[i:i2])
+            # parked ones come back (a span at a time) to be finished with the store's
+            mine = np.concatenate([live[i:i2], self._unpark(prows[m:m2])])
+            if len(mine):
+                parts.append(self._fast_records(mine, np.zeros(len(mine), dtype=np.bool_), end_ts, True))
+                st.release(mine)
             if k2 > k:
                 parts.append(self._closed_records(crows[k:k2], end_ts, final=True))
             if j2 > j:
                 parts.append(self._emit(slow[j:j2]))
-            i, k, j = i2, k2, j2
+            i, k, m, j = i2, k2, m2, j2
             yield span, Block.merge(parts)
         self.keytab.clear()
         self.core_keys.clear()
         self.slow_keys.clear()
         ct.close()
+        pt.close()
 
     # ---- records of finished fast connections
 

@@ -450,3 +450,135 @@ def test_closed_table_keeps_segments_in_memory_up_to_its_budget(monkeypatch: pyt
     got = ct.load(np.array([383, 0, 200, 64]))
     assert got.arr["fid"].tolist() == [383, 0, 200, 64]
     ct.close()
+
+
+# ---- parking: connections that only wait, out of the store ------------------------------------
+
+
+@pytest.fixture
+def park_early(monkeypatch: pytest.MonkeyPatch, spill_all: dict[str, int]) -> dict[str, int]:
+    """Connections parked after 0.2 s of quiet, in tiny segments all written to files; counts
+    what was parked, brought back (and why) and moved to the end of the parked table."""
+    from tcptrace_sm import engine
+
+    monkeypatch.setattr(engine, "_PARK_AFTER_NS", 200_000_000)
+    monkeypatch.setattr(engine, "PARKED_IN_MEMORY", 0)
+    monkeypatch.setattr(engine, "_PARK_SEG", 64)
+    seen = spill_all
+    seen.update(parked=0, back=0, moved=0)
+    park, unpark, quiet = engine.Engine._park, engine.Engine._unpark, engine.Engine._park_quiet
+    front = engine._Segmented.front_to_move
+
+    def spy_park(self: Engine, slots: Any) -> None:
+        seen["parked"] += len(slots)
+        park(self, slots)
+
+    def spy_unpark(self: Engine, rows: Any) -> Any:
+        seen["back"] += len(rows)
+        return unpark(self, rows)
+
+    def spy_front(self: Any) -> Any:
+        out = front(self)
+        seen["moved"] += len(out)
+        return out
+
+    monkeypatch.setattr(engine.Engine, "_park", spy_park)
+    monkeypatch.setattr(engine.Engine, "_unpark", spy_unpark)
+    monkeypatch.setattr(engine.Engine, "_park_quiet", quiet)
+    monkeypatch.setattr(engine._Segmented, "front_to_move", spy_front)
+    return seen
+
+
+@pytest.mark.parametrize("seed", [0, 3, 5])
+def test_parked_connections_come_back_as_they_were(
+    generated: list[Path], seed: int, small_chunks: None, park_early: dict[str, int]
+) -> None:
+    assert_same(*both(generated[seed]))
+    assert park_early["parked"] > 50
+    assert park_early["back"] == park_early["parked"]  # every one, by the end
+    assert park_early["open"] == 0
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_parked_attempts_are_evicted_first_from_a_full_table(
+    generated: list[Path], seed: int, small_chunks: None, park_early: dict[str, int]
+) -> None:
+    ref, fast = both(generated[seed], max_flows=40)
+    assert ref.summary["evicted"] > 0
+    assert_same(ref, fast)
+    assert park_early["parked"] > 20
+
+
+@pytest.mark.parametrize("time_wait", [0.0, 2.0])
+def test_parked_connections_with_short_time_wait(
+    generated: list[Path], time_wait: float, small_chunks: None, park_early: dict[str, int]
+) -> None:
+    assert_same(*both(generated[1], time_wait=time_wait, close_wait_timeout=0.5))
+    assert park_early["parked"] > 20
+
+
+def test_parked_connections_in_cut_and_kernel_captures(
+    tmp_path: Path, small_chunks: None, park_early: dict[str, int]
+) -> None:
+    cut = write_pcap(tmp_path / "cut.pcap", traffic(2, 700, span_s=20), snaplen=96)
+    kernel = sorted((SAMPLES / "kernel").glob("*.pcap")) + sorted((SAMPLES / "lossy").glob("*.pcap"))
+    assert_same(*both(cut))
+    assert_same(*both(kernel))
+    assert park_early["parked"] > 20
+
+
+def _syn_flood(path: Path, n: int, span_s: float, *, answered: Any = None, again: int = 0) -> Path:
+    """``n`` SYNs from distinct ports over ``span_s`` seconds; attempt ``i`` answered by a
+    SYN-ACK 30 s later where ``answered(i)``; ``again`` of the first ones sent once more at
+    the end."""
+    syn, ack = 0x02, 0x10
+    segs: list[tuple[int, str, int, str, int, int, int, int, int, int, bytes]] = []
+    t0 = 1_700_000_000 * 10**9
+    step = int(span_s * 10**9 / n)
+
+    def client(i: int) -> tuple[str, int]:
+        return f"10.1.{i >> 8 & 255}.{i & 255}", 1024 + i % 60000
+
+    for i in range(n):
+        ts = t0 + i * step
+        ip, port = client(i)
+        segs.append((ts, ip, port, "10.0.0.1", 80, 1000 + i, 0, syn, 64240, 0, b""))
+        if answered is not None and answered(i):
+            segs.append((ts + 30 * 10**9, "10.0.0.1", 80, ip, port, 5000, 1001 + i, syn | ack, 65160, 0, b""))
+    end = t0 + n * step
+    for i in range(again):
+        ip, port = client(i)
+        segs.append((end + i * 1000, ip, port, "10.0.0.1", 80, 1000 + i, 0, syn, 64240, 0, b""))
+    segs.sort(key=lambda s: s[0])
+    return write_pcap(path, segs)
+
+
+def test_parked_rows_left_behind_move_to_the_end(
+    tmp_path: Path, small_chunks: None, park_early: dict[str, int]
+) -> None:
+    """Nine attempts in ten answered late (they go to the core), the tenth never: the few
+    parked rows left in old segments are moved to the end so those segments can go."""
+    path = _syn_flood(tmp_path / "flood.pcap", 3000, 30.0, answered=lambda i: i % 10 != 0, again=40)
+    assert_same(*both(path))
+    assert park_early["moved"] > 20
+    assert park_early["files"] > 20
+    assert park_early["read"] > 1000
+    assert park_early["open"] == 0
+
+
+def test_unanswered_attempts_leave_the_store(tmp_path: Path, small_chunks: None) -> None:
+    """A SYN flood: the store holds the last few seconds' attempts, the rest are parked (40
+    bytes each in memory); the answers are the core's."""
+    path = _syn_flood(tmp_path / "flood.pcap", 6000, 60.0, answered=lambda i: i % 97 == 0, again=50)
+    stats = ReadStats()
+    eng = Engine(Options())
+    most = 0
+    for cols in read_columns(path, stats=stats):
+        eng.feed(cols)
+        most = max(most, eng.store.count)
+    assert most < 1200  # about 5 s of the 100 a second, and the chunk in hand
+    assert eng.parked.count > 4000
+    for _ in eng.finish(stats.last_ts or 0):
+        pass
+    assert eng.parked.count == 0
+    assert_same(*both(path))
