@@ -111,7 +111,7 @@ CLOSE_KINDS: tuple[str, ...] = ("fin", "half", "rst", "refused", "unanswered", "
 ENGINES: tuple[str, ...] = ("fast", "reference")
 #: Connections still open at the end of the capture are handed out in blocks by spans of
 #: 2**FINAL_SPAN_BITS frame numbers of their flow_id (a block of at most that many).
-FINAL_SPAN_BITS = 16
+FINAL_SPAN_BITS = 14
 
 #: A block with its place in the output: ``(0, chunk, span)`` for connections that finished
 #: while that chunk was read, ``(1, 0, span)`` for those finished at the end (spans of flow_id,

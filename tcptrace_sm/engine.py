@@ -412,6 +412,9 @@ _PARK_DT: Final = np.dtype(
 _PARK_AFTER_NS: Final = 5 * NS_PER_S
 PARKED_IN_MEMORY = 4 << 20
 _PARK_SEG: Final = 1 << 11  # rows per segment (about 3 MB)
+#: With more connections than this in the store, waiting ones are parked sooner (oldest first),
+#: down to half as many.
+_PARK_STORE: Final = 1 << 15
 
 #: Journal parts are joined up to this many rows when the journal is compacted.
 _JOURNAL_PART: Final = 1 << 16
@@ -2234,9 +2237,14 @@ class Engine:
         c = st.cols
         live = st.live_slots()
         ph = c["phase"][live]
-        quiet = c["last_clock"][live] <= clock - _PARK_AFTER_NS
-        small = c["c_pk"][live] + c["s_pk"][live] <= _PARK_ROWS
-        self._park(live[((ph == P_DONE) | (ph == P_SYN)) & quiet & small])
+        last = c["last_clock"][live]
+        waiting = ((ph == P_DONE) | (ph == P_SYN)) & (c["c_pk"][live] + c["s_pk"][live] <= _PARK_ROWS)
+        park = waiting & (last <= clock - _PARK_AFTER_NS)
+        over = len(live) - int(park.sum()) - _PARK_STORE // 2
+        if len(live) > _PARK_STORE and over > 0:  # a flood of attempts: the oldest go too
+            rest = np.flatnonzero(waiting & ~park)
+            park[rest[np.argsort(last[rest], kind="stable")[:over]]] = True
+        self._park(live[park])
         pt = self.parked
         move = pt.front_to_move()
         if len(move):

@@ -582,3 +582,23 @@ def test_unanswered_attempts_leave_the_store(tmp_path: Path, small_chunks: None)
         pass
     assert eng.parked.count == 0
     assert_same(*both(path))
+
+
+def test_a_flood_of_attempts_is_parked_before_it_is_quiet(
+    tmp_path: Path, small_chunks: None, monkeypatch: pytest.MonkeyPatch, generated: list[Path]
+) -> None:
+    """More waiting connections in the store than it should hold: the oldest are parked at
+    once, quiet or not; answers unchanged, with a full table too."""
+    from tcptrace_sm import engine
+
+    monkeypatch.setattr(engine, "_PARK_STORE", 64)
+    path = _syn_flood(tmp_path / "flood.pcap", 3000, 3.0, answered=lambda i: i % 7 == 0, again=40)
+    stats = ReadStats()
+    eng = Engine(Options())
+    for cols in read_columns(path, stats=stats):
+        eng.feed(cols)
+        assert eng.store.count < 64 + 2000  # at most a chunk's new ones on top
+    assert eng.parked.count > 2000
+    assert_same(*both(path))
+    assert_same(*both(path, max_flows=500))
+    assert_same(*both(generated[3]))
