@@ -312,6 +312,7 @@ def test_pcapng_walk_agrees_with_the_python_loop(buf: bytes, big: bool) -> None:
     assert got[1:] == want[1:]
 
 
+@needs_compiled
 def test_one_chunk_mixing_plain_and_unusual_records(tmp_path: Path) -> None:
     """Plain TCP records (decoded in C) and every kind the numpy decoder keeps (extension
     headers, fragments, tunnels, VLAN tags, skips) in one chunk: merged back in record order."""
