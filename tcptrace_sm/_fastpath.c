@@ -115,17 +115,17 @@ fast_fields(PyObject *self, PyObject *args)
     return out;
 }
 
-/* Zeek counts an event's 1st, 10th, 100th and 1000th occurrence: the index, else -1 */
+/* One more of a side's Zeek events (T, W or G: count at side[n], ordinals of the 1st, 10th,
+ * 100th and 1000th at side[first..first+3]); 1 once it reaches 10000, which Zeek writes in
+ * ways the core keeps to itself. */
 static int
-pow10_index(int64_t n)
+zeek_event(int64_t *side, int n, int first, int64_t ordn, int sub)
 {
-    switch (n) {
-    case 1: return 0;
-    case 10: return 1;
-    case 100: return 2;
-    case 1000: return 3;
-    default: return -1;
-    }
+    const int64_t count = ++side[n];
+    int i = count == 1 ? 0 : count == 10 ? 1 : count == 100 ? 2 : count == 1000 ? 3 : -1;
+    if (i >= 0)
+        side[first + i] = ordn * 4 + sub;
+    return count >= 10000;
 }
 
 typedef struct {
@@ -349,22 +349,11 @@ run_group(int64_t *S, const Segs *g, int64_t lo, int64_t hi, int created, const 
                 SD(x, S_ZF) = ordn * 4;
             if (at_rst && SD(x, S_ZR) < 0)
                 SD(x, S_ZR) = ordn * 4;
-            if (z_w) {
-                const int64_t n = ++SD(x, S_ZWN);
-                const int i = pow10_index(n);
-                if (i >= 0)
-                    SD(x, S_ZW0 + i) = ordn * 4 + 1;
-                if (n >= 10000)
-                    return 1;
-            }
-            if (z_t) {
-                const int64_t n = ++SD(x, S_ZTN);
-                const int i = pow10_index(n);
-                if (i >= 0)
-                    SD(x, S_ZT0 + i) = ordn * 4 + 2;
-                if (n >= 10000)
-                    return 1;
-            }
+            /* in Zeek's order within a segment: its letters, W, T, then the gap its ACK shows */
+            if (z_w && zeek_event(&SD(x, 0), S_ZWN, S_ZW0, ordn, 1))
+                return 1;
+            if (z_t && zeek_event(&SD(x, 0), S_ZTN, S_ZT0, ordn, 2))
+                return 1;
             /* Zeek's reassembler: this side's whole payload, the peer's trimmed by this ACK;
              * a peer's payload all cut makes every ACK past what was acknowledged a gap */
             if (data && !g->cut[k] && end > SD(x, S_ZRE))
@@ -379,14 +368,8 @@ run_group(int64_t *S, const Segs *g, int64_t lo, int64_t hi, int created, const 
                     SD(y, S_ZACK) = ak;
                 if (mode[y] == 1 && SD(y, S_ZTRIM) > SD(y, S_ZRE))
                     SD(y, S_ZRE) = SD(y, S_ZTRIM);
-                if (gap) {
-                    const int64_t n = ++SD(y, S_ZGN);
-                    const int i = pow10_index(n);
-                    if (i >= 0)
-                        SD(y, S_ZG0 + i) = ordn * 4 + 3;
-                    if (n >= 10000)
-                        return 1;
-                }
+                if (gap && zeek_event(&SD(y, 0), S_ZGN, S_ZG0, ordn, 3))
+                    return 1;
             }
             /* the peer's FIN acknowledged */
             if (plain && SD(y, S_FIN) >= 0 && ak > SD(y, S_FIN) && SD(y, S_FAO) < 0) {

@@ -694,9 +694,15 @@ class _Segmented:
     If a temporary file cannot be written (a full disk), the segment stays in memory.
     """
 
-    def __init__(self, dtype: np.dtype[np.void], meta: dict[str, Any], in_memory: int, seg: int) -> None:
+    def __init__(
+        self, dtype: np.dtype[np.void], meta: dict[str, Any], in_memory: int, seg: int, key: str
+    ) -> None:
         self.dtype = dtype
         self.seg = seg  # rows per segment
+        # per segment, the least ``key`` its rows came with (a bound: rows only ever leave),
+        # so that rows_upto looks only at segments that may hold rows that are due
+        self.key = key
+        self.low: list[int] = []
         self.in_memory = in_memory
         self.base = 0  # the row number of index 0 of the per-row arrays (a segment's first)
         self.next = 0  # the next row's number
@@ -718,6 +724,17 @@ class _Segmented:
     def live_rows(self) -> I64:
         out: I64 = np.flatnonzero(self.live[: self.next - self.base]).astype(np.int64) + self.base
         return out
+
+    def rows_upto(self, bound: int) -> I64:
+        """The rows still here whose ``key`` is at most ``bound``, in row order."""
+        out = []
+        size = self.next - self.base
+        for s, low in enumerate(self.low):
+            if low <= bound and self.segs[s] is not None:
+                lo, hi = s * self.seg, min((s + 1) * self.seg, size)
+                hit = self.live[lo:hi] & (self.m[self.key][lo:hi] <= bound)
+                out.append(np.flatnonzero(hit) + (lo + self.base))
+        return np.concatenate(out).astype(np.int64) if out else np.empty(0, dtype=np.int64)
 
     def _grow(self, need: int) -> None:
         old = len(self.live)
@@ -745,15 +762,18 @@ class _Segmented:
         for name, values in meta.items():
             self.m[name][i : i + n] = values
         self.live[i : i + n] = True
+        keys = self.m[self.key]
         done = 0
         while done < n:
             at = (first + done - self.base) % self.seg
             if at == 0:
                 self.segs.append(np.zeros(self.seg, dtype=self.dtype))
+                self.low.append(_NEVER_NS)
             tail = self.segs[-1]
             assert isinstance(tail, np.ndarray)
             k = min(n - done, self.seg - at)
             _raw(tail)[at : at + k] = _raw(new[done : done + k])
+            self.low[-1] = min(self.low[-1], int(keys[i + done : i + done + k].min()))
             done += k
             if at + k == self.seg:
                 self._spill_tail()
@@ -832,6 +852,7 @@ class _Segmented:
             a[: size - drop] = a[drop:size]
             a[size - drop : size] = 0
         del self.segs[:k]
+        del self.low[:k]
         self.base += drop
 
     def front_to_move(self) -> I64:
@@ -870,7 +891,7 @@ class _Closed(_Segmented):
     def __init__(self, tw_ns: int, in_memory: int | None = None) -> None:
         budget = CLOSED_IN_MEMORY if in_memory is None else in_memory
         meta = {"last_ts": np.int64, "fid": np.int64, "hash": np.uint64}
-        super().__init__(_CLOSED_DT, meta, budget, _CLOSED_SEG)
+        super().__init__(_CLOSED_DT, meta, budget, _CLOSED_SEG, "last_ts")
         self.tw_ns = tw_ns
 
     def append(self, new: npt.NDArray[np.void], hashes: Any) -> I64:
@@ -944,6 +965,7 @@ def _is_parked(values: I64) -> B:
     return out
 
 
+_REBUILD_STEP: Final = 1 << 15  # keys put back at once when the key table is rebuilt
 _EMPTY: Final = np.uint64(0)  # a bucket never used
 _GONE: Final = np.uint64(1)  # a bucket whose key left (probing goes on past it)
 MISSING: Final = np.iinfo(np.int64).min  # the value of a key not in the table
@@ -1075,7 +1097,9 @@ class _KeyTable:
         self.h = np.zeros(size, dtype=np.uint64)
         self.v = np.zeros(size, dtype=np.int64)
         self.used = self.gone = 0
-        self.insert(h, v)
+        del keep
+        for lo in range(0, len(h), _REBUILD_STEP):  # a part at a time: the probing's
+            self.insert(h[lo : lo + _REBUILD_STEP], v[lo : lo + _REBUILD_STEP])  # arrays stay small
 
 
 # --------------------------------------------------------------------------------- helpers
@@ -1360,6 +1384,7 @@ class Engine:
             {"hash": np.uint64, "fid": np.int64, "last_ts": np.int64, "retire_at": np.int64},
             PARKED_IN_MEMORY,
             _PARK_SEG,
+            "retire_at",
         )
         self.parks = 0  # connections parked so far (one may be parked more than once)
         self._zstrings: list[str] = []  # Zeek's conn_state and history texts of closed ones
@@ -2217,8 +2242,7 @@ class Engine:
         assert clock is not None
         st, ct, pt = self.store, self.closed, self.parked
         if pt.count:  # parked connections whose time is up: back, to retire with the rest
-            prows = pt.live_rows()
-            self._unpark(prows[_due(pt.meta("retire_at", prows), clock)])
+            self._unpark(pt.rows_upto(clock))
         live = st.live_slots()
         c = st.cols
         done = live[_due(c["retire_at"][live], clock)]
@@ -2226,8 +2250,7 @@ class Engine:
         ripe = live[_due(c["compact_at"][live], clock) & ~_due(c["retire_at"][live], clock)]
         if len(ripe):
             self._compact_closed(ripe, clock)
-        crows = ct.live_rows()
-        cdone = crows[_due(_later(ct.meta("last_ts", crows), self.tw_ns), clock)]
+        cdone = ct.rows_upto(max(clock - self.tw_ns, -_NEVER_NS))  # past their TIME-WAIT
         self._unindex(cdone, closed=True)
         table = self.table
         table.clock = clock

@@ -602,3 +602,26 @@ def test_a_flood_of_attempts_is_parked_before_it_is_quiet(
     assert_same(*both(path))
     assert_same(*both(path, max_flows=500))
     assert_same(*both(generated[3]))
+
+
+def test_closed_table_finds_the_rows_that_are_due_segment_by_segment(spill_all: dict[str, int]) -> None:
+    """``rows_upto`` gives every row still here whose key is at most the bound, looking only
+    at segments that may hold one (rows out of order included)."""
+    import numpy as np
+
+    from tcptrace_sm import engine
+
+    ct = engine._Closed(tw_ns=1)
+    rows = _closed_rows(300)
+    rows["last_ts"][::7] = 5  # a few early ones everywhere
+    rows["last_ts"][250] = 10**9  # and a late one
+    ct.append(rows, np.zeros(300, np.uint64))
+    for bound in (-1, 5, 100, 1500, 2990, 10**10):
+        want = [r for r in range(300) if rows["last_ts"][r] <= bound]
+        assert ct.rows_upto(bound).tolist() == want
+    ct.release(np.arange(0, 140))
+    ct.release(np.array([147, 154]))
+    left = [r for r in range(140, 300) if r not in (147, 154)]
+    assert ct.rows_upto(2000).tolist() == [r for r in left if rows["last_ts"][r] <= 2000]
+    assert ct.rows_upto(10**10).tolist() == left
+    ct.close()
