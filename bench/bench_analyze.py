@@ -896,7 +896,7 @@ def find_tcpsm(spec: str | None) -> list[str]:
 def prepare_tcpsm(tcpsm: list[str]) -> str:
     """Byte-compile tcpsm's package as an install would (an editable checkout under
     ``PYTHONDONTWRITEBYTECODE`` would otherwise compile it again on every run, ~0.15 s), and
-    say whether its compiled reader helpers are in use."""
+    say whether its compiled helpers (reader and engine) are in use."""
     python = Path(tcpsm[0]).parent / "python"
     if not python.exists():
         return "unknown (no python beside tcpsm)"
@@ -1081,7 +1081,7 @@ def main() -> int:
     jobs = tcpsm_has_jobs(tcpsm)
     compiled = prepare_tcpsm(tcpsm)
     print(
-        f"tcpsm: {' '.join(tcpsm)} ({'--jobs 1' if jobs else 'no --jobs option'}; compiled reader: "
+        f"tcpsm: {' '.join(tcpsm)} ({'--jobs 1' if jobs else 'no --jobs option'}; compiled helpers: "
         f"{compiled}); "
         f"tcptrace: {tcptrace or 'MISSING'}; Python {platform.python_version()}, "
         f"{os.cpu_count()} CPUs, {platform.machine()}"
