@@ -382,6 +382,9 @@ _REPLAY_ROWS: Final = 1 << 16
 #: memory before it writes further ones to temporary files (see :class:`_Closed`).
 _CLOSED_SEG: Final = 1 << 13
 CLOSED_IN_MEMORY = 16 << 20
+#: Temporary files a table keeps open at most (about 700 MB of closed rows); past that, rows
+#: stay in memory rather than use up the process's file descriptors.
+_MAX_FILES: Final = 256
 #: Rows of a spilled segment read apart when this far apart, else read together with those between.
 _CLOSED_RUN_GAP: Final = 256
 
@@ -782,8 +785,11 @@ class _Segmented:
         return rows
 
     def _spill_tail(self) -> None:
-        """The tail segment just filled: to a file, if enough are in memory already."""
+        """The tail segment just filled: to a file, if enough are in memory already (and not
+        too many files are open: each holds a descriptor)."""
         if self._segments_in_memory() * self.seg * self.dtype.itemsize < self.in_memory:
+            return
+        if sum(1 for s in self.segs if isinstance(s, _Spilled)) >= _MAX_FILES:
             return
         tail = self.segs[-1]
         assert isinstance(tail, np.ndarray)

@@ -625,3 +625,18 @@ def test_closed_table_finds_the_rows_that_are_due_segment_by_segment(spill_all: 
     assert ct.rows_upto(2000).tolist() == [r for r in left if rows["last_ts"][r] <= 2000]
     assert ct.rows_upto(10**10).tolist() == left
     ct.close()
+
+
+def test_closed_table_keeps_rows_in_memory_past_its_file_limit(
+    spill_all: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    from tcptrace_sm import engine
+
+    monkeypatch.setattr(engine, "_MAX_FILES", 2)
+    ct = engine._Closed(tw_ns=1)
+    ct.append(_closed_rows(64 * 5), np.zeros(64 * 5, np.uint64))
+    assert [type(s).__name__ for s in ct.segs] == ["_Spilled", "_Spilled", "ndarray", "ndarray", "ndarray"]
+    assert ct.load(np.array([319, 0, 130])).arr["fid"].tolist() == [319, 0, 130]
+    ct.close()
