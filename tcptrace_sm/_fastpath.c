@@ -509,3 +509,66 @@ fast_apply(PyObject *self, PyObject *args)
         PyBuffer_Release(all[i]);
     Py_RETURN_NONE;
 }
+
+/*
+ * group_first(h, first, inv) -> m
+ *     The distinct values of the uint64 array h: first[j] (int64, room for len(h)) is the
+ *     position of the j-th distinct value's first occurrence, in order of first occurrence,
+ *     and inv[i] (int64) the j of h[i]; returns the number of distinct values. One pass over
+ *     an open-addressing table twice as large as h.
+ */
+PyObject *
+group_first(PyObject *self, PyObject *args)
+{
+    Py_buffer bh, bfirst, binv;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*w*w*", &bh, &bfirst, &binv))
+        return NULL;
+    const int64_t n = (int64_t)(bh.len / 8);
+    if (bfirst.len < n * 8 || binv.len < n * 8) {
+        PyBuffer_Release(&bh);
+        PyBuffer_Release(&bfirst);
+        PyBuffer_Release(&binv);
+        PyErr_SetString(PyExc_ValueError, "group_first: first and inv need room for len(h) int64 each");
+        return NULL;
+    }
+    int64_t size = 16;
+    while (size < 2 * n)
+        size <<= 1;
+    int64_t *slot = PyMem_Malloc((size_t)size * sizeof(int64_t)); /* group + 1, 0: empty */
+    if (slot == NULL) {
+        PyBuffer_Release(&bh);
+        PyBuffer_Release(&bfirst);
+        PyBuffer_Release(&binv);
+        return PyErr_NoMemory();
+    }
+    memset(slot, 0, (size_t)size * sizeof(int64_t));
+    const uint64_t *h = (const uint64_t *)bh.buf;
+    int64_t *first = (int64_t *)bfirst.buf, *inv = (int64_t *)binv.buf;
+    const uint64_t mask = (uint64_t)size - 1;
+    int64_t m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const uint64_t v = h[i];
+        uint64_t b = (v ^ (v >> 29)) * 0xBF58476D1CE4E5B9ULL;
+        b = (b ^ (b >> 32)) & mask;
+        for (;;) {
+            const int64_t g = slot[b];
+            if (g == 0) {
+                slot[b] = m + 1;
+                first[m] = i;
+                inv[i] = m++;
+                break;
+            }
+            if (h[first[g - 1]] == v) {
+                inv[i] = g - 1;
+                break;
+            }
+            b = (b + 1) & mask;
+        }
+    }
+    PyMem_Free(slot);
+    PyBuffer_Release(&bh);
+    PyBuffer_Release(&bfirst);
+    PyBuffer_Release(&binv);
+    return PyLong_FromLongLong((long long)m);
+}

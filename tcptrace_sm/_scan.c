@@ -673,8 +673,11 @@ done:
 /* the fast engine's chunk evaluation, in _fastpath.c */
 PyObject *fast_fields(PyObject *self, PyObject *args);
 PyObject *fast_apply(PyObject *self, PyObject *args);
+PyObject *group_first(PyObject *self, PyObject *args);
 
 static PyMethodDef scan_methods[] = {
+    {"group_first", group_first, METH_VARARGS,
+     "group_first(h, first, inv) -> m: distinct uint64 values by first occurrence"},
     {"fast_fields", fast_fields, METH_NOARGS,
      "fast_fields() -> tuple[str, ...]: the store fields fast_apply reads and writes, in fmap's order"},
     {"fast_apply", fast_apply, METH_VARARGS,

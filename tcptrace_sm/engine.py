@@ -1265,6 +1265,27 @@ def _end_hash(w: npt.NDArray[np.uint64], port: I64, fam: npt.NDArray[np.uint8]) 
     return out
 
 
+def _unique_first(h: npt.NDArray[np.uint64]) -> tuple[I64, I64]:
+    """``numpy.unique(h, return_index=True, return_inverse=True)`` but for the values: the
+    first position of each distinct value (in ascending value order) and each position's
+    index among them. Compiled, a hash table's one pass and a sort of the distinct values only."""
+    if not capture.COMPILED:
+        _u, first, inv = np.unique(h, return_index=True, return_inverse=True)
+        return first.astype(np.int64), inv.ravel().astype(np.int64)
+    from tcptrace_sm import _scan
+
+    h = np.ascontiguousarray(h, dtype=np.uint64)
+    first = np.empty(len(h), dtype=np.int64)
+    inv = np.empty(len(h), dtype=np.int64)
+    m = _scan.group_first(h, first, inv)
+    first = first[:m]
+    o = np.argsort(h[first], kind="stable")
+    rank = np.empty(m, dtype=np.int64)
+    rank[o] = np.arange(m, dtype=np.int64)
+    out: tuple[I64, I64] = (first[o], rank[inv])
+    return out
+
+
 def _dedupe(cols: Columns) -> tuple[I64, I64]:
     """Distinct 4-tuples (either direction) of the segments: the first position of each, and
     each position's distinct 4-tuple (like ``numpy.unique(..., return_index, return_inverse)``).
@@ -1273,8 +1294,7 @@ def _dedupe(cols: Columns) -> tuple[I64, I64]:
     sw, dw = _words(cols.src), _words(cols.dst)
     with np.errstate(over="ignore"):
         h = _end_hash(sw, cols.sport, cols.fam) + _end_hash(dw, cols.dport, cols.fam)
-    _uh, first, inv = np.unique(h, return_index=True, return_inverse=True)
-    inv = inv.ravel()
+    first, inv = _unique_first(h)
     r = first[inv]
     # each position against its group's first: the same 4-tuple, either way round (1-D
     # comparisons of the address words: much cheaper than .all(axis=1) on the pairs)

@@ -444,3 +444,30 @@ def test_compiled_chunk_evaluation_checks_its_arguments() -> None:
         with pytest.raises(ValueError, match=message):
             _scan.fast_apply(*wrong)
     assert nf == len(set(_scan.fast_fields()))
+
+
+@needs_compiled
+@pytest.mark.parametrize("n", [0, 1, 7, 1000, 50_000])
+def test_distinct_values_as_numpy_unique_gives_them(n: int) -> None:
+    """The compiled grouping of a chunk's 4-tuple hashes: numpy.unique's first positions and
+    inverse, exactly (few and many distinct values, zero, the largest value, runs)."""
+    from tcptrace_sm.engine import _unique_first
+
+    rng = np.random.default_rng(n)
+    for distinct in (1, 3, max(n // 10, 1), max(n, 1)):
+        h = rng.integers(0, distinct, n).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        if n > 2:
+            h[0], h[-1] = np.uint64(0), np.uint64(2**64 - 1)
+        _u, first, inv = np.unique(h, return_index=True, return_inverse=True)
+        got_first, got_inv = _unique_first(h)
+        assert got_first.tolist() == first.tolist()
+        assert got_inv.tolist() == inv.ravel().tolist()
+
+
+@needs_compiled
+def test_distinct_values_need_room_for_every_position() -> None:
+    from tcptrace_sm import _scan
+
+    h = np.arange(5, dtype=np.uint64)
+    with pytest.raises(ValueError, match="room"):
+        _scan.group_first(h, np.empty(4, dtype=np.int64), np.empty(5, dtype=np.int64))
