@@ -169,7 +169,6 @@ run_group(int64_t *S, const Segs *g, int64_t lo, int64_t hi, int created, const 
     }
     const int64_t quiet_for = p->zeek_timer < p->tw_ns ? p->zeek_timer : p->tw_ns;
     int64_t prev_ts = S[F_LAST_TS], prev_clk = S[F_LAST_CLOCK];
-    int rst_seen = 0;
     *p1pos = -1;
     /* each side's data beyond the peer's window, not judged yet (one at a time): its end,
      * the edge it passed, frame and time; fresh if recorded in this chunk (the store keeps
@@ -308,9 +307,8 @@ run_group(int64_t *S, const Segs *g, int64_t lo, int64_t hi, int created, const 
                 if (t - SD(second, S_FINT) >= p->tw_ns || ck - SD(second, S_FINCLK) >= quiet_for)
                     return 1;
             }
-            /* an RST exactly at SND.NXT, before either FIN, and nothing after it */
-            if (rst_seen)
-                return 1;
+            /* an RST exactly at SND.NXT, before either FIN (nothing may follow it: the
+             * connection is P_DONE from there, whose segments all go to the core) */
             const int at_rst = rst;
             if (at_rst && !(sq == own_before && len == 0 && !own_fin_before && !peer_fin_before))
                 return 1;
@@ -394,7 +392,6 @@ run_group(int64_t *S, const Segs *g, int64_t lo, int64_t hi, int created, const 
                 SD(x, S_PPF) = SD(y, S_PK);
             }
             if (at_rst) {
-                rst_seen = 1;
                 S[F_RST_F] = frame;
                 S[F_RST_T] = t;
                 S[F_RST_O] = ordn;

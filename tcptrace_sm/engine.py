@@ -389,7 +389,17 @@ _MAX_FILES: Final = 256
 _CLOSED_RUN_GAP: Final = 256
 
 
-_PARK_ROWS: Final = 16  # see _PARK_AFTER_NS
+#: A connection that is over but for its 2 MSL (reset or refused), or an attempt nobody has
+#: answered, quiet this long on the capture clock and with at most :data:`_PARK_ROWS` segments
+#: leaves the store for the parked table (see :meth:`Engine._park`), which keeps up to
+#: PARKED_IN_MEMORY bytes of full segments (of _PARK_SEG rows, about 3 MB) in memory.
+_PARK_AFTER_NS: Final = 5 * NS_PER_S
+_PARK_ROWS: Final = 16
+PARKED_IN_MEMORY = 4 << 20
+_PARK_SEG: Final = 1 << 11
+#: With more connections than this in the store, waiting ones are parked sooner (oldest first),
+#: down to half as many.
+_PARK_STORE: Final = 1 << 15
 
 _JOURNAL_DT: Final = np.dtype(
     [("slot", "<i8"), ("gen", "<i8"), ("frame", "<i8"), ("ts", "<i8"), ("clock", "<i8"), ("src", "V16"),
@@ -419,16 +429,6 @@ _PARK_DT: Final = np.dtype(
      ("optlen", "<i8", (2,)), ("fam", "u1"), ("cip", "V16"), ("sip", "V16"), ("cport", "<i8"),
      ("sport", "<i8"), ("hash", "<u8"), ("jn", "<i8"), ("j", _KEPT_DT, (_PARK_ROWS,))]
 )  # fmt: skip
-
-#: A connection that is over but for its 2 MSL (reset or refused), or an attempt nobody has
-#: answered, quiet this long on the capture clock and with at most :data:`_PARK_ROWS` segments
-#: leaves the store for the parked table (see :meth:`Engine._park`).
-_PARK_AFTER_NS: Final = 5 * NS_PER_S
-PARKED_IN_MEMORY = 4 << 20
-_PARK_SEG: Final = 1 << 11  # rows per segment (about 3 MB)
-#: With more connections than this in the store, waiting ones are parked sooner (oldest first),
-#: down to half as many.
-_PARK_STORE: Final = 1 << 15
 
 #: Journal parts are joined up to this many rows when the journal is compacted.
 _JOURNAL_PART: Final = 1 << 16
@@ -715,7 +715,6 @@ class _Segmented:
         self.segs: list[npt.NDArray[np.void] | _Spilled | None] = []
         self.count = 0
         self.spilled = 0  # segments written to files so far
-        self.spill_failed: str | None = None  # why the last spill failed, if one did
 
     def meta(self, name: str, rows: I64) -> Any:
         """A per-row column of these rows."""
@@ -795,8 +794,7 @@ class _Segmented:
         assert isinstance(tail, np.ndarray)
         try:
             self.segs[-1] = _Spilled(tail)
-        except OSError as e:  # a full or read-only temporary directory: keep it in memory
-            self.spill_failed = str(e)
+        except OSError:  # a full or read-only temporary directory: keep it in memory
             return
         self.spilled += 1
 
@@ -903,9 +901,6 @@ class _Closed(_Segmented):
     def append(self, new: npt.NDArray[np.void], hashes: Any) -> I64:
         """Add these rows (with their 4-tuples' hashes); their row numbers."""
         return super().append(new, {"last_ts": new["last_ts"], "fid": new["fid"], "hash": hashes})
-
-    def set_hash(self, rows: I64, value: np.uint64) -> None:
-        self.set_meta("hash", rows, value)
 
     def load(self, rows: I64) -> _Rows:
         """These rows, in this order, read into memory."""
@@ -1456,7 +1451,7 @@ class Engine:
             h = self.closed.meta("hash", slots)
             there = h > _GONE
             self.keytab.remove(h[there], _closed_ref(slots[there]))
-            self.closed.set_hash(slots, _EMPTY)
+            self.closed.set_meta("hash", slots, _EMPTY)
             return
         h = self.store.hash[slots]
         there = h > _GONE
@@ -2285,9 +2280,12 @@ class Engine:
         # the cap counts connections not over yet (see tcptrace_sm.flows)
         live = st.live_slots()
         ended = st.cols["retire_at"][live] < _NEVER_NS
-        popen = pt.live_rows()
-        popen = popen[pt.meta("retire_at", popen) >= _NEVER_NS]  # parked attempts
-        over = int((~ended).sum()) + len(popen) + table.open_count - self.options.max_flows
+        over = int((~ended).sum()) + table.open_count - self.options.max_flows
+        popen = np.empty(0, dtype=np.int64)
+        if over + pt.count > 0:  # parked attempts count too (parked resets are over)
+            popen = pt.live_rows()
+            popen = popen[pt.meta("retire_at", popen) >= _NEVER_NS]
+            over += len(popen)
         if over > 0:
             if len(popen):  # the first to go are among the oldest parked attempts
                 o = np.lexsort((pt.meta("fid", popen), pt.meta("last_ts", popen)))[:over]
@@ -2367,7 +2365,7 @@ class Engine:
         where[slots] = np.arange(n)
         i = where[k["slot"].astype(np.int64)]
         o = np.argsort(i, kind="stable")  # by connection, each in capture order
-        k, i = k[o], i[o]
+        k, i = _pick(k, o), i[o]
         jn = np.bincount(i, minlength=n)
         if jn.max(initial=0) > _PARK_ROWS:
             raise AssertionError("a connection with more segments than a parked row holds")
