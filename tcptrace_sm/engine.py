@@ -83,7 +83,17 @@ from tcptrace_sm.capture import (
     segments_of,
 )
 from tcptrace_sm.flows import FlowTable, eviction_order, flow_key
-from tcptrace_sm.machine import NS_PER_S, Config, Connection, Dir, Event, cause_of, errno_for_reset
+from tcptrace_sm.machine import (
+    NS_PER_S,
+    REUSED,
+    TIME_WAIT_RECYCLED,
+    Config,
+    Connection,
+    Dir,
+    Event,
+    cause_of,
+    errno_for_reset,
+)
 from tcptrace_sm.model import (
     ACK,
     FIN,
@@ -140,6 +150,8 @@ _CAUSES = [
     cause_of(Dir.SEND, Event.RST),
     cause_of(Dir.RECV, Event.RST),
     cause_of(Dir.TIMER, Event.EXPIRE),
+    TIME_WAIT_RECYCLED,
+    REUSED,
 ]
 (
     _C_SYN,
@@ -153,6 +165,8 @@ _CAUSES = [
     _C_RST,
     _C_RRST,
     _C_TIMER,
+    _C_RECYCLED,
+    _C_REUSED,
 ) = range(len(_CAUSES))
 _CAUSE_NAMES = np.array(_CAUSES, dtype=object)
 _SIDE_NAMES = np.array(["client", "server"], dtype=object)
@@ -1527,7 +1541,16 @@ class Engine:
                 parts.append(_block_source(self._closed_records(cr[up], self.clock)))
                 unseen[cu[up]] = True
             if (~up).any():
-                self._hand_over_closed(cr[~up])
+                cr, cu = cr[~up], cu[~up]
+                new = self._recycles(cols, first_pos[cu], cr, starts_new[cu], closed=True)
+                if new.any():
+                    p = first_pos[cu[new]]
+                    self._unindex(cr[new], closed=True)
+                    recycled = (cols.frame[p], ts[p])
+                    parts.append(_block_source(self._closed_records(cr[new], self.clock, recycled=recycled)))
+                    unseen[cu[new]] = True
+                if (~new).any():
+                    self._hand_over_closed(cr[~new])
         # fast connections that are over and quiet when their 4-tuple shows up again
         known = np.flatnonzero(slot_of_u >= 0)
         if len(known):
@@ -1539,6 +1562,15 @@ class Engine:
                 parts.append(_block_source(self._records(gone, self.clock)))
                 slot_of_u[known[ret]] = -1
                 unseen[known[ret]] = True
+            k, sl = known[~ret], sl[~ret]
+            new = self._recycles(cols, first_pos[k], sl, starts_new[k], closed=False)
+            if new.any():
+                gone, p = sl[new], first_pos[k[new]]
+                self._unindex(gone)
+                recycled = (cols.frame[p], ts[p])
+                parts.append(_block_source(self._records(gone, self.clock, recycled=recycled)))
+                slot_of_u[k[new]] = -1
+                unseen[k[new]] = True
         new_u = np.flatnonzero(unseen & starts_new)
         new_slots = st.alloc(len(new_u))
         if len(new_u):
@@ -2404,7 +2436,13 @@ class Engine:
         return slots
 
     def _closed_records(
-        self, rows: I64, clock: int, *, evicted: I64 | None = None, final: bool = False
+        self,
+        rows: I64,
+        clock: int,
+        *,
+        evicted: I64 | None = None,
+        final: bool = False,
+        recycled: tuple[I64, I64] | None = None,
     ) -> Block:
         """Records of closed connections retired at ``clock`` (and of ``evicted`` ones, which
         the core describes); releases their rows."""
@@ -2413,7 +2451,8 @@ class Engine:
         if len(rows):
             got = ct.load(rows)
             idx = np.arange(len(rows), dtype=np.int64)
-            parts.append(self._fast_records(idx, np.zeros(len(rows), dtype=np.bool_), clock, final, got))
+            none = np.zeros(len(rows), dtype=np.bool_)
+            parts.append(self._fast_records(idx, none, clock, final, got, recycled=recycled))
         if evicted is not None and len(evicted):
             b = Block()
             for r in evicted.tolist():
@@ -2545,10 +2584,19 @@ class Engine:
 
     # ---- records of finished fast connections
 
-    def _records(self, slots: I64, clock: int, *, evicted: I64 | None = None, final: bool = False) -> Block:
+    def _records(
+        self,
+        slots: I64,
+        clock: int,
+        *,
+        evicted: I64 | None = None,
+        final: bool = False,
+        recycled: tuple[I64, I64] | None = None,
+    ) -> Block:
         """Records of fast connections finished at ``clock`` (and of ``evicted`` ones); releases
         their slots. Those whose end needs the core (a CLOSE-WAIT to time, the eviction of an
-        open connection) are replayed into it and finished there."""
+        open connection) are replayed into it and finished there. ``recycled``: see
+        :meth:`_fast_records` (then no slot needs the core: :meth:`_recycles` saw to it)."""
         ev = evicted if evicted is not None else np.empty(0, dtype=np.int64)
         allslots = np.concatenate([slots, ev])
         is_ev = np.concatenate([np.zeros(len(slots), dtype=np.bool_), np.ones(len(ev), dtype=np.bool_)])
@@ -2556,12 +2604,15 @@ class Engine:
             return Block()
         st = self.store
         c = st.cols
-        end = np.maximum(clock, c["last_ts"][allslots]) if final else np.full(len(allslots), clock)
+        if recycled is not None:
+            end = recycled[1]
+        else:
+            end = np.maximum(clock, c["last_ts"][allslots]) if final else np.full(len(allslots), clock)
         cs, ss, _a, _b = self.states(allslots, end)
         core = (cs == CW) | (ss == CW) | (is_ev & (c["phase"][allslots] != P_SYN))
         parts = []
         if (~core).any():
-            parts.append(self._fast_records(allslots[~core], is_ev[~core], clock, final))
+            parts.append(self._fast_records(allslots[~core], is_ev[~core], clock, final, recycled=recycled))
         if core.any():
             to_core = allslots[core]
             to_evict = allslots[core & is_ev]
@@ -2602,7 +2653,19 @@ class Engine:
         self._hand_over(live[o[:k]])
         self.journal.compact()
 
-    def _fast_records(self, slots: I64, evicted: B, clock: int, final: bool, src: Any = None) -> Block:
+    def _fast_records(
+        self,
+        slots: I64,
+        evicted: B,
+        clock: int,
+        final: bool,
+        src: Any = None,
+        *,
+        recycled: tuple[I64, I64] | None = None,
+    ) -> Block:
+        """Records of these slots (of the store, or of ``src``) at capture time ``clock``.
+        ``recycled``: per slot, the frame and time of the new SYN that took over its 4-tuple
+        (the connection ends there, a TIME-WAIT still running ending with it)."""
         st = src or self.store
         c = st.cols
         o = np.argsort(c["fid"][slots], kind="stable")
@@ -2610,8 +2673,15 @@ class Engine:
         n = len(slots)
         fid = c["fid"][slots]
         first_ts, last_ts = c["first_ts"][slots], c["last_ts"][slots]
-        end = np.maximum(clock, last_ts) if final else np.full(n, clock, dtype=np.int64)
+        if recycled is not None:
+            recycled = (recycled[0][o], recycled[1][o])
+            end = recycled[1]
+        else:
+            end = np.maximum(clock, last_ts) if final else np.full(n, clock, dtype=np.int64)
         cs, ss, _twc, _tws = self.states(slots, end, st)
+        if recycled is not None:  # what was left of them is gone (only SYN-SENT is not CLOSED)
+            cs, ss = np.where(cs == TW, CLOSED, cs), np.where(ss == TW, CLOSED, ss)
+            cs = np.where(cs == SYN_SENT, CLOSED, cs)
         cpk, spk = c["c_pk"][slots], c["s_pk"][slots]
         cby, sby = c["c_by"][slots], c["s_by"][slots]
         ph = c["phase"][slots]
@@ -2689,8 +2759,16 @@ class Engine:
                      f"{what}: RST from the {x} ({xs}) to the {y} ({ysn}){seen}")
                 )  # fmt: skip
             if unanswered[i]:
+                at = "SYN-SENT"
+                if recycled is not None:
+                    f, t_ = int(recycled[0][i]), int(recycled[1][i])
+                    rows.append(
+                        (t_, f, "superseded", "client", f, at,
+                         f"the 4-tuple was reused while the client was {at}")
+                    )  # fmt: skip
+                    at = "CLOSED"
                 rows.append(
-                    (int(first_ts[i]), 0, "unanswered_syn", "client", None, "SYN-SENT",
+                    (int(first_ts[i]), 0, "unanswered_syn", "client", None, at,
                      f"{int(cpk[i])} SYN(s) and no answer")
                 )  # fmt: skip
             anomalies[i] = [r_[2] for r_ in rows]
@@ -2710,15 +2788,19 @@ class Engine:
         block.noted = noted
         block.evicted = int(evicted.sum())
         if self.want_transitions:
-            self._transitions_into(block, slots, end, st)
+            self._transitions_into(block, slots, end, st, recycled)
         return block
 
     # ---- transitions, generated from the events
 
-    def _transition_rows(self, slots: I64, end: I64 | None, src: Any = None) -> dict[str, npt.NDArray[Any]]:
+    def _transition_rows(
+        self, slots: I64, end: I64 | None, src: Any = None, recycled: tuple[I64, I64] | None = None
+    ) -> dict[str, npt.NDArray[Any]]:
         """Every transition of the slots as columns: row (index in ``slots``), key (the order
         the core would record them in), side, frame (-1: none), ts, from, to, cause, inferred.
-        With ``end``, a TIME-WAIT whose timer ran out by then ends in the timer's transition."""
+        With ``end``, a TIME-WAIT whose timer ran out by then ends in the timer's transition;
+        with ``recycled`` (frame and time of a new SYN, ``end`` the same times), one still
+        running ends at that SYN."""
         c = (src or self.store).cols
         n = len(slots)
         idx = np.arange(n, dtype=np.int64)
@@ -2805,14 +2887,20 @@ class Engine:
             if end is not None:
                 expired = second & (end - yft >= self.tw_ns)
                 add(expired, _BIG, x, -1, yft + self.tw_ns, TW, CLOSED, _C_TIMER, True)
+                if recycled is not None:
+                    add(second & ~expired, _BIG, x, recycled[0], recycled[1], TW, CLOSED, _C_RECYCLED, True)
+        if recycled is not None:
+            add(g["phase"] == P_SYN, _BIG, 0, recycled[0], recycled[1], SYN_SENT, CLOSED, _C_REUSED, True)
         reset = (g["rst_o"] >= 0) & ~refused
         rb = g["rst_by"]
         add(reset, g["rst_o"] * 4, rb, g["rst_f"], g["rst_t"], g["rst_xs"], CLOSED, _C_RST, False)
         add(reset, g["rst_o"] * 4 + 1, 1 - rb, g["rst_f"], g["rst_t"], g["rst_ys"], CLOSED, _C_RRST, False)
         return {k: np.concatenate(v) if v else np.empty(0, dtype=np.int64) for k, v in out.items()}
 
-    def _transitions_into(self, block: Block, slots: I64, end: I64, src: Any = None) -> None:
-        t = self._transition_rows(slots, end, src)
+    def _transitions_into(
+        self, block: Block, slots: I64, end: I64, src: Any = None, recycled: tuple[I64, I64] | None = None
+    ) -> None:
+        t = self._transition_rows(slots, end, src, recycled)
         if not len(t["row"]):
             return
         # On the fast paths a connection's transitions come in time order when put in the order
@@ -2961,6 +3049,40 @@ class Engine:
             ),
         )
         return conn, zeek
+
+    def _recycles(self, cols: Columns, pos: I64, rows: I64, plain_syn: B, *, closed: bool) -> B:
+        """Which connections (closed rows, or store slots) a new one takes over: the chunk's
+        first segment on the 4-tuple (at ``pos``) is a plain SYN with another ISN than its
+        sender's, and the connection is over at that SYN (both ends CLOSED or in TIME-WAIT;
+        always so in the closed table) or was an attempt nobody answered. As the flow table
+        rules (see :mod:`tcptrace_sm.flows`), it ends at that SYN and the SYN opens a new
+        connection. In the store only the client's SYN counts (the server's ISN may be unknown
+        there)."""
+        out = np.zeros(len(rows), dtype=np.bool_)
+        cand = np.flatnonzero(plain_syn)
+        if not len(cand):
+            return out
+        p = pos[cand]
+        if closed:
+            got: Any = self.closed.load(rows[cand])
+            at = np.arange(len(cand))
+        else:
+            got, at = self.store, rows[cand]
+        from_client = (
+            (cols.fam[p] == got.fam[at])
+            & (cols.sport[p] == got.cport[at])
+            & (cols.src[p] == got.cip[at]).reshape(len(p), -1).all(axis=1)
+        )
+        c = got.cols
+        isn = np.where(from_client, c["c_isn"][at], c["s_isn"][at])
+        ok = cols.seq[p] != isn
+        if not closed:
+            cs, ss, _a, _b = self.states(at, cols.ts[p])
+            over = ((cs == CLOSED) | (cs == TW)) & ((ss == CLOSED) | (ss == TW))
+            retry = (c["phase"][at] == P_SYN) & (c["s_pk"][at] == 0)  # of an unanswered attempt
+            ok &= from_client & (over | retry)
+        out[cand] = ok
+        return out
 
     def _hand_over_closed(self, rows: I64) -> None:
         """Give closed connections to the core (something more came on their 4-tuples)."""

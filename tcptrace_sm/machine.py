@@ -46,6 +46,10 @@ NS_PER_S: Final = 1_000_000_000
 #: only this many transitions are recorded: a flood of bad segments must not exhaust memory.
 MAX_NOTES_PER_CODE: Final = 50
 MAX_TRANSITIONS: Final = 2000
+#: The cause of a TIME-WAIT that a new connection on its 4-tuple ended early.
+TIME_WAIT_RECYCLED: Final = "TIME-WAIT ended by a new SYN on the 4-tuple"
+#: The cause of any other state a new connection on its 4-tuple ended.
+REUSED: Final = "4-tuple reused by a new connection"
 _MASK: Final = 0xFFFFFFFF
 _HALF: Final = 0x80000000
 
@@ -1155,9 +1159,7 @@ class Connection:
         self._expire_time_wait(ts)
         for ep in (self.client, self.server):
             if ep.state is S.TIME_WAIT:
-                self._enter(
-                    ep, S.CLOSED, "TIME-WAIT ended by a new SYN on the 4-tuple", frame, ts, inferred=True
-                )
+                self._enter(ep, S.CLOSED, TIME_WAIT_RECYCLED, frame, ts, inferred=True)
             elif ep.state is not S.CLOSED:
                 self._note(
                     "superseded",
@@ -1167,7 +1169,7 @@ class Connection:
                     ep.state,
                     f"the 4-tuple was reused while the {ep.side} was {ep.state}",
                 )
-                self._enter(ep, S.CLOSED, "4-tuple reused by a new connection", frame, ts, inferred=True)
+                self._enter(ep, S.CLOSED, REUSED, frame, ts, inferred=True)
         self.finish(ts)
 
     def evict(self, now: int) -> None:

@@ -228,3 +228,43 @@ def write_pcap(path: Path, segments: list[Seg], *, snaplen: int | None = None) -
         records.append((ts - ts % 1000, f[:snaplen] if snaplen else f, len(f)))
     path.write_bytes(pcap(records, snaplen=snaplen or 262144))
     return path
+
+
+def reused_ports(connections: int, *, pool: int = 40, every_ms: int = 50) -> list[Seg]:
+    """One client cycling through ``pool`` ports, a connection every ``every_ms``: each 4-tuple
+    comes back long before 2 MSL is over, as load generators and busy proxies make it. The
+    connections take turns: a close by the client, a close by the server (each leaves a
+    TIME-WAIT that the next SYN ends), an unanswered SYN, a refusal, a reset."""
+    out: list[Seg] = []
+    c, s = "10.9.0.1", "192.0.2.80"
+    for i in range(connections):
+        t = 1_700_000_000 * _S + i * every_ms * _MS
+        cp, kind = 40000 + i % pool, i % 5
+        ci, si = (i * 2654435761) & _M, (i * 40503 + 7) & _M
+        segs: list[tuple[bool, int, int, int, int]] = [(True, SYN, ci, 0, 0)]  # from client?, ...
+        if kind == 3:
+            segs.append((False, RST | ACK, 0, ci + 1, 0))
+        elif kind != 2:
+            segs += [
+                (False, SYN | ACK, si, ci + 1, 0),
+                (True, ACK, ci + 1, si + 1, 0),
+                (True, ACK | PSH, ci + 1, si + 1, 120),
+                (False, ACK | PSH, si + 1, ci + 121, 900),
+                (True, ACK, ci + 121, si + 901, 0),
+            ]
+            if kind == 4:
+                segs.append((True, RST | ACK, ci + 121, si + 901, 0))
+            else:
+                a = kind == 0  # the client closes first
+                an, bn = (ci + 121, si + 901) if a else (si + 901, ci + 121)
+                segs += [
+                    (a, FIN | ACK, an, bn, 0),
+                    (not a, ACK, bn, an + 1, 0),
+                    (not a, FIN | ACK, bn, an + 1, 0),
+                    (a, ACK, an + 1, bn + 1, 0),
+                ]
+        for k, (client, flags, seq, ack, n) in enumerate(segs):
+            ends = (c, cp, s, 80) if client else (s, 80, c, cp)
+            out.append((t + k * _MS // 10, *ends, seq & _M, ack & _M, flags, 502, n, b""))
+    out.sort(key=lambda x: x[0])
+    return out
