@@ -406,8 +406,11 @@ _CLOSED_RUN_GAP: Final = 256
 #: A connection that is over but for its 2 MSL (reset or refused), or an attempt nobody has
 #: answered, quiet this long on the capture clock and with at most :data:`_PARK_ROWS` segments
 #: leaves the store for the parked table (see :meth:`Engine._park`), which keeps up to
-#: PARKED_IN_MEMORY bytes of full segments (of _PARK_SEG rows, about 3 MB) in memory.
-_PARK_AFTER_NS: Final = 5 * NS_PER_S
+#: PARKED_IN_MEMORY bytes of full segments (of _PARK_SEG rows, about 3 MB) in memory. One
+#: second: in a capture whose TIME-WAITs never run out (a burst of seconds), the store would
+#: otherwise hold every such connection of the last few seconds, at ~1.3 KB each with its
+#: journal; a retransmitted SYN after that brings one back cheaply.
+_PARK_AFTER_NS: Final = NS_PER_S
 _PARK_ROWS: Final = 16
 PARKED_IN_MEMORY = 4 << 20
 _PARK_SEG: Final = 1 << 11
