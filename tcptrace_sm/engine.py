@@ -93,6 +93,7 @@ from tcptrace_sm.machine import (
     Event,
     cause_of,
     errno_for_reset,
+    superseded_detail,
 )
 from tcptrace_sm.model import (
     ACK,
@@ -2613,6 +2614,7 @@ class Engine:
             end = np.maximum(clock, c["last_ts"][allslots]) if final else np.full(len(allslots), clock)
         cs, ss, _a, _b = self.states(allslots, end)
         core = (cs == CW) | (ss == CW) | (is_ev & (c["phase"][allslots] != P_SYN))
+        assert recycled is None or not core.any(), "a recycled connection is over or unanswered"
         parts = []
         if (~core).any():
             parts.append(self._fast_records(allslots[~core], is_ev[~core], clock, final, recycled=recycled))
@@ -2765,10 +2767,7 @@ class Engine:
                 at = "SYN-SENT"
                 if recycled is not None:
                     f, t_ = int(recycled[0][i]), int(recycled[1][i])
-                    rows.append(
-                        (t_, f, "superseded", "client", f, at,
-                         f"the 4-tuple was reused while the client was {at}")
-                    )  # fmt: skip
+                    rows.append((t_, f, "superseded", "client", f, at, superseded_detail("client", at)))
                     at = "CLOSED"
                 rows.append(
                     (int(first_ts[i]), 0, "unanswered_syn", "client", None, at,
@@ -2791,19 +2790,19 @@ class Engine:
         block.noted = noted
         block.evicted = int(evicted.sum())
         if self.want_transitions:
-            self._transitions_into(block, slots, end, st, recycled)
+            self._transitions_into(block, slots, end, st, None if recycled is None else recycled[0])
         return block
 
     # ---- transitions, generated from the events
 
     def _transition_rows(
-        self, slots: I64, end: I64 | None, src: Any = None, recycled: tuple[I64, I64] | None = None
+        self, slots: I64, end: I64 | None, src: Any = None, recycled: I64 | None = None
     ) -> dict[str, npt.NDArray[Any]]:
         """Every transition of the slots as columns: row (index in ``slots``), key (the order
         the core would record them in), side, frame (-1: none), ts, from, to, cause, inferred.
         With ``end``, a TIME-WAIT whose timer ran out by then ends in the timer's transition;
-        with ``recycled`` (frame and time of a new SYN, ``end`` the same times), one still
-        running ends at that SYN."""
+        with ``recycled``, the frames of new SYNs at times ``end`` that took the 4-tuples
+        over: a TIME-WAIT still running, or a SYN-SENT, ends at that SYN."""
         c = (src or self.store).cols
         n = len(slots)
         idx = np.arange(n, dtype=np.int64)
@@ -2891,9 +2890,9 @@ class Engine:
                 expired = second & (end - yft >= self.tw_ns)
                 add(expired, _BIG, x, -1, yft + self.tw_ns, TW, CLOSED, _C_TIMER, True)
                 if recycled is not None:
-                    add(second & ~expired, _BIG, x, recycled[0], recycled[1], TW, CLOSED, _C_RECYCLED, True)
-        if recycled is not None:
-            add(g["phase"] == P_SYN, _BIG, 0, recycled[0], recycled[1], SYN_SENT, CLOSED, _C_REUSED, True)
+                    add(second & ~expired, _BIG, x, recycled, end, TW, CLOSED, _C_RECYCLED, True)
+        if recycled is not None and end is not None:
+            add(g["phase"] == P_SYN, _BIG, 0, recycled, end, SYN_SENT, CLOSED, _C_REUSED, True)
         reset = (g["rst_o"] >= 0) & ~refused
         rb = g["rst_by"]
         add(reset, g["rst_o"] * 4, rb, g["rst_f"], g["rst_t"], g["rst_xs"], CLOSED, _C_RST, False)
@@ -2901,7 +2900,7 @@ class Engine:
         return {k: np.concatenate(v) if v else np.empty(0, dtype=np.int64) for k, v in out.items()}
 
     def _transitions_into(
-        self, block: Block, slots: I64, end: I64, src: Any = None, recycled: tuple[I64, I64] | None = None
+        self, block: Block, slots: I64, end: I64, src: Any = None, recycled: I64 | None = None
     ) -> None:
         t = self._transition_rows(slots, end, src, recycled)
         if not len(t["row"]):

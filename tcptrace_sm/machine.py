@@ -158,6 +158,11 @@ _RECV_ACK_OF_FIN: Final = cause_of(Dir.RECV, Event.ACK_OF_FIN)
 _EVENT_OF_CAUSE: Final = {cause_of(d, e): (d, e) for (_s, d, e) in TRANSITIONS}
 
 
+def superseded_detail(side: object, state: object) -> str:
+    """The detail of a ``superseded`` note: what the side was when its 4-tuple was reused."""
+    return f"the 4-tuple was reused while the {side} was {state}"
+
+
 #: The error an application sees when its socket receives an RST, as Linux ``tcp_reset()``.
 def errno_for_reset(state: TcpState) -> str | None:
     if state is S.SYN_SENT:
@@ -1167,7 +1172,7 @@ class Connection:
                     frame,
                     ts,
                     ep.state,
-                    f"the 4-tuple was reused while the {ep.side} was {ep.state}",
+                    superseded_detail(ep.side, ep.state),
                 )
                 self._enter(ep, S.CLOSED, REUSED, frame, ts, inferred=True)
         self.finish(ts)
