@@ -223,6 +223,8 @@ _SIDE_FIELDS: Final[dict[str, Any]] = {
     "ztrim": 1,  # Zeek's reassembler of its payload: trimmed up to, delivered up to, and the
     "zre": 1,  # peer's highest ACK (relative)
     "zack": 1,
+    "zblo": -1,  # Zeek's reassembler: the one block of whole payload it holds above "zre", not
+    "zbhi": -1,  # acknowledged yet (-1: none; sides with payload both cut and whole only)
 }
 _FIELDS: Final[dict[str, Any]] = {
     "fid": 0,
@@ -2064,6 +2066,7 @@ class Engine:
         # cut and whole runs Zeek's reassembler itself (GapCounter), segment by segment.
         cut = (cols.mark[order] & TRUNCATED) != 0
         z_gap: dict[int, tuple[I64, I64, I64, I64, B]] = {}  # side: mode, trim, reassem, ack, gaps
+        z_block: dict[int, tuple[I64, I64, I64]] = {}  # side: groups, their held blocks' lo, hi
         for x, sd in ((0, "c"), (1, "s")):
             mine = side == x
             has_cut, has_whole = G.any(data & mine & cut), G.any(data & mine & ~cut)
@@ -2080,13 +2083,18 @@ class Engine:
             reassem = np.where(mode[grp] == 1, np.maximum(reassem, trim), reassem)
             gaps = acks & (mode[grp] == 1) & (capped > G.before(trim, t0))
             mg = np.flatnonzero(mixed & ~g_viol)
+            blo = np.full(len(mg), -1, dtype=np.int64)
+            bhi = np.full(len(mg), -1, dtype=np.int64)
             if len(mg):
                 nxt0 = c[f"{sd}_nxt"][gsl]
                 fin0 = c[f"{sd}_fin"][gsl]
+                blo0, bhi0 = c[f"{sd}_zblo"][gsl], c[f"{sd}_zbhi"][gsl]
                 own = at_own_fin & mine
                 reset = est & ~mine & f_ack & f_rst
-                for g, lo_, hi_ in zip(mg.tolist(), G.starts[mg].tolist(), G.ends[mg].tolist(), strict=True):
-                    gc = GapCounter(int(t0[g]), int(r0[g]), int(a0[g]), int(nxt0[g]))
+                spans = zip(mg.tolist(), G.starts[mg].tolist(), G.ends[mg].tolist(), strict=True)
+                for i, (g, lo_, hi_) in enumerate(spans):
+                    held = (int(blo0[g]), int(bhi0[g])) if blo0[g] >= 0 else None
+                    gc = GapCounter(int(t0[g]), int(r0[g]), int(a0[g]), int(nxt0[g]), held)
                     if fin0[g] >= 0:
                         gc.sent(int(nxt0[g]), int(fin0[g]))
                     for k in range(lo_, hi_):
@@ -2100,12 +2108,15 @@ class Engine:
                             if got > 1:
                                 g_viol[g] = True  # two gaps at once: the core writes those
                             gaps[k] = got == 1
-                    t_, r_, a_, ok = gc.state
+                    t_, r_, a_, block, ok = gc.state
                     g_viol[g] |= not ok
+                    if block is not None:
+                        blo[i], bhi[i] = block
                     last_k = hi_ - 1
                     trim[last_k], reassem[last_k], ackmax[last_k] = t_, r_, a_
             g_viol |= c[f"{sd}_zGn"][gsl] + G.count(gaps) >= 10_000
             z_gap[x] = (mode, trim, reassem, ackmax, gaps)
+            z_block[x] = (mg, blo, bhi)
 
         g_viol |= pk_g + (G.ends - G.starts) > JOURNAL_CAP
         bail = gsl[g_viol]
@@ -2221,6 +2232,10 @@ class Engine:
             c[f"{sd}_ztrim"][gs] = trim[last]
             c[f"{sd}_zre"][gs] = reassem[last]
             c[f"{sd}_zack"][gs] = ackmax[last]
+            mg, blo, bhi = z_block[x]
+            kept = ~g_viol[mg]
+            c[f"{sd}_zblo"][gsl[mg[kept]]] = blo[kept]
+            c[f"{sd}_zbhi"][gsl[mg[kept]]] = bhi[kept]
             # in Zeek's order within a segment: its letters, W, T, then the gap its ACK shows
             for k, mm, sub in (("W", z_w & m, 1), ("T", z_t & m, 2), ("G", gaps, 3)):
                 if not mm.any():
@@ -2244,7 +2259,10 @@ class Engine:
         c["retire_at"][slots] = np.where(
             (ph == P_DONE) | both, _later(c["last_ts"][slots], self.tw_ns), _NEVER_NS
         )
+        # (a payload block Zeek still holds keeps a connection out of the closed table,
+        # which does not carry one)
         quiet = both & (c["c_bend"][slots] < 0) & (c["s_bend"][slots] < 0)
+        quiet &= (c["c_zblo"][slots] < 0) & (c["s_zblo"][slots] < 0)
         second = np.maximum(c["c_finclk"][slots], c["s_finclk"][slots])
         c["compact_at"][slots] = np.where(quiet, second, _NEVER_NS)
 

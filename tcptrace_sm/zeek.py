@@ -925,11 +925,15 @@ class GapCounter:
 
     __slots__ = ("_conn", "ep")
 
-    def __init__(self, trim: int, reassem: int, ack_rel: int, sent: int) -> None:
+    def __init__(
+        self, trim: int, reassem: int, ack_rel: int, sent: int, block: tuple[int, int] | None = None
+    ) -> None:
         ep, peer = _Endpoint("", 0), _Endpoint("", 0)
         ep.peer, peer.peer = peer, ep
         ep.state = ep.prev_state = peer.state = peer.prev_state = ESTABLISHED
         ep.trim, ep.reassem, ep.ack_rel, ep.last_rel = trim, reassem, ack_rel, sent
+        if block is not None:
+            ep.blocks.append(list(block))
         self.ep = ep
         conn = _Conn.__new__(_Conn)
         conn.is_partial = False
@@ -961,10 +965,12 @@ class GapCounter:
         return ep.gap - before
 
     @property
-    def state(self) -> tuple[int, int, int, bool]:
-        """(trim, reassem, ack_rel, whether it can be carried on from these alone)."""
+    def state(self) -> tuple[int, int, int, tuple[int, int] | None, bool]:
+        """(trim, reassem, ack_rel, the one payload block held above ``reassem`` if any,
+        whether it can be carried on from these alone: at most one block, nothing skipped)."""
         ep = self.ep
-        return ep.trim, ep.reassem, ep.ack_rel, not ep.blocks and not ep.skip
+        block = (ep.blocks[0][0], ep.blocks[0][1]) if len(ep.blocks) == 1 else None
+        return ep.trim, ep.reassem, ep.ack_rel, block, len(ep.blocks) <= 1 and not ep.skip
 
 
 def _gap(c: _Conn, ep: _Endpoint) -> None:

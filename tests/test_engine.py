@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from conftest import ROOT, SAMPLES
-from trafficgen import reused_ports, traffic, write_pcap
+from trafficgen import bulk_transfers, reused_ports, traffic, write_pcap
 
 import tcptrace_sm
 from tcptrace_sm import capture
@@ -108,6 +108,24 @@ def test_generated_traffic_cut_by_a_snaplen(
     # only a gap still open where a chunk ends hands one over
     cut_over, whole_over = _engine_run(cut).handed_over, _engine_run(whole).handed_over
     assert cut_over <= whole_over + len(histories) // 50
+
+
+def test_bulk_transfers_cut_by_a_snaplen_stay_on_the_fast_path(tmp_path: Path, small_chunks: None) -> None:
+    """Cut full-size segments and a whole last one: where a chunk ends between that last
+    segment and its ACK, the block Zeek's reassembler holds is carried to the next chunk
+    (it used to hand the whole connection to the core)."""
+    cut = write_pcap(tmp_path / "bulk.pcap", bulk_transfers(300), snaplen=96)
+    ref, fast = both(cut)
+    assert_same(ref, fast)
+    assert fast.summary["connections"] == 300
+    got = Counter(
+        (f["client_state"], f["server_state"], f["close"], f["conn_state"], f["history"])
+        for f in fast.flow_records
+    )
+    assert got == {
+        ("TIME-WAIT", "CLOSED", "fin", "SF", "ShADdggFf"): 300
+    }  # g: the gaps the cut payload makes
+    assert _engine_run(cut).handed_over == 0
 
 
 @pytest.mark.parametrize("seed", [0, 3])

@@ -268,3 +268,40 @@ def reused_ports(connections: int, *, pool: int = 40, every_ms: int = 50) -> lis
             out.append((t + k * _MS // 10, *ends, seq & _M, ack & _M, flags, 502, n, b""))
     out.sort(key=lambda x: x[0])
     return out
+
+
+def bulk_transfers(connections: int, *, segments: int = 40, every_ms: int = 1) -> list[Seg]:
+    """Downloads as a bulk benchmark makes them, overlapping: a short request, ``segments``
+    full-size segments from the server (ACKed every second one), then a short last one, and
+    a close by the client. Under a small snaplen the full-size payload is cut but the request
+    and the last segment are whole: Zeek's reassembler holds that last one (above the cut one
+    before it, not acknowledged) until the ACK of both."""
+    out: list[Seg] = []
+    s = "192.0.2.80"
+    for i in range(connections):
+        t = 1_700_000_000 * _S + i * every_ms * _MS
+        c, cp = f"10.8.{i // 250 % 250}.{i % 250 + 1}", 30000 + i
+        ci, si = (i * 2654435761) & _M, (i * 40503 + 7) & _M
+        segs: list[tuple[bool, int, int, int, int]] = [
+            (True, SYN, ci, 0, 0),
+            (False, SYN | ACK, si, ci + 1, 0),
+            (True, ACK, ci + 1, si + 1, 0),
+            (True, ACK | PSH, ci + 1, si + 1, 30),
+        ]
+        sn, cn = si + 1, ci + 31
+        for k in range(segments + 1):
+            n = 1448 if k < segments else 20 + i % 10
+            segs.append((False, ACK, sn, cn, n))
+            sn += n
+            if (k % 2 and k < segments - 1) or k == segments:  # the one before the last waits
+                segs.append((True, ACK, cn, sn, 0))
+        segs += [
+            (True, FIN | ACK, cn, sn, 0),
+            (False, FIN | ACK, sn, cn + 1, 0),
+            (True, ACK, cn + 1, sn + 1, 0),
+        ]
+        for k, (client, flags, seq, ack, n) in enumerate(segs):
+            ends = (c, cp, s, 443) if client else (s, 443, c, cp)
+            out.append((t + k * _MS // 5, *ends, seq & _M, ack & _M, flags, 1024, n, b""))
+    out.sort(key=lambda x: x[0])
+    return out
