@@ -735,6 +735,7 @@ class _Segmented:
         self.segs: list[npt.NDArray[np.void] | _Spilled | None] = []
         self.count = 0
         self.spilled = 0  # segments written to files so far
+        self.spill_error: str | None = None  # why a segment could not go to a file (the first)
 
     def meta(self, name: str, rows: I64) -> Any:
         """A per-row column of these rows."""
@@ -814,7 +815,9 @@ class _Segmented:
         assert isinstance(tail, np.ndarray)
         try:
             self.segs[-1] = _Spilled(tail)
-        except OSError:  # a full or read-only temporary directory: keep it in memory
+        except OSError as e:  # a full or read-only temporary directory: keep it in memory
+            if self.spill_error is None:
+                self.spill_error = e.strerror or str(e)
             return
         self.spilled += 1
 
@@ -3187,6 +3190,13 @@ def run(
         if k % _TRIM_EVERY == _TRIM_EVERY - 1:
             trim()
         yield (1, 0, span), b
+    why = eng.closed.spill_error or eng.parked.spill_error
+    if why is not None:
+        stats.warnings.append(
+            f"could not write temporary files in {tempfile.gettempdir()} ({why}): connections in"
+            " TIME-WAIT and waiting ones were kept in memory instead (set TMPDIR to a writable"
+            " directory with space)"
+        )
 
 
 __all__ = ["Engine", "fast_blocks", "run", "syn_options"]

@@ -405,15 +405,22 @@ def test_rebuilt_closed_connections_from_temporary_files(
 def test_a_closed_table_that_cannot_write_keeps_its_rows(
     generated: list[Path], small_chunks: None, spill_all: dict[str, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """No room for temporary files: every segment stays in memory, nothing else changes."""
+    """No room for temporary files: every segment stays in memory, the answers do not change,
+    and one warning says why memory grew."""
     from tcptrace_sm import engine
 
     def full(*_a: Any, **_k: Any) -> Any:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(engine.tempfile, "mkstemp", full)
-    assert_same(*both(generated[2]))
+    ref, fast = both(generated[2])
     assert spill_all["files"] == 0
+    assert ref.warnings == []
+    (warning,) = fast.warnings
+    assert warning.startswith("could not write temporary files in ")
+    assert "(No space left on device): connections in TIME-WAIT" in warning
+    fast.stats.warnings.clear()
+    assert_same(ref, fast)
 
 
 def _closed_rows(n: int, start: int = 0) -> Any:
