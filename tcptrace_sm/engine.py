@@ -2069,7 +2069,7 @@ class Engine:
         # cut and whole runs Zeek's reassembler itself (GapCounter), segment by segment.
         cut = (cols.mark[order] & TRUNCATED) != 0
         z_gap: dict[int, tuple[I64, I64, I64, I64, B]] = {}  # side: mode, trim, reassem, ack, gaps
-        z_block: dict[int, tuple[I64, I64, I64]] = {}  # side: groups, their held blocks' lo, hi
+        z_block: dict[int, tuple[I64, I64]] = {}  # side: each group's held block (lo, hi; -1: none)
         for x, sd in ((0, "c"), (1, "s")):
             mine = side == x
             has_cut, has_whole = G.any(data & mine & cut), G.any(data & mine & ~cut)
@@ -2086,17 +2086,14 @@ class Engine:
             reassem = np.where(mode[grp] == 1, np.maximum(reassem, trim), reassem)
             gaps = acks & (mode[grp] == 1) & (capped > G.before(trim, t0))
             mg = np.flatnonzero(mixed & ~g_viol)
-            blo = np.full(len(mg), -1, dtype=np.int64)
-            bhi = np.full(len(mg), -1, dtype=np.int64)
+            blo, bhi = c[f"{sd}_zblo"][gsl], c[f"{sd}_zbhi"][gsl]  # copies (fancy indexing)
             if len(mg):
                 nxt0 = c[f"{sd}_nxt"][gsl]
                 fin0 = c[f"{sd}_fin"][gsl]
-                blo0, bhi0 = c[f"{sd}_zblo"][gsl], c[f"{sd}_zbhi"][gsl]
                 own = at_own_fin & mine
                 reset = est & ~mine & f_ack & f_rst
-                spans = zip(mg.tolist(), G.starts[mg].tolist(), G.ends[mg].tolist(), strict=True)
-                for i, (g, lo_, hi_) in enumerate(spans):
-                    held = (int(blo0[g]), int(bhi0[g])) if blo0[g] >= 0 else None
+                for g, lo_, hi_ in zip(mg.tolist(), G.starts[mg].tolist(), G.ends[mg].tolist(), strict=True):
+                    held = (int(blo[g]), int(bhi[g])) if blo[g] >= 0 else None
                     gc = GapCounter(int(t0[g]), int(r0[g]), int(a0[g]), int(nxt0[g]), held)
                     if fin0[g] >= 0:
                         gc.sent(int(nxt0[g]), int(fin0[g]))
@@ -2113,13 +2110,12 @@ class Engine:
                             gaps[k] = got == 1
                     t_, r_, a_, block, ok = gc.state
                     g_viol[g] |= not ok
-                    if block is not None:
-                        blo[i], bhi[i] = block
+                    blo[g], bhi[g] = block if block is not None else (-1, -1)
                     last_k = hi_ - 1
                     trim[last_k], reassem[last_k], ackmax[last_k] = t_, r_, a_
             g_viol |= c[f"{sd}_zGn"][gsl] + G.count(gaps) >= 10_000
             z_gap[x] = (mode, trim, reassem, ackmax, gaps)
-            z_block[x] = (mg, blo, bhi)
+            z_block[x] = (blo, bhi)
 
         g_viol |= pk_g + (G.ends - G.starts) > JOURNAL_CAP
         bail = gsl[g_viol]
@@ -2235,10 +2231,8 @@ class Engine:
             c[f"{sd}_ztrim"][gs] = trim[last]
             c[f"{sd}_zre"][gs] = reassem[last]
             c[f"{sd}_zack"][gs] = ackmax[last]
-            mg, blo, bhi = z_block[x]
-            kept = ~g_viol[mg]
-            c[f"{sd}_zblo"][gsl[mg[kept]]] = blo[kept]
-            c[f"{sd}_zbhi"][gsl[mg[kept]]] = bhi[kept]
+            blo, bhi = z_block[x]
+            c[f"{sd}_zblo"][gs], c[f"{sd}_zbhi"][gs] = blo[okg], bhi[okg]
             # in Zeek's order within a segment: its letters, W, T, then the gap its ACK shows
             for k, mm, sub in (("W", z_w & m, 1), ("T", z_t & m, 2), ("G", gaps, 3)):
                 if not mm.any():

@@ -263,11 +263,25 @@ def reused_ports(connections: int, *, pool: int = 40, every_ms: int = 50) -> lis
                     (not a, FIN | ACK, bn, an + 1, 0),
                     (a, ACK, an + 1, bn + 1, 0),
                 ]
-        for k, (client, flags, seq, ack, n) in enumerate(segs):
-            ends = (c, cp, s, 80) if client else (s, 80, c, cp)
-            out.append((t + k * _MS // 10, *ends, seq & _M, ack & _M, flags, 502, n, b""))
+        _script(out, t, _MS // 10, (c, cp, s, 80), segs, 502)
     out.sort(key=lambda x: x[0])
     return out
+
+
+def _script(
+    out: list[Seg],
+    t: int,
+    step: int,
+    ends: tuple[str, int, str, int],
+    segs: list[tuple[bool, int, int, int, int]],
+    win: int,
+) -> None:
+    """One connection's ``(from the client?, flags, seq, ack, payload length)`` steps as
+    segments, ``step`` ns apart from ``t``, between ``ends`` (client ip, port, server ip, port)."""
+    c, cp, s, sp = ends
+    for k, (client, flags, seq, ack, n) in enumerate(segs):
+        four = (c, cp, s, sp) if client else (s, sp, c, cp)
+        out.append((t + k * step, *four, seq & _M, ack & _M, flags, win, n, b""))
 
 
 def bulk_transfers(connections: int, *, segments: int = 40, every_ms: int = 1) -> list[Seg]:
@@ -300,8 +314,6 @@ def bulk_transfers(connections: int, *, segments: int = 40, every_ms: int = 1) -
             (False, FIN | ACK, sn, cn + 1, 0),
             (True, ACK, cn + 1, sn + 1, 0),
         ]
-        for k, (client, flags, seq, ack, n) in enumerate(segs):
-            ends = (c, cp, s, 443) if client else (s, 443, c, cp)
-            out.append((t + k * _MS // 5, *ends, seq & _M, ack & _M, flags, 1024, n, b""))
+        _script(out, t, _MS // 5, (c, cp, s, 443), segs, 1024)
     out.sort(key=lambda x: x[0])
     return out
