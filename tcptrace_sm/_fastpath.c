@@ -18,8 +18,7 @@
  *     with a TFO cookie, payload cut by the snaplen, flags the core rejects.
  *     params: int64 tw_ns, zeek timer, journal cap, limit, CLOSED, SYN-SENT, ESTABLISHED.
  *     status (per group, written): 0 committed to the store, 1 to hand over to the core
- *     (the store row is left as it was), 2 left to the numpy formulation (a side whose
- *     payload is partly cut: Zeek's reassembler runs there).
+ *     (the store row is left as it was).
  *     p1pos (per group, written): the position of the SYN-ACK that answered, else -1.
  *
  * A group is evaluated on a copy of its row and written back only when every segment stayed
@@ -74,7 +73,7 @@ enum {
     S_LACK, S_WIN, S_WS, S_LSEND, S_LTX, S_RTX, S_BEND, S_BEDGE, S_BF, S_BT, S_ZMAX,
     S_ZA, S_ZD, S_ZF, S_ZR, S_ZTN, S_ZWN, S_ZGN,
     S_ZT0, S_ZT1, S_ZT2, S_ZT3, S_ZW0, S_ZW1, S_ZW2, S_ZW3, S_ZG0, S_ZG1, S_ZG2, S_ZG3,
-    S_ZTR, S_ZTRIM, S_ZRE, S_ZACK,
+    S_ZTR, S_ZTRIM, S_ZRE, S_ZACK, S_ZBLO, S_ZBHI,
     S_N
 };
 static const char *const side_names[S_N] = {
@@ -82,7 +81,7 @@ static const char *const side_names[S_N] = {
     "lack", "win", "ws", "lsend", "ltx", "rtx", "bend", "bedge", "bf", "bt", "zmax",
     "zA", "zD", "zF", "zR", "zTn", "zWn", "zGn",
     "zT0", "zT1", "zT2", "zT3", "zW0", "zW1", "zW2", "zW3", "zG0", "zG1", "zG2", "zG3",
-    "ztr", "ztrim", "zre", "zack",
+    "ztr", "ztrim", "zre", "zack", "zblo", "zbhi",
 };
 #define NF (F_SIDES + 2 * S_N)
 
@@ -132,12 +131,195 @@ typedef struct {
     int64_t tw_ns, zeek_timer, journal_cap, limit, st_closed, st_syn_sent, st_est;
 } Params;
 
+/* Zeek's reassembler for one side whose payload is partly cut by the snaplen, over one
+ * chunk: the rules of tcptrace_sm.zeek.GapCounter (TCP_Reassembler's DataSent and
+ * AckReceived, with TCP_Endpoint::Size), relative sequence numbers. The side is established
+ * throughout; its peer stops being so at an RST, after which no gap is counted. */
+#define Z_MAX_INITIAL_WINDOW 16384
+#define Z_MAX_ABOVE_HOLE 16384
+#define Z_MAX_BUFFERED (10 * 1024 * 1024)
+#define Z_MAX_BLOCKS 16
+
+typedef struct {
+    int64_t trim, reassem, ack_rel, last_rel, fin_seq;
+    int fin_cnt, skip, peer_reset, nb;
+    int64_t lo[Z_MAX_BLOCKS + 1], hi[Z_MAX_BLOCKS + 1]; /* held ranges, sorted and disjoint */
+} Reasm;
+
+static int64_t
+rz_size(const Reasm *r)
+{
+    int64_t size = r->last_rel > r->ack_rel ? r->last_rel : r->ack_rel;
+    if (size > 0) {
+        size -= 1;
+        if (r->fin_cnt && size)
+            size -= 1;
+    }
+    return size > 0 ? size : 0;
+}
+
+static void
+rz_pop(Reasm *r)
+{
+    r->nb -= 1;
+    memmove(r->lo, r->lo + 1, (size_t)r->nb * sizeof(int64_t));
+    memmove(r->hi, r->hi + 1, (size_t)r->nb * sizeof(int64_t));
+}
+
+/* the held ranges from the first on that now touch what was delivered, delivered too */
+static void
+rz_absorb(Reasm *r)
+{
+    while (r->nb && r->lo[0] <= r->reassem) {
+        if (r->hi[0] > r->reassem)
+            r->reassem = r->hi[0];
+        rz_pop(r);
+    }
+}
+
+static void
+rz_insert(Reasm *r, int64_t lo, int64_t hi)
+{
+    const int n = r->nb;
+    int i = 0;
+    while (i < n && r->hi[i] < lo)
+        i++;
+    int j = i;
+    while (j < n && r->lo[j] <= hi) {
+        if (r->lo[j] < lo)
+            lo = r->lo[j];
+        if (r->hi[j] > hi)
+            hi = r->hi[j];
+        j++;
+    }
+    memmove(r->lo + i + 1, r->lo + j, (size_t)(n - j) * sizeof(int64_t));
+    memmove(r->hi + i + 1, r->hi + j, (size_t)(n - j) * sizeof(int64_t));
+    r->lo[i] = lo;
+    r->hi[i] = hi;
+    r->nb = n - (j - i) + 1;
+    if (r->nb > Z_MAX_BLOCKS)
+        r->nb = Z_MAX_BLOCKS; /* the lowest are kept */
+}
+
+static int
+rz_unacked(const Reasm *r)
+{
+    return r->ack_rel == 0 || r->ack_rel == 1;
+}
+
+/* the side sent up to end (its FIN at fin, where fin_at) */
+static void
+rz_sent(Reasm *r, int64_t end, int fin_at, int64_t fin)
+{
+    if (end > r->last_rel)
+        r->last_rel = end;
+    if (fin_at && !r->fin_cnt) {
+        r->fin_cnt = 1;
+        r->fin_seq = fin + 1;
+    }
+}
+
+static void
+rz_data_sent(Reasm *r, int64_t seq, int64_t len)
+{
+    if (r->skip)
+        return;
+    const int64_t upper = seq + len;
+    if (seq < r->ack_rel) {
+        if (upper <= r->ack_rel)
+            return;
+        seq = r->ack_rel;
+    }
+    if (upper <= r->trim)
+        return;
+    if (seq < r->trim)
+        seq = r->trim;
+    if (seq <= r->reassem) {
+        if (upper > r->reassem) {
+            r->reassem = upper;
+            rz_absorb(r);
+            if (rz_unacked(r) && rz_size(r) > Z_MAX_INITIAL_WINDOW)
+                r->trim = r->reassem;
+        }
+    } else {
+        rz_insert(r, seq, upper);
+    }
+    if (r->nb) {
+        int64_t held = 0;
+        for (int i = 0; i < r->nb; i++)
+            held += r->hi[i] - r->lo[i];
+        if ((rz_unacked(r) && r->hi[r->nb - 1] - r->reassem > Z_MAX_ABOVE_HOLE) ||
+            r->reassem - r->trim + held > Z_MAX_BUFFERED) {
+            r->nb = 0;
+            r->skip = 1;
+        }
+    } else if (r->reassem - r->trim > Z_MAX_BUFFERED) {
+        r->skip = 1;
+    }
+}
+
+/* payload [lo, lo + len) captured whole */
+static void
+rz_data(Reasm *r, int64_t lo, int64_t len)
+{
+    if (r->skip)
+        return;
+    const int64_t hi = lo + len;
+    if (r->ack_rel <= lo && r->trim <= lo && lo <= r->reassem && r->reassem < hi && !r->nb) {
+        r->reassem = hi; /* in order: delivered at once */
+        if (rz_unacked(r) && rz_size(r) > Z_MAX_INITIAL_WINDOW)
+            r->trim = hi;
+        else if (hi - r->trim > Z_MAX_BUFFERED)
+            r->skip = 1;
+    } else {
+        rz_data_sent(r, lo, len);
+    }
+}
+
+/* the peer's ACK (with RST where reset): how many content gaps it shows */
+static int
+rz_ack(Reasm *r, int64_t rel_ack, int reset)
+{
+    int gaps = 0;
+    if (rel_ack > r->ack_rel && !reset)
+        r->ack_rel = rel_ack;
+    if (reset)
+        r->peer_reset = 1;
+    if (r->fin_cnt && rel_ack >= r->fin_seq)
+        rel_ack = r->fin_seq - 1;
+    if (rel_ack <= r->trim)
+        return 0;
+    if (rel_ack <= r->reassem) {
+        r->trim = rel_ack;
+        return 0;
+    }
+    if (!r->skip) {
+        while (r->nb && r->lo[0] < rel_ack) {
+            const int64_t lo = r->lo[0], hi = r->hi[0];
+            rz_pop(r);
+            if (lo > r->reassem && !r->peer_reset)
+                gaps++;
+            if (hi > r->reassem)
+                r->reassem = hi;
+            rz_absorb(r);
+        }
+        if (rel_ack > r->reassem && !r->peer_reset)
+            gaps++;
+    }
+    if (rel_ack > r->reassem)
+        r->reassem = rel_ack;
+    while (r->nb && r->hi[0] <= rel_ack)
+        rz_pop(r);
+    r->trim = rel_ack;
+    return gaps;
+}
+
 typedef struct {
     const int64_t *frame, *ts, *clk, *flags, *seq, *ack, *win, *len, *ws;
     const uint8_t *cl, *tfo, *cut, *bad;
 } Segs;
 
-/* One group: 0 commit, 1 hand over, 2 numpy; S holds the row on entry, the new row on 0. */
+/* One group: 0 commit, 1 hand over; S holds the row on entry, the new row on 0. */
 static int
 run_group(int64_t *S, const Segs *g, int64_t lo, int64_t hi, int created, const Params *p, int64_t *p1pos)
 {
@@ -146,7 +328,7 @@ run_group(int64_t *S, const Segs *g, int64_t lo, int64_t hi, int created, const 
     if (pk_g + (hi - lo) > p->journal_cap)
         return 1;
     /* Zeek's reassembler mode of each side's payload for the chunk (-1 none yet, 0 whole, 1
-     * cut): payload both cut and whole is for the numpy formulation (GapCounter). Every
+     * cut, 2 both: Zeek's reassembler runs, see Reasm). Every
      * plain data segment counts here; one that is not synchronised hands the group over
      * anyway, so the mode only matters where all are. */
     int has_cut[2] = {0, 0}, has_whole[2] = {0, 0};
@@ -161,11 +343,29 @@ run_group(int64_t *S, const Segs *g, int64_t lo, int64_t hi, int created, const 
         }
     }
     int64_t mode[2];
+    Reasm rz[2];
     for (int x = 0; x < 2; x++) {
         int64_t m0 = SD(x, S_ZTR);
         if (m0 == 2 || (has_cut[x] && (has_whole[x] || m0 == 0)) || (has_whole[x] && m0 == 1))
-            return 2;
-        mode[x] = has_cut[x] ? 1 : (has_whole[x] ? 0 : m0);
+            mode[x] = 2;
+        else
+            mode[x] = has_cut[x] ? 1 : (has_whole[x] ? 0 : m0);
+        if (mode[x] == 2) { /* Zeek's reassembler from where the last chunk left it */
+            Reasm *r = &rz[x];
+            r->trim = SD(x, S_ZTRIM);
+            r->reassem = SD(x, S_ZRE);
+            r->ack_rel = SD(x, S_ZACK);
+            r->last_rel = SD(x, S_NXT);
+            r->fin_cnt = r->skip = r->peer_reset = r->nb = 0;
+            r->fin_seq = 0;
+            if (SD(x, S_ZBLO) >= 0) {
+                r->lo[0] = SD(x, S_ZBLO);
+                r->hi[0] = SD(x, S_ZBHI);
+                r->nb = 1;
+            }
+            if (SD(x, S_FIN) >= 0)
+                rz_sent(r, SD(x, S_NXT), 1, SD(x, S_FIN));
+        }
     }
     const int64_t quiet_for = p->zeek_timer < p->tw_ns ? p->zeek_timer : p->tw_ns;
     int64_t prev_ts = S[F_LAST_TS], prev_clk = S[F_LAST_CLOCK];
@@ -353,10 +553,22 @@ run_group(int64_t *S, const Segs *g, int64_t lo, int64_t hi, int created, const 
             if (z_t && zeek_event(&SD(x, 0), S_ZTN, S_ZT0, ordn, 2))
                 return 1;
             /* Zeek's reassembler: this side's whole payload, the peer's trimmed by this ACK;
-             * a peer's payload all cut makes every ACK past what was acknowledged a gap */
-            if (data && !g->cut[k] && end > SD(x, S_ZRE))
+             * a peer's payload all cut makes every ACK past what was acknowledged a gap; a
+             * side with payload both cut and whole runs the reassembler itself */
+            if (mode[x] == 2 && plain) {
+                rz_sent(&rz[x], cend, at_own_fin, end);
+                if (data && !g->cut[k])
+                    rz_data(&rz[x], sq, len);
+            } else if (data && !g->cut[k] && end > SD(x, S_ZRE)) {
                 SD(x, S_ZRE) = end;
-            if (f_ack && !f_rst) {
+            }
+            if (mode[y] == 2 && f_ack) {
+                const int got = rz_ack(&rz[y], ak, f_rst);
+                if (got > 1)
+                    return 1; /* two gaps at once: the core writes those */
+                if (got == 1 && zeek_event(&SD(y, 0), S_ZGN, S_ZG0, ordn, 3))
+                    return 1;
+            } else if (f_ack && !f_rst) {
                 const int64_t yfin = SD(y, S_FIN);
                 const int64_t capped = (yfin >= 0 && ak > yfin) ? yfin : ak;
                 const int gap = mode[y] == 1 && capped > SD(y, S_ZTRIM);
@@ -414,6 +626,16 @@ run_group(int64_t *S, const Segs *g, int64_t lo, int64_t hi, int created, const 
     S[F_LAST_TS] = prev_ts;
     S[F_LAST_CLOCK] = prev_clk;
     for (int x = 0; x < 2; x++) {
+        if (mode[x] == 2) { /* carried on only as the store can hold it: one block at most */
+            const Reasm *r = &rz[x];
+            if (r->nb > 1 || r->skip)
+                return 1;
+            SD(x, S_ZTRIM) = r->trim;
+            SD(x, S_ZRE) = r->reassem;
+            SD(x, S_ZACK) = r->ack_rel;
+            SD(x, S_ZBLO) = r->nb ? r->lo[0] : -1;
+            SD(x, S_ZBHI) = r->nb ? r->hi[0] : -1;
+        }
         SD(x, S_ZTR) = mode[x];
         SD(x, S_BEND) = pend[x].end;
         if (pend[x].end >= 0 && pend[x].fresh) {
@@ -568,4 +790,182 @@ group_first(PyObject *self, PyObject *args)
     PyBuffer_Release(&bfirst);
     PyBuffer_Release(&binv);
     return PyLong_FromLongLong((long long)m);
+}
+
+/* Release every buffer of a call (those that were filled: the first n). */
+static void
+release_all(Py_buffer *b, int n)
+{
+    for (int i = 0; i < n; i++)
+        PyBuffer_Release(&b[i]);
+}
+
+/*
+ * fast_segments(order, slot, frame, ts, clock, flags, seq, ack, win, length, sport, src, mark,
+ *               cport, cip, truncated, seg64, seg8) -> None
+ *     The segments of fast_apply's groups (seg64, seg8; see fast_apply) from the chunk's
+ *     columns: order (n int64) the chunk's rows in group order, slot (n int64) each one's
+ *     slot; frame, ts, clock, flags, seq, ack, win, length, sport: the chunk's int64 columns;
+ *     src its source addresses (16 bytes each), mark its marks (bytes, truncated: the mark
+ *     of a payload cut by the snaplen); cport, cip the store's client port (int64) and
+ *     address (16 bytes) per slot. The window scale row of seg64 is -1 throughout (the
+ *     caller fills the SYNs'); seg8 gets from the client, 0, cut, flags the core rejects.
+ */
+PyObject *
+fast_segments(PyObject *self, PyObject *args)
+{
+    enum { NB = 17 };
+    Py_buffer b[NB];
+    long truncated;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*lw*w*", &b[0], &b[1], &b[2], &b[3], &b[4],
+                          &b[5], &b[6], &b[7], &b[8], &b[9], &b[10], &b[11], &b[12], &b[13], &b[14],
+                          &truncated, &b[15], &b[16]))
+        return NULL;
+    const int64_t n = (int64_t)(b[0].len / 8);
+    const int64_t rows = (int64_t)(b[2].len / 8);
+    const int64_t cap = (int64_t)(b[13].len / 8);
+    const char *err = NULL;
+    if (b[1].len != n * 8 || b[15].len != n * 9 * 8 || b[16].len != n * 4)
+        err = "fast_segments: slot, seg64 and seg8 must match order";
+    else if (b[11].len != rows * 16 || b[12].len != rows || b[14].len != cap * 16)
+        err = "fast_segments: src, mark and cip must match the columns and the store";
+    for (int i = 3; i <= 10 && err == NULL; i++)
+        if (b[i].len != rows * 8)
+            err = "fast_segments: the chunk's columns must be int64 of one length";
+    const int64_t *order = (const int64_t *)b[0].buf, *slot = (const int64_t *)b[1].buf;
+    for (int64_t k = 0; k < n && err == NULL; k++)
+        if (order[k] < 0 || order[k] >= rows || slot[k] < 0 || slot[k] >= cap)
+            err = "fast_segments: a row or slot is out of range";
+    if (err != NULL) {
+        release_all(b, NB);
+        PyErr_SetString(PyExc_ValueError, err);
+        return NULL;
+    }
+    const int64_t *frame = b[2].buf, *ts = b[3].buf, *clk = b[4].buf, *flags = b[5].buf, *seq = b[6].buf;
+    const int64_t *ack = b[7].buf, *win = b[8].buf, *len = b[9].buf, *sport = b[10].buf;
+    const uint8_t *src = b[11].buf, *mark = b[12].buf, *cip = b[14].buf;
+    const int64_t *cport = b[13].buf;
+    int64_t *s64 = b[15].buf;
+    uint8_t *s8 = b[16].buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (int64_t k = 0; k < n; k++) {
+        const int64_t r = order[k], s = slot[k], f = flags[r];
+        s64[k] = frame[r];
+        s64[n + k] = ts[r];
+        s64[2 * n + k] = clk[r];
+        s64[3 * n + k] = f;
+        s64[4 * n + k] = seq[r];
+        s64[5 * n + k] = ack[r];
+        s64[6 * n + k] = win[r];
+        s64[7 * n + k] = len[r];
+        s64[8 * n + k] = -1;
+        s8[k] = sport[r] == cport[s] && memcmp(src + r * 16, cip + s * 16, 16) == 0;
+        s8[n + k] = 0;
+        s8[2 * n + k] = (mark[r] & truncated) != 0;
+        const int64_t f6 = f & 0x3F; /* FIN SYN RST PSH ACK URG */
+        s8[3 * n + k] = f6 == 0x3F || f6 == 0 || (f & 0x03) == 0x03 || (f & 0x06) == 0x06 || (f & 0x05) == 0x05;
+    }
+    Py_END_ALLOW_THREADS
+    release_all(b, NB);
+    Py_RETURN_NONE;
+}
+
+/*
+ * journal_rows(order, nrows, seg64, seg8, bounds, status, gslot, fid, gen, limit, out) -> int
+ *     The journal's rows (the engine's 40-byte _NARROW_DT, packed: slot i4, gen u4, dframe
+ *     u4, dclock u4, ts i8, seq u4, ack u4, length i4, win u2, flags u1, up u1) of the
+ *     segments of the groups fast_apply committed (status 0), in capture order: order, seg64,
+ *     seg8, bounds, status and gslot as fast_apply had them, nrows the chunk's length, fid and
+ *     gen each group's first frame and generation in the store (int64); out room for
+ *     len(order) rows. Returns the number of rows written, or -1 (nothing usable written)
+ *     where a frame lies limit (at most 2**32) or more after its connection's first, or a
+ *     clock that far ahead of its segment's time.
+ */
+PyObject *
+journal_rows(PyObject *self, PyObject *args)
+{
+    enum { NB = 9 };
+    Py_buffer b[NB];
+    Py_ssize_t nrows;
+    long long limit;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*ny*y*y*y*y*y*y*Lw*", &b[0], &nrows, &b[1], &b[2], &b[3], &b[4], &b[5],
+                          &b[6], &b[7], &limit, &b[8]))
+        return NULL;
+    const int64_t n = (int64_t)(b[0].len / 8);
+    const int64_t ngroups = (int64_t)(b[5].len / 8);
+    const char *err = NULL;
+    if (b[1].len != n * 9 * 8 || b[2].len != n * 4 || b[8].len != n * 40)
+        err = "journal_rows: seg64, seg8 and out must match order";
+    else if (b[3].len != (ngroups + 1) * 8 || b[4].len != ngroups || b[6].len != ngroups * 8 ||
+             b[7].len != ngroups * 8 || nrows < 0 || limit < 0 || limit > MASK32 + 1)
+        err = "journal_rows: one bound, status, slot, first frame and generation per group";
+    const int64_t *order = b[0].buf, *bounds = b[3].buf, *gslot = b[5].buf;
+    for (int64_t k = 0; k < n && err == NULL; k++)
+        if (order[k] < 0 || order[k] >= nrows)
+            err = "journal_rows: a row is out of range";
+    for (int64_t gi = 0; gi < ngroups && err == NULL; gi++)
+        if (gslot[gi] < 0 || gslot[gi] > INT32_MAX || bounds[gi] < 0 || bounds[gi] > bounds[gi + 1] ||
+            bounds[gi + 1] > n)
+            err = "journal_rows: a group's slot or bounds are out of range";
+    int64_t *at = NULL;
+    if (err == NULL && (at = PyMem_Malloc((size_t)(nrows + 1) * sizeof(int64_t))) == NULL) {
+        release_all(b, NB);
+        return PyErr_NoMemory();
+    }
+    if (err != NULL) {
+        release_all(b, NB);
+        PyErr_SetString(PyExc_ValueError, err);
+        return NULL;
+    }
+    const int64_t *s64 = b[1].buf, *fid = b[6].buf, *gen = b[7].buf;
+    const uint8_t *s8 = b[2].buf, *status = b[4].buf;
+    uint8_t *out = b[8].buf;
+    int64_t written = 0;
+    Py_BEGIN_ALLOW_THREADS
+    /* at[r]: 1 where chunk row r is kept, then (prefix sums) its place in capture order */
+    memset(at, 0, (size_t)(nrows + 1) * sizeof(int64_t));
+    for (int64_t gi = 0; gi < ngroups; gi++)
+        if (status[gi] == 0)
+            for (int64_t k = bounds[gi]; k < bounds[gi + 1]; k++)
+                at[order[k]] = 1;
+    for (int64_t r = 0; r < nrows; r++) {
+        const int64_t keep = at[r];
+        at[r] = keep ? written : -1;
+        written += keep;
+    }
+    for (int64_t gi = 0; gi < ngroups && written >= 0; gi++) {
+        if (status[gi] != 0)
+            continue;
+        const int32_t slot32 = (int32_t)gslot[gi];
+        const uint32_t gen32 = (uint32_t)gen[gi];
+        for (int64_t k = bounds[gi]; k < bounds[gi + 1]; k++) {
+            const int64_t dframe = s64[k] - fid[gi], dclock = s64[2 * n + k] - s64[n + k];
+            if (dframe < 0 || dframe >= limit || dclock < 0 || dclock >= limit) {
+                written = -1;
+                break;
+            }
+            uint8_t *o = out + at[order[k]] * 40;
+            const uint32_t df = (uint32_t)dframe, dc = (uint32_t)dclock;
+            const uint32_t sq = (uint32_t)s64[4 * n + k], ak = (uint32_t)s64[5 * n + k];
+            const int32_t ln = (int32_t)s64[7 * n + k];
+            const uint16_t wn = (uint16_t)s64[6 * n + k];
+            memcpy(o, &slot32, 4);
+            memcpy(o + 4, &gen32, 4);
+            memcpy(o + 8, &df, 4);
+            memcpy(o + 12, &dc, 4);
+            memcpy(o + 16, &s64[n + k], 8);
+            memcpy(o + 24, &sq, 4);
+            memcpy(o + 28, &ak, 4);
+            memcpy(o + 32, &ln, 4);
+            memcpy(o + 36, &wn, 2);
+            o[38] = (uint8_t)s64[3 * n + k];
+            o[39] = (uint8_t)(s8[k] | (s8[2 * n + k] << 1));
+        }
+    }
+    Py_END_ALLOW_THREADS
+    PyMem_Free(at);
+    release_all(b, NB);
+    return PyLong_FromLongLong((long long)written);
 }

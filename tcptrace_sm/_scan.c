@@ -674,8 +674,17 @@ done:
 PyObject *fast_fields(PyObject *self, PyObject *args);
 PyObject *fast_apply(PyObject *self, PyObject *args);
 PyObject *group_first(PyObject *self, PyObject *args);
+PyObject *fast_segments(PyObject *self, PyObject *args);
+PyObject *journal_rows(PyObject *self, PyObject *args);
 
 static PyMethodDef scan_methods[] = {
+    {"fast_segments", fast_segments, METH_VARARGS,
+     "fast_segments(order, slot, frame, ts, clock, flags, seq, ack, win, length, sport, src, mark, cport, "
+     "cip, truncated, seg64, seg8) -> None: fast_apply's segments from a chunk's columns"},
+    {"journal_rows", journal_rows, METH_VARARGS,
+     "journal_rows(order, nrows, seg64, seg8, bounds, status, gslot, fid, gen, limit, out) -> int: the "
+     "journal's "
+     "rows of the committed groups, in capture order (-1: they need the wide form)"},
     {"group_first", group_first, METH_VARARGS,
      "group_first(h, first, inv) -> m: distinct uint64 values by first occurrence"},
     {"fast_fields", fast_fields, METH_NOARGS,

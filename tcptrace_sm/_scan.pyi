@@ -56,3 +56,38 @@ def fast_apply(
     /,
 ) -> None: ...
 def group_first(h: _Bytes, first: _Bytes, inv: _Bytes, /) -> int: ...
+def fast_segments(
+    order: _Bytes,
+    slot: _Bytes,
+    frame: _Bytes,
+    ts: _Bytes,
+    clock: _Bytes,
+    flags: _Bytes,
+    seq: _Bytes,
+    ack: _Bytes,
+    win: _Bytes,
+    length: _Bytes,
+    sport: _Bytes,
+    src: _Bytes,
+    mark: _Bytes,
+    cport: _Bytes,
+    cip: _Bytes,
+    truncated: int,
+    seg64: _Bytes,
+    seg8: _Bytes,
+    /,
+) -> None: ...
+def journal_rows(
+    order: _Bytes,
+    nrows: int,
+    seg64: _Bytes,
+    seg8: _Bytes,
+    bounds: _Bytes,
+    status: _Bytes,
+    gslot: _Bytes,
+    fid: _Bytes,
+    gen: _Bytes,
+    limit: int,
+    out: _Bytes,
+    /,
+) -> int: ...

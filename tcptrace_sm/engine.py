@@ -492,8 +492,14 @@ class _Journal:
             j[name] = getattr(cols, name)[rows]
         up = (cols.sport[rows] == st.cport[slots]) & (cols.src[rows] == st.cip[slots])
         j["up"] = up | np.where((cols.mark[rows] & TRUNCATED) != 0, 2, 0)
-        self.parts.append(j)
-        self.rows += len(j)
+        self.add(j)
+
+    def add(self, part: npt.NDArray[np.void]) -> None:
+        """A part made elsewhere (compiled, see ``journal_rows`` in ``_fastpath.c``): rows of
+        live slots, of this generation, in capture order."""
+        if len(part):
+            self.parts.append(part)
+            self.rows += len(part)
 
     def _widen(self, part: npt.NDArray[np.void]) -> npt.NDArray[np.void]:
         """A part's rows in the 48-byte form (frames and clocks in full)."""
@@ -1622,8 +1628,6 @@ class Engine:
                 slow |= back
                 fast &= ~back
                 self._hand_over(bailed)
-            keep = np.flatnonzero(fast)
-            self.journal.append(cols, keep, seg_slot[keep], clock)
         rows = np.flatnonzero(slow)
         if len(rows):
             self._slow(cols, rows, clock)
@@ -1725,16 +1729,21 @@ class Engine:
     # ---- the vectorised observer
 
     def _fast(self, cols: Columns, rows: I64, seg_slot: I64, is_new: B, clock_all: I64) -> I64:
-        """Apply one chunk's segments of the fast connections; returns the slots to hand over.
-        Compiled where it was built (``_fastpath.c``, the rules one segment at a time), else
-        :meth:`_fast_columns`; the two agree slot for slot (the test suite compares them)."""
+        """Apply one chunk's segments of the fast connections and journal those of the ones
+        that stay; returns the slots to hand over. Compiled where it was built
+        (``_fastpath.c``, the rules one segment at a time), else :meth:`_fast_columns`; the
+        two agree slot for slot (the test suite compares them)."""
         if not capture.COMPILED:
-            return self._fast_columns(cols, rows, seg_slot, is_new, clock_all)
+            out = self._fast_columns(cols, rows, seg_slot, is_new, clock_all)
+            if len(out):
+                rows = rows[~np.isin(seg_slot[rows], out)]
+            self.journal.append(cols, rows, seg_slot[rows], clock_all)
+            return out
         from tcptrace_sm import _scan
 
         st = self.store
-        order = rows[_by_slot(seg_slot[rows], self.store.cap)]
-        slot = seg_slot[order]
+        order = np.ascontiguousarray(rows[_by_slot(seg_slot[rows], self.store.cap)], dtype=np.int64)
+        slot = np.ascontiguousarray(seg_slot[order], dtype=np.int64)
         n = len(order)
         first = np.ones(n, dtype=np.bool_)
         first[1:] = slot[1:] != slot[:-1]
@@ -1743,27 +1752,37 @@ class Engine:
         gsl = np.ascontiguousarray(slot[starts], dtype=np.int64)
         created = is_new[gsl].astype(np.uint8)
         seg64 = np.empty((9, n), dtype=np.int64)
-        seg64[0] = cols.frame[order]
-        seg64[1] = cols.ts[order]
-        seg64[2] = clock_all[order]
-        flags = cols.flags[order]
-        seg64[3] = flags
-        seg64[4] = cols.seq[order]
-        seg64[5] = cols.ack[order]
-        seg64[6] = cols.win[order]
-        seg64[7] = cols.length[order]
-        seg64[8] = -1
-        seg8 = np.zeros((4, n), dtype=np.uint8)
-        seg8[0] = (cols.sport[order] == st.cport[slot]) & (
-            _words(cols.src[order]) == _words(st.cip[slot])
-        ).all(axis=1)
-        synrows = np.flatnonzero((flags & SYN) != 0)
+        seg8 = np.empty((4, n), dtype=np.uint8)
+
+        def i64(a: I64) -> I64:
+            out: I64 = np.ascontiguousarray(a, dtype=np.int64)
+            return out
+
+        _scan.fast_segments(
+            order,
+            slot,
+            i64(cols.frame),
+            i64(cols.ts),
+            i64(clock_all),
+            i64(cols.flags),
+            i64(cols.seq),
+            i64(cols.ack),
+            i64(cols.win),
+            i64(cols.length),
+            i64(cols.sport),
+            _words(cols.src),
+            np.ascontiguousarray(cols.mark, dtype=np.uint8),
+            st.cport,
+            _words(st.cip),
+            TRUNCATED,
+            seg64,
+            seg8,
+        )
+        synrows = np.flatnonzero((seg64[3] & SYN) != 0)
         if len(synrows):
             ws, tfo = syn_options(cols, order[synrows])
             seg64[8, synrows] = ws
             seg8[1, synrows] = tfo
-        seg8[2] = (cols.mark[order] & TRUNCATED) != 0
-        seg8[3] = _bad_flags(flags)
         status = np.empty(len(gsl), dtype=np.uint8)
         p1pos = np.empty(len(gsl), dtype=np.int64)
         _scan.fast_apply(
@@ -1788,13 +1807,15 @@ class Engine:
         if sa.any():
             st.set_options(1, gsl[sa], cols, order[p1pos[sa]])
         self._schedule(gsl[ok])
-        bail: I64 = gsl[status == 1]
-        deferred = status == 2
-        if deferred.any():
-            mine = np.zeros(st.cap, dtype=np.bool_)
-            mine[gsl[deferred]] = True
-            again = self._fast_columns(cols, rows[mine[seg_slot[rows]]], seg_slot, is_new, clock_all)
-            bail = np.concatenate([bail, again])
+        part = np.empty(n, dtype=_NARROW_DT)
+        fid_g, gen_g = st.cols["fid"][gsl], st.gen[gsl]
+        got = _scan.journal_rows(order, len(cols), seg64, seg8, bounds, status, gsl, fid_g, gen_g, _U32, part)
+        if got >= 0:
+            self.journal.add(part[:got])
+        else:  # a frame or clock too far for the narrow form
+            keep = np.sort(order[np.repeat(ok, np.diff(bounds))])
+            self.journal.append(cols, keep, seg_slot[keep], clock_all)
+        bail: I64 = gsl[status != 0]
         return bail
 
     def _fmap(self) -> I64:
