@@ -1334,6 +1334,41 @@ def _dedupe(cols: Columns) -> tuple[I64, I64]:
     return first.astype(np.int64), inv.astype(np.int64)
 
 
+def _plain_syns(cols: Columns) -> B:
+    """The segments that can open a connection: a SYN alone, without payload, intact."""
+    out: B = (
+        ((cols.flags & (SYN | ACK | RST | FIN)) == SYN)
+        & (cols.length == 0)
+        & ((cols.mark & BAD_CHECKSUM) == 0)
+    )
+    return out
+
+
+def _generations(cols: Columns, inv: I64) -> list[int]:
+    """Where a chunk is cut so that no piece has a connection on a 4-tuple after another one
+    (``inv``: each segment's distinct 4-tuple): before every SYN whose 4-tuple was seen
+    earlier in the piece, other than as that SYN sent again (an attempt retransmitted)."""
+    syn = _plain_syns(cols)
+    if not syn.any():
+        return []
+    o = np.argsort(inv, kind="stable")  # capture order within each 4-tuple
+    same = inv[o[1:]] == inv[o[:-1]]
+    prev = np.full(len(inv), -1, dtype=np.int64)  # the 4-tuple's previous segment
+    prev[o[1:][same]] = o[:-1][same]
+    at = np.flatnonzero(syn & (prev >= 0))
+    if not len(at):
+        return []
+    p = prev[at]
+    again = syn[p] & (cols.seq[p] == cols.seq[at])
+    cuts: list[int] = []
+    start = 0
+    for i, before in zip(at[~again].tolist(), p[~again].tolist(), strict=True):
+        if before >= start:
+            cuts.append(i)
+            start = i
+    return cuts
+
+
 def _by_slot(slots: I64, cap: int) -> I64:
     """The stable order of positions by slot: a radix sort where slots fit in 16 bits (twenty
     times faster than the merge sort numpy uses for wider integers)."""
@@ -1516,14 +1551,38 @@ class Engine:
             clock = np.maximum.accumulate(np.maximum(cols.ts, clock0))
         if end_clock is None:
             end_clock = int(clock[-1])
-        self.clock = end_clock
         if not n:
+            self.clock = end_clock
             yield from _by_span(self._sweep())
             return
+        distinct = _dedupe(cols)
+        cuts = _generations(cols, distinct[1])
+        if not cuts:
+            yield from _by_span(self._feed_piece(cols, clock, end_clock, distinct))
+            return
+        # a 4-tuple that carries a new connection after an earlier one within the chunk: the
+        # chunk goes in pieces, each 4-tuple one connection at most in each (recycling is
+        # judged where a piece begins, see _recycles); retirement and eviction run once, at
+        # the end of the chunk, as they would for it whole, and its records come out together
+        parts: list[_Source] = []
+        a = 0
+        for b in [*cuts, n]:
+            piece = cols.take(np.arange(a, b))
+            parts += self._feed_piece(piece, clock[a:b], end_clock, _dedupe(piece), last=b == n)
+            a = b
+        yield from _by_span(parts)
+
+    def _feed_piece(
+        self, cols: Columns, clock: I64, end_clock: int, distinct: tuple[I64, I64], *, last: bool = True
+    ) -> list[_Source]:
+        """:meth:`feed_spans` for a piece of a chunk in which no 4-tuple carries two
+        connections (``distinct``: its 4-tuples, see :func:`_dedupe`); ``last``: the piece
+        that ends the chunk. The records of the connections it finished, as sources."""
+        self.clock = end_clock
         st = self.store
         c = st.cols
         ts = cols.ts
-        first_pos, inv = _dedupe(cols)
+        first_pos, inv = distinct
         ukeys_arr, _lo_first = self.keys(cols.take(first_pos))
         fp = first_pos
         kt = self.keytab
@@ -1533,12 +1592,7 @@ class Engine:
         if len(woken):  # parked connections with more on their 4-tuples: back into the store
             val[woken] = self._unpark(_ref_row(val[woken]))
         slot_of_u = np.where(val >= 0, val, -1)
-        plain_syn = (
-            ((cols.flags & (SYN | ACK | RST | FIN)) == SYN)
-            & (cols.length == 0)
-            & ((cols.mark & BAD_CHECKSUM) == 0)
-        )
-        starts_new = plain_syn[first_pos]
+        starts_new = _plain_syns(cols)[first_pos]
         unseen = val == MISSING
         if self.core_keys and unseen.any():
             core = self.core_keys
@@ -1631,10 +1685,11 @@ class Engine:
         rows = np.flatnonzero(slow)
         if len(rows):
             self._slow(cols, rows, clock)
-        if self.journal.rows > JOURNAL_BUDGET:
-            self._trim_journal()
-        parts.extend(self._sweep())
-        yield from _by_span(parts)
+        if last:
+            if self.journal.rows > JOURNAL_BUDGET:
+                self._trim_journal()
+            parts.extend(self._sweep())
+        return parts
 
     # ---- the per-segment core for everything else
 

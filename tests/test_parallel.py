@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from conftest import SAMPLES
-from trafficgen import traffic, write_pcap
+from trafficgen import reused_ports, traffic, write_pcap
 
 import tcptrace_sm
 from tcptrace_sm.capture import ReadStats
@@ -34,6 +34,15 @@ def _same(a: tcptrace_sm.Analysis, b: tcptrace_sm.Analysis) -> None:
 @pytest.mark.parametrize("engine", ["fast", "reference"])
 def test_jobs_give_the_single_process_answers(capture: Path, jobs: int, engine: str) -> None:
     _same(tcptrace_sm.analyze(capture), tcptrace_sm.analyze(capture, jobs=jobs, engine=engine))
+
+
+def test_jobs_with_4tuples_reused_within_a_chunk(tmp_path: Path) -> None:
+    """Each worker cuts its share of a chunk where a 4-tuple comes back: the same answers."""
+    path = write_pcap(tmp_path / "reuse.pcap", reused_ports(2000, pool=7, every_ms=5))
+    one = tcptrace_sm.analyze(path)
+    assert len(one.flow_records) == 2000
+    _same(one, tcptrace_sm.analyze(path, jobs=2))
+    _same(one, tcptrace_sm.analyze(path, engine="reference"))
 
 
 def test_jobs_over_merged_files() -> None:
