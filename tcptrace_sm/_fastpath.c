@@ -16,7 +16,8 @@
  *     seg64: 9 rows of n int64: frame, ts, capture clock, flags, seq, ack, win, length, and
  *     the window scale of a SYN (-1: none). seg8: 4 rows of n bytes: from the client, SYN
  *     with a TFO cookie, payload cut by the snaplen, flags the core rejects.
- *     params: int64 tw_ns, zeek timer, journal cap, limit, CLOSED, SYN-SENT, ESTABLISHED.
+ *     params: int64 tw_ns, zeek timer, journal cap, limit, CLOSED, SYN-SENT, ESTABLISHED,
+ *     Zeek's shortest inactivity timeout.
  *     status (per group, written): 0 committed to the store, 1 to hand over to the core
  *     (the store row is left as it was).
  *     p1pos (per group, written): the position of the SYN-ACK that answered, else -1.
@@ -128,7 +129,7 @@ zeek_event(int64_t *side, int n, int first, int64_t ordn, int sub)
 }
 
 typedef struct {
-    int64_t tw_ns, zeek_timer, journal_cap, limit, st_closed, st_syn_sent, st_est;
+    int64_t tw_ns, zeek_timer, journal_cap, limit, st_closed, st_syn_sent, st_est, zeek_idle;
 } Params;
 
 /* Zeek's reassembler for one side whose payload is partly cut by the snaplen, over one
@@ -398,8 +399,13 @@ run_group(int64_t *S, const Segs *g, int64_t lo, int64_t hi, int created, const 
         const int64_t ordn = pk_g + (k - lo);
         if (bad || (!f_ack && !f_syn && !f_rst))
             return 1;
-        /* time never goes back within a connection; no pause reaches Zeek's timers */
-        if (t < prev_ts || ck - prev_clk >= p->zeek_timer)
+        /* time never goes back within a connection; no pause reaches Zeek's timers, but for
+         * one while both sides are synchronised and neither has closed (Zeek's timers only
+         * re-arm then) that stays short of its inactivity timeout */
+        if (t < prev_ts)
+            return 1;
+        if (ck - prev_clk >= p->zeek_timer &&
+            !(S[F_PHASE] == P_EST && SD(0, S_FIN) < 0 && SD(1, S_FIN) < 0 && ck - prev_clk < p->zeek_idle))
             return 1;
         if (win == 0 && ((f_syn && !bad) || fin))
             return 1;
@@ -669,8 +675,8 @@ fast_apply(PyObject *self, PyObject *args)
     else if (bbounds.len != (ngroups + 1) * 8 || bcreated.len != ngroups || bstatus.len != ngroups ||
              bp1.len != ngroups * 8)
         err = "fast_apply: one bound, slot, created flag, status and position per group";
-    else if (bseg64.len != nseg * 9 * 8 || bparams.len != 7 * 8)
-        err = "fast_apply: seg64 must be 9 rows of the segments, params 7 values";
+    else if (bseg64.len != nseg * 9 * 8 || bparams.len != 8 * 8)
+        err = "fast_apply: seg64 must be 9 rows of the segments, params 8 values";
     const int64_t *fmap = (const int64_t *)bmap.buf;
     const int64_t *bounds = (const int64_t *)bbounds.buf;
     const int64_t *gslot = (const int64_t *)bslot.buf;
@@ -697,7 +703,7 @@ fast_apply(PyObject *self, PyObject *args)
     const int64_t *s64 = (const int64_t *)bseg64.buf;
     const uint8_t *s8 = (const uint8_t *)bseg8.buf;
     const int64_t *pv = (const int64_t *)bparams.buf;
-    const Params prm = {pv[0], pv[1], pv[2], pv[3], pv[4], pv[5], pv[6]};
+    const Params prm = {pv[0], pv[1], pv[2], pv[3], pv[4], pv[5], pv[6], pv[7]};
     const Segs g = {s64, s64 + nseg, s64 + 2 * nseg, s64 + 3 * nseg, s64 + 4 * nseg, s64 + 5 * nseg,
                     s64 + 6 * nseg, s64 + 7 * nseg, s64 + 8 * nseg, s8, s8 + nseg, s8 + 2 * nseg, s8 + 3 * nseg};
     const uint8_t *created = (const uint8_t *)bcreated.buf;

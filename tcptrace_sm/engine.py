@@ -122,6 +122,10 @@ _ALL6: Final = FIN | SYN | RST | PSH | ACK | URG
 #: tcp_close_delay, tcp_SYN_timeout and tcp_connection_linger are all 5 s): with shorter
 #: pauses Zeek's summary of the connection is the plain one computed here.
 _ZEEK_TIMER_NS: Final = 5 * NS_PER_S
+#: Longer pauses are fine while both sides are synchronised and neither has closed: Zeek's
+#: timers only re-arm then, up to its inactivity timeout (udp_inactivity_timeout, 1 min, is
+#: the shorter of the two it uses for TCP).
+_ZEEK_IDLE_NS: Final = 60 * NS_PER_S
 
 _STATE_CODE = {s: i for i, s in enumerate(STATE_ORDER)}
 CLOSED = _STATE_CODE[TcpState.CLOSED]
@@ -1852,7 +1856,8 @@ class Engine:
             seg64,
             seg8,
             np.array(
-                [self.tw_ns, _ZEEK_TIMER_NS, JOURNAL_CAP, _LIMIT, CLOSED, SYN_SENT, EST], dtype=np.int64
+                [self.tw_ns, _ZEEK_TIMER_NS, JOURNAL_CAP, _LIMIT, CLOSED, SYN_SENT, EST, _ZEEK_IDLE_NS],
+                dtype=np.int64,
             ),
             status,
             p1pos,
@@ -1922,10 +1927,10 @@ class Engine:
         viol = bad | (~f_ack & ~f_syn & ~f_rst)
 
         # time must not go backwards within a connection, and no pause (on the capture clock,
-        # which Zeek's timers run on) may reach Zeek's timers
+        # which Zeek's timers run on) may reach Zeek's timers (but see below)
         prev_ts = G.before(ts, c["last_ts"][gsl])
         viol |= ts < prev_ts
-        viol |= clk - G.before(clk, c["last_clock"][gsl]) >= _ZEEK_TIMER_NS
+        pause = clk - G.before(clk, c["last_clock"][gsl])
 
         ws_all = np.full(n, -1, dtype=np.int64)
         tfo_all = np.zeros(n, dtype=np.bool_)
@@ -1994,6 +1999,10 @@ class Engine:
             c["s_fino"][gsl] >= 0, c["s_fino"][gsl], np.where(pfs < _BIG, G.at(ordn, pfs, -1), -1)
         )
         pfc_s, pfs_s = pfc[grp], pfs[grp]
+        # a pause that reaches Zeek's timers while both sides are synchronised and neither
+        # has closed only re-arms them, short of its inactivity timeout
+        calm = ((ph == P_EST) | (after_sa & (pos > phs_s))) & (pfc_s >= pos) & (pfs_s >= pos)
+        viol |= (pause >= _ZEEK_TIMER_NS) & ~(calm & (pause < _ZEEK_IDLE_NS))
         fin_c, fin_s = fin_c_g[grp], fin_s_g[grp]
         own_fpos = np.where(cl, pfc_s, pfs_s)  # -1: before this chunk; BIG: not yet
         peer_fpos = np.where(cl, pfs_s, pfc_s)

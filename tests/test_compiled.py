@@ -428,7 +428,7 @@ def test_compiled_chunk_evaluation_checks_its_arguments() -> None:
     fmap = np.zeros(nf, dtype=np.int64)
     one = np.zeros(1, dtype=np.int64)
     args: list[Any] = [d64, 3, d32, 2, fmap, np.array([0, 1]), one, np.zeros(1, np.uint8)]
-    args += [np.zeros((9, 1), np.int64), np.zeros((4, 1), np.uint8), np.zeros(7, np.int64)]
+    args += [np.zeros((9, 1), np.int64), np.zeros((4, 1), np.uint8), np.zeros(8, np.int64)]
     args += [np.zeros(1, np.uint8), np.zeros(1, np.int64)]
     _scan.fast_apply(*args)  # well formed
     bad: list[tuple[int, Any, str]] = [
@@ -439,7 +439,7 @@ def test_compiled_chunk_evaluation_checks_its_arguments() -> None:
         (6, np.array([9]), "slot or bounds"),
         (7, np.zeros(2, np.uint8), "one bound, slot"),
         (8, np.zeros((8, 1), np.int64), "9 rows"),
-        (10, np.zeros(6, np.int64), "params 7"),
+        (10, np.zeros(7, np.int64), "params 8"),
     ]
     for i, value, message in bad:
         wrong = list(args)
@@ -447,6 +447,46 @@ def test_compiled_chunk_evaluation_checks_its_arguments() -> None:
         with pytest.raises(ValueError, match=message):
             _scan.fast_apply(*wrong)
     assert nf == len(set(_scan.fast_fields()))
+
+
+@needs_compiled
+def test_compiled_segments_and_journal_rows_check_their_arguments() -> None:
+    from tcptrace_sm import _scan
+
+    i64 = np.zeros(2, np.int64)
+    seg_args: list[Any] = [np.array([1, 0]), np.array([0, 1]), *[i64] * 9, np.zeros((2, 16), np.uint8)]
+    seg_args += [np.zeros(2, np.uint8), i64, np.zeros((2, 16), np.uint8), 2]
+    seg_args += [np.zeros((9, 2), np.int64), np.zeros((4, 2), np.uint8)]
+    _scan.fast_segments(*seg_args)  # well formed
+    for i, value, message in [
+        (1, np.zeros(3, np.int64), "must match order"),
+        (11, np.zeros((1, 16), np.uint8), "src, mark and cip"),
+        (5, np.zeros(3, np.int64), "int64 of one length"),
+        (0, np.array([0, 2]), "out of range"),
+        (1, np.array([0, 5]), "out of range"),
+    ]:
+        wrong = list(seg_args)
+        wrong[i] = value
+        with pytest.raises(ValueError, match=message):
+            _scan.fast_segments(*wrong)
+    seg64, seg8 = np.zeros((9, 2), np.int64), np.zeros((4, 2), np.uint8)
+    seg64[0] = [5, 6]  # frames, the group's first at 5
+    jr_args: list[Any] = [np.array([1, 0]), 2, seg64, seg8, np.array([0, 2]), np.zeros(1, np.uint8)]
+    jr_args += [np.zeros(1, np.int64), np.array([5]), np.zeros(1, np.int64), 1 << 32]
+    out = np.zeros(2, dtype=[("b", "V40")])
+    assert _scan.journal_rows(*jr_args, out) == 2
+    assert _scan.journal_rows(*jr_args[:9], 1, out) == -1  # a frame 1 after its first: too far
+    for i, value, message in [
+        (2, np.zeros((9, 1), np.int64), "must match order"),
+        (4, np.array([0, 3]), "slot or bounds"),
+        (5, np.zeros(2, np.uint8), "one bound, status"),
+        (0, np.array([2, 0]), "out of range"),
+        (9, -1, "one bound, status"),
+    ]:
+        wrong = list(jr_args)
+        wrong[i] = value
+        with pytest.raises(ValueError, match=message):
+            _scan.journal_rows(*wrong, out)
 
 
 @needs_compiled
