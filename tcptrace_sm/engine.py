@@ -1348,22 +1348,26 @@ def _plain_syns(cols: Columns) -> B:
     return out
 
 
-def _generations(cols: Columns, inv: I64) -> list[int]:
+def _generations(syn: B, seq: I64, distinct: tuple[I64, I64]) -> list[int]:
     """Where a chunk is cut so that no piece has a connection on a 4-tuple after another one
-    (``inv``: each segment's distinct 4-tuple): before every SYN whose 4-tuple was seen
-    earlier in the piece, other than as that SYN sent again (an attempt retransmitted)."""
-    syn = _plain_syns(cols)
-    if not syn.any():
-        return []
-    o = np.argsort(inv, kind="stable")  # capture order within each 4-tuple
-    same = inv[o[1:]] == inv[o[:-1]]
-    prev = np.full(len(inv), -1, dtype=np.int64)  # the 4-tuple's previous segment
-    prev[o[1:][same]] = o[:-1][same]
-    at = np.flatnonzero(syn & (prev >= 0))
+    (``syn``: its plain SYNs, ``seq`` its sequence numbers, ``distinct`` its 4-tuples, see
+    :func:`_dedupe`): before every SYN whose 4-tuple was seen earlier in the piece, other than
+    as that SYN sent again (an attempt retransmitted)."""
+    first, inv = distinct
+    at = np.flatnonzero(syn)
+    at = at[first[inv[at]] != at]  # SYNs whose 4-tuple came earlier in the chunk
     if not len(at):
         return []
+    # the previous segment of each of those SYNs' 4-tuples (only theirs are sorted)
+    want = np.zeros(len(first), dtype=np.bool_)
+    want[inv[at]] = True
+    mine = np.flatnonzero(want[inv])
+    o = mine[np.argsort(inv[mine], kind="stable")]  # capture order within each 4-tuple
+    same = inv[o[1:]] == inv[o[:-1]]
+    prev = np.full(len(inv), -1, dtype=np.int64)
+    prev[o[1:][same]] = o[:-1][same]
     p = prev[at]
-    again = syn[p] & (cols.seq[p] == cols.seq[at])
+    again = syn[p] & (seq[p] == seq[at])
     cuts: list[int] = []
     start = 0
     for i, before in zip(at[~again].tolist(), p[~again].tolist(), strict=True):
@@ -1560,9 +1564,10 @@ class Engine:
             yield from _by_span(self._sweep())
             return
         distinct = _dedupe(cols)
-        cuts = _generations(cols, distinct[1])
+        syn = _plain_syns(cols)
+        cuts = _generations(syn, cols.seq, distinct)
         if not cuts:
-            yield from _by_span(self._feed_piece(cols, clock, end_clock, distinct))
+            yield from _by_span(self._feed_piece(cols, clock, end_clock, distinct, syn))
             return
         # a 4-tuple that carries a new connection after an earlier one within the chunk: the
         # chunk goes in pieces, each 4-tuple one connection at most in each (recycling is
@@ -1572,16 +1577,24 @@ class Engine:
         a = 0
         for b in [*cuts, n]:
             piece = cols.take(np.arange(a, b))
-            parts += self._feed_piece(piece, clock[a:b], end_clock, _dedupe(piece), last=b == n)
+            parts += self._feed_piece(piece, clock[a:b], end_clock, _dedupe(piece), syn[a:b], last=b == n)
             a = b
         yield from _by_span(parts)
 
     def _feed_piece(
-        self, cols: Columns, clock: I64, end_clock: int, distinct: tuple[I64, I64], *, last: bool = True
+        self,
+        cols: Columns,
+        clock: I64,
+        end_clock: int,
+        distinct: tuple[I64, I64],
+        syn: B,
+        *,
+        last: bool = True,
     ) -> list[_Source]:
         """:meth:`feed_spans` for a piece of a chunk in which no 4-tuple carries two
-        connections (``distinct``: its 4-tuples, see :func:`_dedupe`); ``last``: the piece
-        that ends the chunk. The records of the connections it finished, as sources."""
+        connections (``distinct``: its 4-tuples, see :func:`_dedupe`; ``syn``: its plain SYNs);
+        ``last``: the piece that ends the chunk. The records of the connections it finished,
+        as sources."""
         self.clock = end_clock
         st = self.store
         c = st.cols
@@ -1596,7 +1609,7 @@ class Engine:
         if len(woken):  # parked connections with more on their 4-tuples: back into the store
             val[woken] = self._unpark(_ref_row(val[woken]))
         slot_of_u = np.where(val >= 0, val, -1)
-        starts_new = _plain_syns(cols)[first_pos]
+        starts_new = syn[first_pos]
         unseen = val == MISSING
         if self.core_keys and unseen.any():
             core = self.core_keys

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from conftest import ROOT, SAMPLES
-from trafficgen import bulk_transfers, reused_ports, traffic, write_pcap
+from trafficgen import bulk_transfers, keepalive, reused_ports, traffic, write_pcap
 
 import tcptrace_sm
 from tcptrace_sm import capture
@@ -135,6 +135,21 @@ def test_bulk_transfers_cut_by_a_snaplen_stay_on_the_fast_path(tmp_path: Path, s
         pass
     assert held > 0
     assert eng.handed_over == 0
+
+
+@pytest.mark.parametrize(("pause_s", "fast_only"), [(20, True), (59, True), (61, False), (300, False)])
+def test_a_pause_while_established(
+    tmp_path: Path, small_chunks: None, pause_s: float, fast_only: bool
+) -> None:
+    """A silence longer than Zeek's 5 s timers while both sides are established and neither has
+    closed only re-arms them: such a connection stays on the fast path up to Zeek's shortest
+    inactivity timeout (1 min), past which Zeek starts a new connection (the core's)."""
+    path = write_pcap(tmp_path / "keepalive.pcap", keepalive(200, pause_s=pause_s))
+    ref, fast = both(path)
+    assert_same(ref, fast)
+    zeek = Counter((f["conn_state"], f["close"]) for f in fast.flow_records)
+    assert zeek[("SF", "fin")] == 200
+    assert (_engine_run(path).handed_over == 0) == fast_only
 
 
 @pytest.mark.parametrize("seed", [0, 3])

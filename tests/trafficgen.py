@@ -284,6 +284,37 @@ def _script(
         out.append((t + k * step, *four, seq & _M, ack & _M, flags, win, n, b""))
 
 
+def keepalive(connections: int, *, pause_s: float, every_ms: int = 3) -> list[Seg]:
+    """Connections kept open between two request/response exchanges: a silence of ``pause_s``
+    in the middle, while both sides are established, then a close by the client."""
+    out: list[Seg] = []
+    s = "192.0.2.81"
+    pause = int(pause_s * _S)
+    for i in range(connections):
+        t = 1_700_000_000 * _S + i * every_ms * _MS
+        c, cp = f"10.7.{i // 250 % 250}.{i % 250 + 1}", 20000 + i
+        ci, si = (i * 2654435761) & _M, (i * 40503 + 7) & _M
+        first: list[tuple[bool, int, int, int, int]] = [
+            (True, SYN, ci, 0, 0),
+            (False, SYN | ACK, si, ci + 1, 0),
+            (True, ACK, ci + 1, si + 1, 0),
+            (True, ACK | PSH, ci + 1, si + 1, 50),
+            (False, ACK | PSH, si + 1, ci + 51, 400),
+            (True, ACK, ci + 51, si + 401, 0),
+        ]
+        then: list[tuple[bool, int, int, int, int]] = [
+            (True, ACK | PSH, ci + 51, si + 401, 50),
+            (False, ACK | PSH, si + 401, ci + 101, 400),
+            (True, FIN | ACK, ci + 101, si + 801, 0),
+            (False, FIN | ACK, si + 801, ci + 102, 0),
+            (True, ACK, ci + 102, si + 802, 0),
+        ]
+        _script(out, t, _MS // 5, (c, cp, s, 80), first, 1024)
+        _script(out, t + pause, _MS // 5, (c, cp, s, 80), then, 1024)
+    out.sort(key=lambda x: x[0])
+    return out
+
+
 def bulk_transfers(connections: int, *, segments: int = 40, every_ms: int = 1) -> list[Seg]:
     """Downloads as a bulk benchmark makes them, overlapping: a short request, ``segments``
     full-size segments from the server (ACKed every second one), then a short last one, and
