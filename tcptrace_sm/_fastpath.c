@@ -401,10 +401,12 @@ run_group(int64_t *S, const Segs *g, int64_t lo, int64_t hi, int created, const 
             return 1;
         /* time never goes back within a connection; no pause reaches Zeek's timers, but for
          * one while both sides are synchronised and neither has closed (Zeek's timers only
-         * re-arm then) that stays short of its inactivity timeout */
+         * re-arm then) that stays short of its inactivity timeout, and one before a resend of
+         * an unanswered SYN (Zeek's attempt timer ends its connection, whose record stays the
+         * flow's, and the resend opens the next; the answer is judged below) */
         if (t < prev_ts)
             return 1;
-        if (ck - prev_clk >= p->zeek_timer &&
+        if (ck - prev_clk >= p->zeek_timer && !(S[F_PHASE] == P_SYN && x == 0) &&
             !(S[F_PHASE] == P_EST && SD(0, S_FIN) < 0 && SD(1, S_FIN) < 0 && ck - prev_clk < p->zeek_idle))
             return 1;
         if (win == 0 && ((f_syn && !bad) || fin))

@@ -2013,9 +2013,10 @@ class Engine:
         )
         pfc_s, pfs_s = pfc[grp], pfs[grp]
         # a pause that reaches Zeek's timers while both sides are synchronised and neither
-        # has closed only re-arms them, short of its inactivity timeout
+        # has closed only re-arms them, short of its inactivity timeout; one before a resend
+        # of an unanswered SYN ends the Zeek connection, whose record stays the flow's
         calm = ((ph == P_EST) | (after_sa & (pos > phs_s))) & (pfc_s >= pos) & (pfs_s >= pos)
-        viol |= (pause >= _ZEEK_TIMER_NS) & ~(calm & (pause < _ZEEK_IDLE_NS))
+        viol |= (pause >= _ZEEK_TIMER_NS) & ~(calm & (pause < _ZEEK_IDLE_NS)) & ~in_syn
         fin_c, fin_s = fin_c_g[grp], fin_s_g[grp]
         own_fpos = np.where(cl, pfc_s, pfs_s)  # -1: before this chunk; BIG: not yet
         peer_fpos = np.where(cl, pfs_s, pfc_s)

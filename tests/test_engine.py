@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from conftest import ROOT, SAMPLES
-from trafficgen import bulk_transfers, keepalive, reused_ports, traffic, write_pcap
+from trafficgen import bulk_transfers, keepalive, reused_ports, syn_retries, traffic, write_pcap
 
 import tcptrace_sm
 from tcptrace_sm import capture
@@ -149,6 +149,34 @@ def test_a_pause_while_established(
     assert_same(ref, fast)
     zeek = Counter((f["conn_state"], f["close"]) for f in fast.flow_records)
     assert zeek[("SF", "fin")] == 200
+    assert (_engine_run(path).handed_over == 0) == fast_only
+
+
+LINUX_BACKOFF = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+
+
+@pytest.mark.parametrize(
+    ("gaps", "answer", "fast_only", "close"),
+    [
+        (LINUX_BACKOFF, "none", True, "unanswered"),
+        ((1.0, 2.0, 4.0, 8.0), "none", True, "unanswered"),
+        ((6.0, 400.0), "none", True, "unanswered"),
+        ((1.0, 2.0), "synack", True, "fin"),
+        ((1.0, 2.0, 4.0, 8.0), "synack", False, "fin"),
+        ((1.0, 2.0, 4.0, 8.0), "refused", False, "refused"),
+    ],
+)
+def test_syn_retransmissions_backing_off(
+    tmp_path: Path, small_chunks: None, gaps: tuple[float, ...], answer: str, fast_only: bool, close: str
+) -> None:
+    """An attempt whose SYN is sent again after silences of 5 s and more (a kernel backing off
+    against a server that is down) stays on the fast path while nobody answers: Zeek's attempt
+    timer only starts a new Zeek connection at the next SYN, and the flow's row is the first
+    one's. An answer 5 s or more after the first SYN is the core's."""
+    path = write_pcap(tmp_path / "backoff.pcap", syn_retries(150, gaps_s=gaps, answer=answer))
+    ref, fast = both(path)
+    assert_same(ref, fast)
+    assert Counter(f["close"] for f in fast.flow_records) == {close: 150}
     assert (_engine_run(path).handed_over == 0) == fast_only
 
 

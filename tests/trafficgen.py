@@ -315,6 +315,40 @@ def keepalive(connections: int, *, pause_s: float, every_ms: int = 3) -> list[Se
     return out
 
 
+def syn_retries(
+    connections: int, *, gaps_s: tuple[float, ...], answer: str = "none", every_ms: int = 3
+) -> list[Seg]:
+    """Connection attempts whose SYN is sent again after each of ``gaps_s`` (Linux backs off
+    1, 2, 4, 8, 16, 32 s), then ``answer``ed 10 ms after the last one: ``"none"``, ``"refused"``
+    (RST+ACK) or ``"synack"`` (a handshake, a request, a response, a close by the client)."""
+    out: list[Seg] = []
+    s = "192.0.2.83"
+    for i in range(connections):
+        t = 1_700_000_000 * _S + i * every_ms * _MS
+        c, cp = f"10.8.{i // 250 % 250}.{i % 250 + 1}", 30000 + i
+        ci, si = (i * 2654435761) & _M, (i * 40503 + 7) & _M
+        at = t
+        for gap in (0.0, *gaps_s):
+            at += int(gap * _S)
+            _script(out, at, 0, (c, cp, s, 80), [(True, SYN, ci, 0, 0)], 64240)
+        reply: list[tuple[bool, int, int, int, int]] = []
+        if answer == "refused":
+            reply = [(False, RST | ACK, 0, ci + 1, 0)]
+        elif answer == "synack":
+            reply = [
+                (False, SYN | ACK, si, ci + 1, 0),
+                (True, ACK, ci + 1, si + 1, 0),
+                (True, ACK | PSH, ci + 1, si + 1, 80),
+                (False, ACK | PSH, si + 1, ci + 81, 300),
+                (True, FIN | ACK, ci + 81, si + 301, 0),
+                (False, FIN | ACK, si + 301, ci + 82, 0),
+                (True, ACK, ci + 82, si + 302, 0),
+            ]
+        _script(out, at + 10 * _MS, _MS // 5, (c, cp, s, 80), reply, 1024)
+    out.sort(key=lambda x: x[0])
+    return out
+
+
 def bulk_transfers(connections: int, *, segments: int = 40, every_ms: int = 1) -> list[Seg]:
     """Downloads as a bulk benchmark makes them, overlapping: a short request, ``segments``
     full-size segments from the server (ACKed every second one), then a short last one, and
