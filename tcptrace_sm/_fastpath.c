@@ -130,7 +130,24 @@ zeek_event(int64_t *side, int n, int first, int64_t ordn, int sub)
 
 typedef struct {
     int64_t tw_ns, zeek_timer, journal_cap, limit, st_closed, st_syn_sent, st_est, zeek_idle;
+    int64_t st_fw1, st_fw2, st_cw, st_last_ack, st_tw;
 } Params;
+#define N_PARAMS 13
+
+/* A synchronised side's state from the FINs so far (as the store's states() reads them):
+ * FIN-WAIT-1/2 until the peer's FIN, then TIME-WAIT; CLOSE-WAIT after the peer's FIN, then
+ * LAST-ACK and CLOSED once its own FIN is acknowledged. */
+static int64_t
+closing_state(const int64_t *me, const int64_t *peer, const Params *p)
+{
+    const int sent = me[S_FINO] >= 0, peer_sent = peer[S_FINO] >= 0;
+    const int first = sent && (!peer_sent || me[S_FINO] < peer[S_FINO]);
+    if (first)
+        return peer_sent ? p->st_tw : (me[S_FAO] >= 0 ? p->st_fw2 : p->st_fw1);
+    if (peer_sent)
+        return sent ? (me[S_FAO] >= 0 ? p->st_closed : p->st_last_ack) : p->st_cw;
+    return p->st_est;
+}
 
 /* Zeek's reassembler for one side whose payload is partly cut by the snaplen, over one
  * chunk: the rules of tcptrace_sm.zeek.GapCounter (TCP_Reassembler's DataSent and
@@ -515,11 +532,19 @@ run_group(int64_t *S, const Segs *g, int64_t lo, int64_t hi, int created, const 
                 if (t - SD(second, S_FINT) >= p->tw_ns || ck - SD(second, S_FINCLK) >= quiet_for)
                     return 1;
             }
-            /* an RST exactly at SND.NXT, before either FIN (nothing may follow it: the
-             * connection is P_DONE from there, whose segments all go to the core) */
+            /* an RST exactly at SND.NXT (nothing may follow it: the connection is P_DONE from
+             * there, whose segments all go to the core), also after FINs, but not into a
+             * TIME-WAIT (RFC 1337: the core's) */
             const int at_rst = rst;
-            if (at_rst && !(sq == own_before && len == 0 && !own_fin_before && !peer_fin_before))
-                return 1;
+            int64_t rst_xs = p->st_est, rst_ys = p->st_est;
+            if (at_rst) {
+                if (!(sq == own_before && len == 0))
+                    return 1;
+                rst_xs = closing_state(&SD(x, 0), &SD(y, 0), p);
+                rst_ys = closing_state(&SD(y, 0), &SD(x, 0), p);
+                if (rst_ys == p->st_tw || rst_ys == p->st_closed)
+                    return 1;
+            }
             /* windows: data beyond the receiver's window is judged at its next segment */
             const int both_ws = SD(0, S_WS) >= 0 && SD(1, S_WS) >= 0;
             const int64_t sh_x = both_ws ? SD(x, S_WS) : 0, sh_y = both_ws ? SD(y, S_WS) : 0;
@@ -616,8 +641,8 @@ run_group(int64_t *S, const Segs *g, int64_t lo, int64_t hi, int created, const 
                 S[F_RST_T] = t;
                 S[F_RST_O] = ordn;
                 S[F_RST_BY] = x;
-                S[F_RST_XS] = p->st_est;
-                S[F_RST_YS] = p->st_est;
+                S[F_RST_XS] = rst_xs;
+                S[F_RST_YS] = rst_ys;
                 S[F_PHASE] = P_DONE;
             }
         } else if (f_ack) {
@@ -677,8 +702,8 @@ fast_apply(PyObject *self, PyObject *args)
     else if (bbounds.len != (ngroups + 1) * 8 || bcreated.len != ngroups || bstatus.len != ngroups ||
              bp1.len != ngroups * 8)
         err = "fast_apply: one bound, slot, created flag, status and position per group";
-    else if (bseg64.len != nseg * 9 * 8 || bparams.len != 8 * 8)
-        err = "fast_apply: seg64 must be 9 rows of the segments, params 8 values";
+    else if (bseg64.len != nseg * 9 * 8 || bparams.len != N_PARAMS * 8)
+        err = "fast_apply: seg64 must be 9 rows of the segments, params 13 values";
     const int64_t *fmap = (const int64_t *)bmap.buf;
     const int64_t *bounds = (const int64_t *)bbounds.buf;
     const int64_t *gslot = (const int64_t *)bslot.buf;
@@ -705,7 +730,7 @@ fast_apply(PyObject *self, PyObject *args)
     const int64_t *s64 = (const int64_t *)bseg64.buf;
     const uint8_t *s8 = (const uint8_t *)bseg8.buf;
     const int64_t *pv = (const int64_t *)bparams.buf;
-    const Params prm = {pv[0], pv[1], pv[2], pv[3], pv[4], pv[5], pv[6], pv[7]};
+    const Params prm = {pv[0], pv[1], pv[2], pv[3], pv[4], pv[5], pv[6], pv[7], pv[8], pv[9], pv[10], pv[11], pv[12]};
     const Segs g = {s64, s64 + nseg, s64 + 2 * nseg, s64 + 3 * nseg, s64 + 4 * nseg, s64 + 5 * nseg,
                     s64 + 6 * nseg, s64 + 7 * nseg, s64 + 8 * nseg, s8, s8 + nseg, s8 + 2 * nseg, s8 + 3 * nseg};
     const uint8_t *created = (const uint8_t *)bcreated.buf;

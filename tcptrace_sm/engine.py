@@ -1415,6 +1415,18 @@ def _due(at: I64, clock: I64 | int) -> B:
     return out
 
 
+def _closing_state(sent: B, peer_sent: B, earlier: B, acked: B) -> I64:
+    """A synchronised side's state from the FINs so far, as :meth:`Engine.states` reads them:
+    whether it and its peer sent one, its own came first (when both did) and was acknowledged."""
+    first = sent & (~peer_sent | earlier)
+    out: I64 = np.select(
+        [first & peer_sent, first, sent & peer_sent, peer_sent],
+        [TW, np.where(acked, FW2, FW1), np.where(acked, CLOSED, LAST_ACK), CW],
+        EST,
+    )
+    return out
+
+
 def _rel(x: I64, base: I64) -> I64:
     out: I64 = (x - base) & _MASK
     return out
@@ -1869,7 +1881,10 @@ class Engine:
             seg64,
             seg8,
             np.array(
-                [self.tw_ns, _ZEEK_TIMER_NS, JOURNAL_CAP, _LIMIT, CLOSED, SYN_SENT, EST, _ZEEK_IDLE_NS],
+                [
+                    *(self.tw_ns, _ZEEK_TIMER_NS, JOURNAL_CAP, _LIMIT, CLOSED, SYN_SENT, EST),
+                    *(_ZEEK_IDLE_NS, FW1, FW2, CW, LAST_ACK, TW),
+                ],
                 dtype=np.int64,
             ),
             status,
@@ -2020,7 +2035,6 @@ class Engine:
         fin_c, fin_s = fin_c_g[grp], fin_s_g[grp]
         own_fpos = np.where(cl, pfc_s, pfs_s)  # -1: before this chunk; BIG: not yet
         peer_fpos = np.where(cl, pfs_s, pfc_s)
-        own_fin = np.where(cl, fin_c, fin_s)
         peer_fin = np.where(cl, fin_s, fin_c)
         after_own_fin = est & (pos > own_fpos)
         at_own_fin = est & (pos == own_fpos)
@@ -2068,14 +2082,26 @@ class Engine:
         tw_ts_g = np.where(both_fin, tw_ts_g, -1)
         viol |= (tw_ts_g[grp] >= 0) & (pos > tw_pos_g[grp]) & (ts - tw_ts_g[grp] >= self.tw_ns)
 
-        # RST: exactly at SND.NXT, between two ESTABLISHED ends (any other state of either side
-        # has the core judge it), and nothing after it
+        # RST: exactly at SND.NXT, and nothing after it; also after FINs (each side's state
+        # before it as states() reads the FINs), but not into a TIME-WAIT (RFC 1337: the core's)
         prst = G.first_where(est & rst)
         prst_s = prst[grp]
         viol |= est & (pos > prst_s)
         at_rst = est & rst & (pos == prst_s)
-        no_fin_yet = ((own_fin < 0) | (own_fpos >= pos)) & ((peer_fin < 0) | (peer_fpos >= pos))
-        viol |= at_rst & ~((sq == own_before) & (length == 0) & no_fin_yet)
+        viol |= at_rst & ~((sq == own_before) & (length == 0))
+        rst_xs = np.full(n, EST, dtype=np.int64)
+        rst_ys = rst_xs.copy()
+        ri = np.flatnonzero(at_rst)
+        if len(ri):
+            r_cl, r_pos, r_grp = cl[ri], pos[ri], grp[ri]
+            fc, fs = fino_c_g[r_grp], fino_s_g[r_grp]
+            own_fino, peer_fino = np.where(r_cl, fc, fs), np.where(r_cl, fs, fc)
+            own_sent, peer_sent = own_fpos[ri] < r_pos, peer_fpos[ri] < r_pos
+            own_acked = own_fapos[ri] < r_pos
+            peer_acked = np.where(r_cl, pfa_s_s[ri], pfa_c_s[ri]) < r_pos
+            rst_xs[ri] = _closing_state(own_sent, peer_sent, own_fino < peer_fino, own_acked)
+            rst_ys[ri] = _closing_state(peer_sent, own_sent, peer_fino < own_fino, peer_acked)
+            viol[ri[(rst_ys[ri] == TW) | (rst_ys[ri] == CLOSED)]] = True
 
         # -- windows: data beyond the receiver's window is judged at its next segment
         last_c, last_s = G.last_where(cl), G.last_where(sv)
@@ -2270,8 +2296,8 @@ class Engine:
         c["rst_t"][rg2] = ts[rp2]
         c["rst_o"][rg2] = ordn[rp2]
         c["rst_by"][rg2] = side[rp2]
-        c["rst_xs"][rg2] = EST
-        c["rst_ys"][rg2] = EST
+        c["rst_xs"][rg2] = rst_xs[rp2]
+        c["rst_ys"][rg2] = rst_ys[rp2]
         c["phase"][rg2] = P_DONE
         z_letters = (
             ("A", plain & ~f_fin & (length == 0)),
@@ -2965,6 +2991,7 @@ class Engine:
         add(answered, sa + 1, 1, fid, t0, LISTEN, SYN_RCVD, _C_RSYN, False)
         add(answered, sa + 2, 0, g["sa_f"], g["sa_t"], SYN_SENT, EST, _C_RSYNACK, False)
         add(g["hs_o"] >= 0, g["hs_o"] * 4, 1, g["hs_f"], g["hs_t"], SYN_RCVD, EST, _C_RACKSYN, False)
+        reset = (g["rst_o"] >= 0) & ~refused  # (an RST may follow FINs: no TIME-WAIT is left)
         cfo, sfo = g["c_fino"], g["s_fino"]
         c_first = (cfo >= 0) & ((sfo < 0) | (cfo < sfo))
         s_first = (sfo >= 0) & ((cfo < 0) | (sfo < cfo))
@@ -3001,13 +3028,12 @@ class Engine:
                 False,
             )
             if end is not None:
-                expired = second & (end - yft >= self.tw_ns)
+                expired = second & ~reset & (end - yft >= self.tw_ns)
                 add(expired, _BIG, x, -1, yft + self.tw_ns, TW, CLOSED, _C_TIMER, True)
                 if recycled is not None:
-                    add(second & ~expired, _BIG, x, recycled, end, TW, CLOSED, _C_RECYCLED, True)
+                    add(second & ~reset & ~expired, _BIG, x, recycled, end, TW, CLOSED, _C_RECYCLED, True)
         if recycled is not None and end is not None:
             add(g["phase"] == P_SYN, _BIG, 0, recycled, end, SYN_SENT, CLOSED, _C_REUSED, True)
-        reset = (g["rst_o"] >= 0) & ~refused
         rb = g["rst_by"]
         add(reset, g["rst_o"] * 4, rb, g["rst_f"], g["rst_t"], g["rst_xs"], CLOSED, _C_RST, False)
         add(reset, g["rst_o"] * 4 + 1, 1 - rb, g["rst_f"], g["rst_t"], g["rst_ys"], CLOSED, _C_RRST, False)
@@ -3085,9 +3111,11 @@ class Engine:
         refused = c["refused"][slots] == 1
         rb = c["rst_by"][slots]
         answered = c["sa_o"][slots] >= 0
-        o_reset = (rb == 0) & ~refused
-        r_reset = (rb == 1) | refused
         o_fin, r_fin = c["c_fino"][slots] >= 0, c["s_fino"][slots] >= 0
+        # an RST after both FINs leaves Zeek's closed sides as they are (nothing follows an
+        # RST on the fast paths, so the FINs came before it)
+        o_reset = (rb == 0) & ~refused & ~(o_fin & r_fin)
+        r_reset = ((rb == 1) & ~(o_fin & r_fin)) | refused
         state = np.select(
             [refused, ph == P_SYN, o_reset, r_reset, o_fin & r_fin, o_fin, r_fin],
             ["REJ", "S0", "RSTO", "RSTR", "SF", "S2", "S3"],

@@ -17,7 +17,15 @@ from typing import Any
 
 import pytest
 from conftest import ROOT, SAMPLES
-from trafficgen import bulk_transfers, keepalive, reused_ports, syn_retries, traffic, write_pcap
+from trafficgen import (
+    bulk_transfers,
+    keepalive,
+    resets_after_fin,
+    reused_ports,
+    syn_retries,
+    traffic,
+    write_pcap,
+)
 
 import tcptrace_sm
 from tcptrace_sm import capture
@@ -178,6 +186,35 @@ def test_syn_retransmissions_backing_off(
     assert_same(ref, fast)
     assert Counter(f["close"] for f in fast.flow_records) == {close: 150}
     assert (_engine_run(path).handed_over == 0) == fast_only
+
+
+def test_resets_after_a_fin(tmp_path: Path, small_chunks: None) -> None:
+    """An RST exactly at SND.NXT after one or both FINs (an abortive close) stays on the fast
+    path, from any closing state of its sender, but for one into a TIME-WAIT, one at the FIN's
+    own number and one inside the window (the core's). Zeek leaves two closed sides closed."""
+    path = write_pcap(tmp_path / "resets.pcap", resets_after_fin(400))
+    ref, fast = both(path)
+    assert_same(ref, fast)
+    by_kind = [Counter() for _ in range(8)]
+    for i, f in enumerate(sorted(fast.flow_records, key=lambda f: f["client_port"])):
+        assert (f["close"], f["client_state"], f["server_state"]) == ("rst", "CLOSED", "CLOSED")
+        by_kind[i % 8][(f["conn_state"], f["history"], f["rst_by"])] += 1
+    assert by_kind == [
+        {("SF", "ShADdFfR", "client"): 50},
+        {("RSTR", "ShADdFar", "server"): 50},
+        {("RSTO", "ShADdFR", "client"): 50},
+        {("RSTO", "ShADdfR", "client"): 50},
+        {("RSTO", "ShADdfR", "client"): 50},
+        {("SF", "ShADdFfr", "server"): 50},
+        {("SF", "ShADdFfR", "client"): 50},
+        {("RSTO", "ShADdFaR", "client"): 50},
+    ]
+    resets = Counter(a["detail"].split(";")[0] for a in fast.anomaly_records if a["code"] == "rst_terminated")
+    # (also the one at the FIN's own number, which Linux takes)
+    assert resets["connection reset: RST from the client (TIME-WAIT) to the server (LAST-ACK)"] == 100
+    assert resets["connection reset: RST from the server (CLOSE-WAIT) to the client (FIN-WAIT-2)"] == 50
+    assert resets["connection reset: RST from the client (CLOSE-WAIT) to the server (FIN-WAIT-1)"] == 50
+    assert _engine_run(path).handed_over == 150
 
 
 @pytest.mark.parametrize("seed", [0, 3])

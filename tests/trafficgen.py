@@ -349,6 +349,63 @@ def syn_retries(
     return out
 
 
+def resets_after_fin(connections: int, *, every_ms: int = 3) -> list[Seg]:
+    """Connections ended by an RST after one or both sides sent a FIN, the ways applications
+    abort a close (SO_LINGER 0, data arriving at a closed socket), in turns: the client's RST
+    instead of its last ACK (from TIME-WAIT, the server in LAST-ACK); the server's RST after
+    ACKing the client's FIN; the client's RST after the server's data crossed its FIN; the
+    client's RST after ACKing the server's FIN, and before; the server's RST from LAST-ACK into
+    the client's TIME-WAIT; the client's RST one below SND.NXT (its FIN's own number, which
+    Linux takes once it has the FIN); the client's RST inside the window, not at RCV.NXT."""
+    out: list[Seg] = []
+    s = "192.0.2.84"
+    for i in range(connections):
+        t = 1_700_000_000 * _S + i * every_ms * _MS
+        c, cp = f"10.6.{i // 250 % 250}.{i % 250 + 1}", 30000 + i
+        ci, si = (i * 2654435761) & _M, (i * 40503 + 7) & _M
+        a, b = ci + 81, si + 301  # each side's SND.NXT after the exchange
+        segs: list[tuple[bool, int, int, int, int]] = [
+            (True, SYN, ci, 0, 0),
+            (False, SYN | ACK, si, ci + 1, 0),
+            (True, ACK, ci + 1, si + 1, 0),
+            (True, ACK | PSH, ci + 1, si + 1, 80),
+            (False, ACK | PSH, si + 1, a, 300),
+            (True, ACK, a, b, 0),
+        ]
+        kind = i % 8
+        if kind == 0:
+            segs += [
+                (True, FIN | ACK, a, b, 0),
+                (False, FIN | ACK, b, a + 1, 0),
+                (True, RST | ACK, a + 1, b + 1, 0),
+            ]
+        elif kind == 1:
+            segs += [(True, FIN | ACK, a, b, 0), (False, ACK, b, a + 1, 0), (False, RST | ACK, b, a + 1, 0)]
+        elif kind == 2:
+            segs += [(True, FIN | ACK, a, b, 0), (False, ACK | PSH, b, a + 1, 200), (True, RST, a + 1, 0, 0)]
+        elif kind == 3:
+            segs += [(False, FIN | ACK, b, a, 0), (True, ACK, a, b + 1, 0), (True, RST | ACK, a, b + 1, 0)]
+        elif kind == 4:
+            segs += [(False, FIN | ACK, b, a, 0), (True, RST | ACK, a, b + 1, 0)]
+        elif kind == 5:
+            segs += [
+                (True, FIN | ACK, a, b, 0),
+                (False, FIN | ACK, b, a + 1, 0),
+                (False, RST | ACK, b + 1, a + 1, 0),
+            ]
+        elif kind == 6:
+            segs += [
+                (True, FIN | ACK, a, b, 0),
+                (False, FIN | ACK, b, a + 1, 0),
+                (True, RST | ACK, a, b + 1, 0),
+            ]
+        else:
+            segs += [(True, FIN | ACK, a, b, 0), (False, ACK, b, a + 1, 0), (True, RST | ACK, a + 9, b, 0)]
+        _script(out, t, _MS // 5, (c, cp, s, 80), segs, 1024)
+    out.sort(key=lambda x: x[0])
+    return out
+
+
 def bulk_transfers(connections: int, *, segments: int = 40, every_ms: int = 1) -> list[Seg]:
     """Downloads as a bulk benchmark makes them, overlapping: a short request, ``segments``
     full-size segments from the server (ACKed every second one), then a short last one, and
