@@ -130,9 +130,9 @@ zeek_event(int64_t *side, int n, int first, int64_t ordn, int sub)
 
 typedef struct {
     int64_t tw_ns, zeek_timer, journal_cap, limit, st_closed, st_syn_sent, st_est, zeek_idle;
-    int64_t st_fw1, st_fw2, st_cw, st_last_ack, st_tw;
+    int64_t st_fw1, st_fw2, st_cw, st_last_ack, st_tw, st_syn_rcvd;
 } Params;
-#define N_PARAMS 13
+#define N_PARAMS 14
 
 /* A synchronised side's state from the FINs so far (as the store's states() reads them):
  * FIN-WAIT-1/2 until the peer's FIN, then TIME-WAIT; CLOSE-WAIT after the peer's FIN, then
@@ -478,16 +478,31 @@ run_group(int64_t *S, const Segs *g, int64_t lo, int64_t hi, int created, const 
                 }
             }
         } else if (phase == P_SYNACK) {
-            /* the client's ACK of the SYN-ACK completes the handshake; the server waits */
+            /* the client's ACK of the SYN-ACK completes the handshake; the server waits. Or
+             * the client resets (a SYN scan, a SYN-ACK its kernel did not expect), at its
+             * SND.NXT, acknowledging no more than the SYN-ACK: nothing may follow */
             if (x == 1)
                 return 1;
-            if (!(plain && !f_fin && ((ack - SD(1, S_ISN)) & MASK32) == 1))
-                return 1;
-            S[F_HS_F] = frame;
-            S[F_HS_T] = t;
-            S[F_HS_O] = ordn;
-            S[F_PHASE] = P_EST;
-            est = 1;
+            const int64_t ak1 = ((ack - SD(1, S_ISN)) & MASK32) == 1;
+            if (rst && len == 0 && ((seq - SD(0, S_ISN)) & MASK32) == 1 && (!f_ack || ak1)) {
+                S[F_RST_F] = frame;
+                S[F_RST_T] = t;
+                S[F_RST_O] = ordn;
+                S[F_RST_BY] = 0;
+                S[F_RST_XS] = p->st_est;
+                S[F_RST_YS] = p->st_syn_rcvd;
+                S[F_PHASE] = P_DONE;
+                if (SD(0, S_ZR) < 0)
+                    SD(0, S_ZR) = ordn * 4;
+            } else {
+                if (!(plain && !f_fin && ak1))
+                    return 1;
+                S[F_HS_F] = frame;
+                S[F_HS_T] = t;
+                S[F_HS_O] = ordn;
+                S[F_PHASE] = P_EST;
+                est = 1;
+            }
         } else if (phase == P_EST) {
             est = 1;
         } else {
@@ -703,7 +718,7 @@ fast_apply(PyObject *self, PyObject *args)
              bp1.len != ngroups * 8)
         err = "fast_apply: one bound, slot, created flag, status and position per group";
     else if (bseg64.len != nseg * 9 * 8 || bparams.len != N_PARAMS * 8)
-        err = "fast_apply: seg64 must be 9 rows of the segments, params 13 values";
+        err = "fast_apply: seg64 must be 9 rows of the segments, params 14 values";
     const int64_t *fmap = (const int64_t *)bmap.buf;
     const int64_t *bounds = (const int64_t *)bbounds.buf;
     const int64_t *gslot = (const int64_t *)bslot.buf;
@@ -730,7 +745,7 @@ fast_apply(PyObject *self, PyObject *args)
     const int64_t *s64 = (const int64_t *)bseg64.buf;
     const uint8_t *s8 = (const uint8_t *)bseg8.buf;
     const int64_t *pv = (const int64_t *)bparams.buf;
-    const Params prm = {pv[0], pv[1], pv[2], pv[3], pv[4], pv[5], pv[6], pv[7], pv[8], pv[9], pv[10], pv[11], pv[12]};
+    const Params prm = {pv[0], pv[1], pv[2], pv[3], pv[4], pv[5], pv[6], pv[7], pv[8], pv[9], pv[10], pv[11], pv[12], pv[13]};
     const Segs g = {s64, s64 + nseg, s64 + 2 * nseg, s64 + 3 * nseg, s64 + 4 * nseg, s64 + 5 * nseg,
                     s64 + 6 * nseg, s64 + 7 * nseg, s64 + 8 * nseg, s8, s8 + nseg, s8 + 2 * nseg, s8 + 3 * nseg};
     const uint8_t *created = (const uint8_t *)bcreated.buf;

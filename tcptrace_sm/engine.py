@@ -1883,7 +1883,7 @@ class Engine:
             np.array(
                 [
                     *(self.tw_ns, _ZEEK_TIMER_NS, JOURNAL_CAP, _LIMIT, CLOSED, SYN_SENT, EST),
-                    *(_ZEEK_IDLE_NS, FW1, FW2, CW, LAST_ACK, TW),
+                    *(_ZEEK_IDLE_NS, FW1, FW2, CW, LAST_ACK, TW, SYN_RCVD),
                 ],
                 dtype=np.int64,
             ),
@@ -2001,7 +2001,15 @@ class Engine:
         phs_s = phs[grp]
         viol |= after_sa & (pos < phs_s) & sv  # the server spoke before the handshake completed
         at_hs = pos == phs_s
-        viol |= at_hs & ~(plain & ~f_fin & (_rel(ack, s_isn) == 1))
+        # ... or the client resets there (a SYN scan), at its SND.NXT, acknowledging no more
+        # than the SYN-ACK: nothing may follow
+        ack1 = _rel(ack, s_isn) == 1
+        hs_rst = at_hs & rst & (length == 0) & (_rel(seq, c_isn) == 1) & (~f_ack | ack1)
+        viol |= at_hs & ~((plain & ~f_fin & ack1) | hs_rst)
+        g_hs_rst = G.any(hs_rst)
+        viol |= g_hs_rst[grp] & (pos > phs_s)
+        phs = np.where(g_hs_rst, _BIG, phs)  # no handshake completes there
+        phs_s = phs[grp]
         viol |= ph == P_DONE
         est = (ph == P_EST) | (after_sa & (pos >= phs_s))
         viol |= est & (f_syn | ~(plain | rst))
@@ -2278,6 +2286,16 @@ class Engine:
         c["rst_xs"][rg] = CLOSED
         c["rst_ys"][rg] = SYN_SENT
         c["zr0"][rg] = ordn[rp] * 4
+        hr = g_hs_rst[okg]
+        rg3, rp3 = gs[hr], G.first_where(hs_rst)[okg][hr]
+        c["rst_f"][rg3] = frame[rp3]
+        c["rst_t"][rg3] = ts[rp3]
+        c["rst_o"][rg3] = ordn[rp3]
+        c["rst_by"][rg3] = 0
+        c["rst_xs"][rg3] = EST
+        c["rst_ys"][rg3] = SYN_RCVD
+        c["phase"][rg3] = P_DONE
+        c["c_zR"][rg3] = np.where(c["c_zR"][rg3] < 0, ordn[rp3] * 4, c["c_zR"][rg3])
         hs = (phs[okg] >= 0) & (phs[okg] < _BIG)
         hg, hp = gs[hs], phs[okg][hs]
         c["hs_f"][hg] = frame[hp]

@@ -23,6 +23,7 @@ from trafficgen import (
     resets_after_fin,
     reused_ports,
     syn_retries,
+    syn_scan,
     traffic,
     write_pcap,
 )
@@ -215,6 +216,26 @@ def test_resets_after_a_fin(tmp_path: Path, small_chunks: None) -> None:
     assert resets["connection reset: RST from the server (CLOSE-WAIT) to the client (FIN-WAIT-2)"] == 50
     assert resets["connection reset: RST from the client (CLOSE-WAIT) to the server (FIN-WAIT-1)"] == 50
     assert _engine_run(path).handed_over == 150
+
+
+def test_a_syn_scan(tmp_path: Path, small_chunks: None) -> None:
+    """A SYN scan's half-open connections (SYN, SYN-ACK, the scanner's RST at ISN+1, with or
+    without an ACK of the SYN-ACK) stay on the fast path; an RST anywhere else is the core's."""
+    path = write_pcap(tmp_path / "scan.pcap", syn_scan(700))
+    ref, fast = both(path)
+    assert_same(ref, fast)
+    got = [
+        (f["close"], f["client_state"], f["server_state"], f["conn_state"], f["history"], f["rst_by"])
+        for f in sorted(fast.flow_records, key=lambda f: f["server_port"])
+    ]
+    assert Counter(got[0::7]) == {("rst", "CLOSED", "CLOSED", "RSTO", "ShR", "client"): 100}
+    assert Counter(got[1::7]) == {("rst", "CLOSED", "CLOSED", "RSTO", "ShR", "client"): 100}
+    assert Counter(got[2::7]) == {("refused", "CLOSED", "CLOSED", "REJ", "Sr", "server"): 100}
+    assert Counter(got[3::7]) == {("unanswered", "SYN-SENT", "CLOSED", "S0", "S", None): 100}
+    resets = Counter(a["detail"] for a in fast.anomaly_records if a["code"] == "rst_terminated")
+    half_open = "connection reset: RST from the client (ESTABLISHED) to the server (SYN-RECEIVED)"
+    assert resets[f"{half_open}; the server saw ECONNRESET"] >= 200
+    assert _engine_run(path).handed_over == 300
 
 
 @pytest.mark.parametrize("seed", [0, 3])

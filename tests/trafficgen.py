@@ -406,6 +406,32 @@ def resets_after_fin(connections: int, *, every_ms: int = 3) -> list[Seg]:
     return out
 
 
+def syn_scan(ports: int, *, every_ms: int = 1) -> list[Seg]:
+    """A SYN scan of one host, port after port, in turns: open (SYN-ACK, then the scanner's
+    kernel resets: a bare RST at ISN+1), open with an RST+ACK of the SYN-ACK, closed (RST+ACK
+    refusal), filtered (no answer); and the scanner's RST at another sequence number, an RST
+    acknowledging more than the SYN-ACK, and the server's RST after its own SYN-ACK."""
+    out: list[Seg] = []
+    c, s = "10.5.0.1", "192.0.2.85"
+    for i in range(ports):
+        t = 1_700_000_000 * _S + i * every_ms * _MS
+        ci, si = (i * 2654435761) & _M, (i * 40503 + 7) & _M
+        synack: tuple[bool, int, int, int, int] = (False, SYN | ACK, si, ci + 1, 0)
+        segs: list[tuple[bool, int, int, int, int]] = [(True, SYN, ci, 0, 0)]
+        segs += [
+            [synack, (True, RST, ci + 1, 0, 0)],
+            [synack, (True, RST | ACK, ci + 1, si + 1, 0)],
+            [(False, RST | ACK, 0, ci + 1, 0)],
+            [],
+            [synack, (True, RST, ci + 5, 0, 0)],
+            [synack, (True, RST | ACK, ci + 1, si + 2, 0)],
+            [synack, (False, RST, si + 1, 0, 0)],
+        ][i % 7]
+        _script(out, t, _MS // 4, (c, 50000, s, 1 + i), segs, 1024)
+    out.sort(key=lambda x: x[0])
+    return out
+
+
 def bulk_transfers(connections: int, *, segments: int = 40, every_ms: int = 1) -> list[Seg]:
     """Downloads as a bulk benchmark makes them, overlapping: a short request, ``segments``
     full-size segments from the server (ACKed every second one), then a short last one, and
