@@ -70,7 +70,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tcptrace_sm import capture
-from tcptrace_sm.analysis import Block, Keyed, Options, Share, final_span, tap
+from tcptrace_sm.analysis import ANOMALY_COLUMNS, Block, Keyed, Options, Share, final_span, tap
 from tcptrace_sm.anomalies import CATALOGUE
 from tcptrace_sm.capture import (
     BAD_CHECKSUM,
@@ -139,6 +139,8 @@ CW = _STATE_CODE[TcpState.CLOSE_WAIT]
 LAST_ACK = _STATE_CODE[TcpState.LAST_ACK]
 TW = _STATE_CODE[TcpState.TIME_WAIT]
 _STATE_NAMES = np.array([s.value for s in STATE_ORDER], dtype=object)
+#: what the RST's receiver saw, by its state's code (-1: no RST)
+_ERRNO_OF = np.array([*(errno_for_reset(s) for s in STATE_ORDER), None], dtype=object)
 
 # phases of a fast connection
 P_SYN, P_SYNACK, P_EST, P_DONE = 0, 1, 2, 3
@@ -175,6 +177,7 @@ _CAUSES = [
 ) = range(len(_CAUSES))
 _CAUSE_NAMES = np.array(_CAUSES, dtype=object)
 _SIDE_NAMES = np.array(["client", "server"], dtype=object)
+_RST_SIDES = np.array([None, "client", "server"], dtype=object)  # by rst_by + 1
 _POW10: Final = (1, 10, 100, 1000)
 
 # Zeek's history letters: (column, letter). The client is Zeek's originator (it sent the first
@@ -2857,13 +2860,12 @@ class Engine:
             ["refused", "rst", "fin", "half", "unanswered"],
             "open",
         ).astype(object)
-        rst_side: list[str | None] = [None if r < 0 else ("client", "server")[r] for r in rst_by.tolist()]
-        errno_of = {code: errno_for_reset(s) for s, code in _STATE_CODE.items()}
-        ys = c["rst_ys"][slots]
-        errno = [None if r < 0 else errno_of[y] for r, y in zip(rst_by.tolist(), ys.tolist(), strict=True)]
+        rst_side: list[str | None] = _RST_SIDES[rst_by + 1].tolist()
+        errno: list[str | None] = _ERRNO_OF[np.where(rst_by >= 0, c["rst_ys"][slots], -1)].tolist()
         fam = st.fam[slots]
         zstate, zhist = self._zeek_columns(slots, st)
-        anomalies: list[list[str]] = [[] for _ in range(n)]
+        an: dict[str, list[Any]] = {k: [] for k in ANOMALY_COLUMNS}
+        anomalies = self._fast_anomalies(an, c, slots, evicted, clock, recycled, cs, ss, errno)
         flows = {
             "flow_id": fid.tolist(),
             "client_ip": NAMES.of(fam, st.cip[slots]),
@@ -2889,67 +2891,123 @@ class Engine:
             "conn_state": zstate,
             "history": zhist,
         }
-        block = Block(flows=flows)
-        an = block.anomalies
-        noted: Counter[str] = Counter()
-        notable = np.flatnonzero((rst_by >= 0) | unanswered | evicted)
-        for i in notable.tolist():
-            s = int(slots[i])
-            rows: list[tuple[int, int, str, str | None, int | None, str | None, str]] = []
-            if evicted[i]:
-                rows.append(
-                    (
-                        clock,
-                        0,
-                        "flow_evicted",
-                        None,
-                        None,
-                        None,
-                        "evicted from a full connection table after "
-                        f"{(clock - int(last_ts[i])) / NS_PER_S:.3f} s "
-                        f"of silence (client {_STATE_NAMES[cs[i]]}, server {_STATE_NAMES[ss[i]]})",
-                    )
-                )
-            r = int(rst_by[i])
-            if r >= 0:
-                x, y = ("client", "server") if r == 0 else ("server", "client")
-                xs, ysn = _STATE_NAMES[c["rst_xs"][s]], _STATE_NAMES[c["rst_ys"][s]]
-                what = "connection refused" if refused[i] else "connection reset"
-                seen = f"; the {y} saw {errno[i]}" if errno[i] else ""
-                f = int(c["rst_f"][s])
-                rows.append(
-                    (int(c["rst_t"][s]), f, "rst_terminated", x, f, ysn,
-                     f"{what}: RST from the {x} ({xs}) to the {y} ({ysn}){seen}")
-                )  # fmt: skip
-            if unanswered[i]:
-                at = "SYN-SENT"
-                if recycled is not None:
-                    f, t_ = int(recycled[0][i]), int(recycled[1][i])
-                    rows.append((t_, f, "superseded", "client", f, at, superseded_detail("client", at)))
-                    at = "CLOSED"
-                rows.append(
-                    (int(first_ts[i]), 0, "unanswered_syn", "client", None, at,
-                     f"{int(cpk[i])} SYN(s) and no answer")
-                )  # fmt: skip
-            anomalies[i] = [r_[2] for r_ in rows]
-            rows.sort(key=lambda r_: (r_[0], r_[1]))
-            for t_, _f, code, sd, frm, state, detail in rows:
-                sev, cat = _KIND[code]
-                an["flow_id"].append(int(fid[i]))
-                an["code"].append(code)
-                an["severity"].append(sev)
-                an["category"].append(cat)
-                an["side"].append(sd)
-                an["frame"].append(frm)
-                an["ts"].append(t_)
-                an["state"].append(state)
-                an["detail"].append(detail)
-                noted[code] += 1
+        block = Block(flows=flows, anomalies=an)
+        noted: Counter[str] = Counter(an["code"])
         block.noted = noted
         block.evicted = int(evicted.sum())
         if self.want_transitions:
             self._transitions_into(block, slots, end, st, None if recycled is None else recycled[0])
         return block
+
+    def _fast_anomalies(
+        self,
+        an: dict[str, list[Any]],
+        c: dict[str, Any],
+        slots: I64,
+        evicted: B,
+        clock: int,
+        recycled: tuple[I64, I64] | None,
+        cs: I64,
+        ss: I64,
+        errno: list[str | None],
+    ) -> list[list[str]]:
+        """The anomalies of fast connections (in ``slots``' order, each one's in time order)
+        into the columns ``an``; per connection, its codes in the order the core notes them.
+        The fast paths know four: an eviction, the RST that ended it, and for an attempt
+        nobody answered, the SYN that took its 4-tuple over and the unanswered SYN itself."""
+        n = len(slots)
+        rst_by = c["rst_by"][slots]
+        reset = rst_by >= 0
+        unanswered = c["phase"][slots] == P_SYN
+        superseded = unanswered & (recycled is not None)
+        kinds = (evicted, reset, superseded, unanswered)
+        combo = sum((k.astype(np.int64) << b for b, k in enumerate(kinds)), np.zeros(n, dtype=np.int64))
+        codes = ("flow_evicted", "rst_terminated", "superseded", "unanswered_syn")
+        lists = [[codes[b] for b in range(4) if m >> b & 1] for m in range(16)]
+        anomalies = [list(lists[m]) for m in combo.tolist()]
+        if not combo.any():
+            return anomalies
+        # one row per connection and kind: (connection, time, frame to order by, kind)
+        cols: dict[str, list[Any]] = {k: [] for k in an}
+        row_i: list[I64] = []
+        row_t: list[I64] = []
+        row_f: list[I64] = []
+        fid = c["fid"][slots]
+
+        def rows(i: I64, t: I64, f: I64, code: str, side: Any, frame: Any, state: Any, detail: Any) -> None:
+            k = len(i)
+            if not k:
+                return
+            sev, cat = _KIND[code]
+            row_i.append(i)
+            row_t.append(t)
+            row_f.append(f)
+            for name, v in (
+                ("flow_id", fid[i].tolist()),
+                ("code", [code] * k),
+                ("severity", [sev] * k),
+                ("category", [cat] * k),
+                ("side", side if isinstance(side, list) else [side] * k),
+                ("frame", frame if isinstance(frame, list) else [frame] * k),
+                ("ts", t.tolist()),
+                ("state", state if isinstance(state, list) else [state] * k),
+                ("detail", detail if isinstance(detail, list) else [detail] * k),
+            ):
+                cols[name].append(v)
+
+        i = np.flatnonzero(evicted)
+        if len(i):
+            quiet = ((clock - c["last_ts"][slots[i]]) / NS_PER_S).tolist()
+            names_c, names_s = _STATE_NAMES[cs[i]].tolist(), _STATE_NAMES[ss[i]].tolist()
+            detail = [
+                f"evicted from a full connection table after {q:.3f} s of silence (client {a}, server {b})"
+                for q, a, b in zip(quiet, names_c, names_s, strict=True)
+            ]
+            rows(i, np.full(len(i), clock, dtype=np.int64), np.zeros(len(i), dtype=np.int64),
+                 "flow_evicted", None, None, None, detail)  # fmt: skip
+        i = np.flatnonzero(reset)
+        if len(i):
+            s_ = slots[i]
+            r, xs, ys = rst_by[i], c["rst_xs"][s_], c["rst_ys"][s_]
+            refused = c["refused"][s_] == 1
+            f = c["rst_f"][s_]
+            # the detail of each distinct (refused, sender, its state, the receiver's state)
+            key = (((refused.astype(np.int64) * 2 + r) << 8 | xs) << 8) | ys
+            uniq, first, inv = np.unique(key, return_index=True, return_inverse=True)
+            texts = []
+            for u, at in zip(uniq.tolist(), first.tolist(), strict=True):
+                who = ("client", "server") if (u >> 16) & 1 == 0 else ("server", "client")
+                what = "connection refused" if u >> 17 else "connection reset"
+                no = errno[int(i[at])]
+                seen = f"; the {who[1]} saw {no}" if no else ""
+                a, b = _STATE_NAMES[(u >> 8) & 255], _STATE_NAMES[u & 255]
+                texts.append(f"{what}: RST from the {who[0]} ({a}) to the {who[1]} ({b}){seen}")
+            detail = np.array(texts, dtype=object)[inv.ravel()].tolist()
+            sender = _SIDE_NAMES[r].tolist()
+            rows(
+                i, c["rst_t"][s_], f, "rst_terminated", sender, f.tolist(), _STATE_NAMES[ys].tolist(), detail
+            )
+        if recycled is not None:
+            i = np.flatnonzero(superseded)
+            f = recycled[0][i]
+            rows(i, recycled[1][i], f, "superseded", "client", f.tolist(), "SYN-SENT",
+                 superseded_detail("client", "SYN-SENT"))  # fmt: skip
+        i = np.flatnonzero(unanswered)
+        if len(i):
+            syns = c["c_pk"][slots[i]]
+            uniq, inv = np.unique(syns, return_inverse=True)
+            said = np.array([f"{k} SYN(s) and no answer" for k in uniq.tolist()], dtype=object)[inv.ravel()]
+            rows(i, c["first_ts"][slots[i]], np.zeros(len(i), dtype=np.int64), "unanswered_syn", "client",
+                 None, "CLOSED" if recycled is not None else "SYN-SENT", said.tolist())  # fmt: skip
+        # each connection's rows in time order (then frame, then the order above), the
+        # connections in ``slots``' order
+        kind = np.concatenate([np.full(len(x), k, dtype=np.int64) for k, x in enumerate(row_i)])
+        o = np.lexsort((kind, np.concatenate(row_f), np.concatenate(row_t), np.concatenate(row_i)))
+        for name, parts in cols.items():
+            flat = np.empty(len(o), dtype=object)
+            flat[:] = [v for part in parts for v in part]
+            an[name].extend(flat[o].tolist())
+        return anomalies
 
     # ---- transitions, generated from the events
 
