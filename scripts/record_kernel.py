@@ -73,6 +73,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 PREFIX = "tsm-rk-"
@@ -715,7 +716,7 @@ def sc_reuse_after_time_wait(lab: Lab) -> None:
     time.sleep(0.5)
 
 
-def sc_unanswered(lab: Lab) -> None:
+def sc_unanswered(lab: Lab, wait: float = 3.5) -> None:
     # 10.77.0.3 is on the veth subnet, has a static neighbour entry pointing at the server's MAC,
     # but no namespace owns it: the server namespace (no forwarding) drops the SYNs silently.
     run(
@@ -737,7 +738,11 @@ def sc_unanswered(lab: Lab) -> None:
     cli.setblocking(False)
     with contextlib.suppress(BlockingIOError):
         cli.connect((UNUSED4, SERVER_PORT))
-    time.sleep(3.5)  # SYN at 0 s, retransmissions at 1, 2, 3 s (tcp_syn_linear_timeouts=4)
+    time.sleep(wait)  # SYN at 0 s, retransmissions at 1, 2, 3 s (tcp_syn_linear_timeouts=4)
+
+
+def sc_unanswered_backoff(lab: Lab) -> None:
+    sc_unanswered(lab, wait=21.0)  # retransmissions 1 s apart five times, then 2, 4 and 8 s
 
 
 def sc_stuck_syn_recv(lab: Lab) -> None:
@@ -996,6 +1001,15 @@ def check_unanswered(wires: list[Wire]) -> str | None:
     return None
 
 
+def check_unanswered_backoff(wires: list[Wire]) -> str | None:
+    bad = check_unanswered(wires)
+    if bad:
+        return bad
+    ts = [p.ts for _side, p in wires[0].pkts]
+    gaps = [b - a for a, b in pairwise(ts)]
+    return None if max(gaps) >= 5.0 else f"expected a silence of 5 s or more, gaps {gaps}"
+
+
 def check_stuck_syn_recv(wires: list[Wire]) -> str | None:
     w = wires[0]
     synacks = [p for p in w.by("server") if p.flags & (SYN | ACK) == SYN | ACK]
@@ -1120,6 +1134,14 @@ SCENARIOS: tuple[Scenario, ...] = (
         sc_unanswered,
         (Expect("SYN-SENT", "CLOSED", "unanswered"),),
         check_unanswered,
+    ),
+    Scenario(
+        "unanswered_backoff",
+        "As unanswered, for 21 s: after five retransmissions 1 s apart the kernel backs off "
+        "(2, 4, 8 s), so the last silence is longer than Zeek's 5 s attempt timer.",
+        sc_unanswered_backoff,
+        (Expect("SYN-SENT", "CLOSED", "unanswered"),),
+        check_unanswered_backoff,
     ),
     Scenario(
         "stuck_syn_recv",
