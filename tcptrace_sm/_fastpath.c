@@ -130,9 +130,9 @@ zeek_event(int64_t *side, int n, int first, int64_t ordn, int sub)
 
 typedef struct {
     int64_t tw_ns, zeek_timer, journal_cap, limit, st_closed, st_syn_sent, st_est, zeek_idle;
-    int64_t st_fw1, st_fw2, st_cw, st_last_ack, st_tw, st_syn_rcvd;
+    int64_t st_fw1, st_fw2, st_cw, st_last_ack, st_tw, st_syn_rcvd, cw_ns;
 } Params;
-#define N_PARAMS 14
+#define N_PARAMS 15
 
 /* A synchronised side's state from the FINs so far (as the store's states() reads them):
  * FIN-WAIT-1/2 until the peer's FIN, then TIME-WAIT; CLOSE-WAIT after the peer's FIN, then
@@ -559,6 +559,15 @@ run_group(int64_t *S, const Segs *g, int64_t lo, int64_t hi, int created, const 
                 rst_ys = closing_state(&SD(y, 0), &SD(x, 0), p);
                 if (rst_ys == p->st_tw || rst_ys == p->st_closed)
                     return 1;
+                /* a CLOSE-WAIT it ends that lasted the close-wait timeout (since the peer's FIN
+                 * or the side's last send) is a stuck one: the core notes that */
+                for (int w = 0; w < 2; w++) {
+                    if ((w == x ? rst_xs : rst_ys) != p->st_cw)
+                        continue;
+                    const int64_t since = SD(w, S_LSEND) > SD(1 - w, S_FINT) ? SD(w, S_LSEND) : SD(1 - w, S_FINT);
+                    if (t - since >= p->cw_ns)
+                        return 1;
+                }
             }
             /* windows: data beyond the receiver's window is judged at its next segment */
             const int both_ws = SD(0, S_WS) >= 0 && SD(1, S_WS) >= 0;
@@ -718,7 +727,7 @@ fast_apply(PyObject *self, PyObject *args)
              bp1.len != ngroups * 8)
         err = "fast_apply: one bound, slot, created flag, status and position per group";
     else if (bseg64.len != nseg * 9 * 8 || bparams.len != N_PARAMS * 8)
-        err = "fast_apply: seg64 must be 9 rows of the segments, params 14 values";
+        err = "fast_apply: seg64 must be 9 rows of the segments, params 15 values";
     const int64_t *fmap = (const int64_t *)bmap.buf;
     const int64_t *bounds = (const int64_t *)bbounds.buf;
     const int64_t *gslot = (const int64_t *)bslot.buf;
@@ -745,7 +754,7 @@ fast_apply(PyObject *self, PyObject *args)
     const int64_t *s64 = (const int64_t *)bseg64.buf;
     const uint8_t *s8 = (const uint8_t *)bseg8.buf;
     const int64_t *pv = (const int64_t *)bparams.buf;
-    const Params prm = {pv[0], pv[1], pv[2], pv[3], pv[4], pv[5], pv[6], pv[7], pv[8], pv[9], pv[10], pv[11], pv[12], pv[13]};
+    const Params prm = {pv[0], pv[1], pv[2], pv[3], pv[4], pv[5], pv[6], pv[7], pv[8], pv[9], pv[10], pv[11], pv[12], pv[13], pv[14]};
     const Segs g = {s64, s64 + nseg, s64 + 2 * nseg, s64 + 3 * nseg, s64 + 4 * nseg, s64 + 5 * nseg,
                     s64 + 6 * nseg, s64 + 7 * nseg, s64 + 8 * nseg, s8, s8 + nseg, s8 + 2 * nseg, s8 + 3 * nseg};
     const uint8_t *created = (const uint8_t *)bcreated.buf;

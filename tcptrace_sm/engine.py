@@ -1478,6 +1478,7 @@ class Engine:
         self.want_transitions = transitions  # build transition records (else only count them)
         self.config: Config = options.config()
         self.tw_ns = round(self.config.time_wait * NS_PER_S)
+        self.cw_ns = round(self.config.close_wait_timeout * NS_PER_S)
         self.store = _Store()
         self.keytab = _KeyTable()  # 4-tuple -> store slot (>= 0), closed or parked row (*_ref)
         self.core_keys: set[bytes] = set()  # the 4-tuples the core owns
@@ -1886,7 +1887,7 @@ class Engine:
             np.array(
                 [
                     *(self.tw_ns, _ZEEK_TIMER_NS, JOURNAL_CAP, _LIMIT, CLOSED, SYN_SENT, EST),
-                    *(_ZEEK_IDLE_NS, FW1, FW2, CW, LAST_ACK, TW, SYN_RCVD),
+                    *(_ZEEK_IDLE_NS, FW1, FW2, CW, LAST_ACK, TW, SYN_RCVD, self.cw_ns),
                 ],
                 dtype=np.int64,
             ),
@@ -2113,6 +2114,20 @@ class Engine:
             rst_xs[ri] = _closing_state(own_sent, peer_sent, own_fino < peer_fino, own_acked)
             rst_ys[ri] = _closing_state(peer_sent, own_sent, peer_fino < own_fino, peer_acked)
             viol[ri[(rst_ys[ri] == TW) | (rst_ys[ri] == CLOSED)]] = True
+            # a CLOSE-WAIT it ends that lasted the close-wait timeout (since the peer's FIN or
+            # the side's last send) is a stuck one: the core notes that
+            sends = (counted & (length > 0) & (end > own_before)) | at_own_fin
+            for w, sd, psd, peer_fpos_g in ((0, "c", "s", pfs), (1, "s", "c", pfc)):
+                state_w = np.where(r_cl == (w == 0), rst_xs[ri], rst_ys[ri])
+                runlast = np.maximum.accumulate(np.where(sends & (side == w), pos, -1))[ri]
+                lsend = np.where(
+                    runlast >= gstart[ri], ts[np.maximum(runlast, 0)], c[f"{sd}_lsend"][slot[ri]]
+                )
+                pf = peer_fpos_g[r_grp]
+                in_chunk = (pf >= 0) & (pf < _BIG)
+                fint = np.where(in_chunk, ts[np.clip(pf, 0, n - 1)], c[f"{psd}_fint"][slot[ri]])
+                stuck = (state_w == CW) & (ts[ri] - np.maximum(lsend, fint) >= self.cw_ns)
+                viol[ri[stuck]] = True
 
         # -- windows: data beyond the receiver's window is judged at its next segment
         last_c, last_s = G.last_where(cl), G.last_where(sv)

@@ -355,6 +355,7 @@ def _traffic_files(tmp: Path) -> list[Path]:
 
     out = [
         write_pcap(tmp / "resets.pcap", resets_after_fin(400)),
+        write_pcap(tmp / "resets_late.pcap", resets_after_fin(400, rst_after_s=2.0)),
         write_pcap(tmp / "scan.pcap", syn_scan(700)),
         write_pcap(tmp / "backoff.pcap", syn_retries(200, gaps_s=(1.0, 2.0, 4.0, 8.0, 16.0))),
     ]
@@ -432,7 +433,7 @@ def test_compiled_chunk_evaluation_checks_its_arguments() -> None:
     fmap = np.zeros(nf, dtype=np.int64)
     one = np.zeros(1, dtype=np.int64)
     args: list[Any] = [d64, 3, d32, 2, fmap, np.array([0, 1]), one, np.zeros(1, np.uint8)]
-    args += [np.zeros((9, 1), np.int64), np.zeros((4, 1), np.uint8), np.zeros(14, np.int64)]
+    args += [np.zeros((9, 1), np.int64), np.zeros((4, 1), np.uint8), np.zeros(15, np.int64)]
     args += [np.zeros(1, np.uint8), np.zeros(1, np.int64)]
     _scan.fast_apply(*args)  # well formed
     bad: list[tuple[int, Any, str]] = [
@@ -443,7 +444,7 @@ def test_compiled_chunk_evaluation_checks_its_arguments() -> None:
         (6, np.array([9]), "slot or bounds"),
         (7, np.zeros(2, np.uint8), "one bound, slot"),
         (8, np.zeros((8, 1), np.int64), "9 rows"),
-        (10, np.zeros(8, np.int64), "params 14"),
+        (10, np.zeros(8, np.int64), "params 15"),
     ]
     for i, value, message in bad:
         wrong = list(args)

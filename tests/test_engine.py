@@ -189,11 +189,16 @@ def test_syn_retransmissions_backing_off(
     assert (_engine_run(path).handed_over == 0) == fast_only
 
 
-def test_resets_after_a_fin(tmp_path: Path, small_chunks: None) -> None:
+@pytest.mark.parametrize(("rst_after_s", "handed_over", "stuck"), [(0.0, 150, 0), (2.0, 350, 250)])
+def test_resets_after_a_fin(
+    tmp_path: Path, small_chunks: None, rst_after_s: float, handed_over: int, stuck: int
+) -> None:
     """An RST exactly at SND.NXT after one or both FINs (an abortive close) stays on the fast
     path, from any closing state of its sender, but for one into a TIME-WAIT, one at the FIN's
-    own number and one inside the window (the core's). Zeek leaves two closed sides closed."""
-    path = write_pcap(tmp_path / "resets.pcap", resets_after_fin(400))
+    own number and one inside the window (the core's). Zeek leaves two closed sides closed.
+    An RST that ends a CLOSE-WAIT older than the close-wait timeout (1 s) is the core's too: it
+    notes the stuck socket."""
+    path = write_pcap(tmp_path / "resets.pcap", resets_after_fin(400, rst_after_s=rst_after_s))
     ref, fast = both(path)
     assert_same(ref, fast)
     by_kind = [Counter() for _ in range(8)]
@@ -215,7 +220,8 @@ def test_resets_after_a_fin(tmp_path: Path, small_chunks: None) -> None:
     assert resets["connection reset: RST from the client (TIME-WAIT) to the server (LAST-ACK)"] == 100
     assert resets["connection reset: RST from the server (CLOSE-WAIT) to the client (FIN-WAIT-2)"] == 50
     assert resets["connection reset: RST from the client (CLOSE-WAIT) to the server (FIN-WAIT-1)"] == 50
-    assert _engine_run(path).handed_over == 150
+    assert Counter(a["code"] for a in fast.anomaly_records)["stuck_close_wait"] == stuck
+    assert _engine_run(path).handed_over == handed_over
 
 
 def test_a_syn_scan(tmp_path: Path, small_chunks: None) -> None:

@@ -349,14 +349,16 @@ def syn_retries(
     return out
 
 
-def resets_after_fin(connections: int, *, every_ms: int = 3) -> list[Seg]:
+def resets_after_fin(connections: int, *, every_ms: int = 3, rst_after_s: float = 0.0) -> list[Seg]:
     """Connections ended by an RST after one or both sides sent a FIN, the ways applications
     abort a close (SO_LINGER 0, data arriving at a closed socket), in turns: the client's RST
     instead of its last ACK (from TIME-WAIT, the server in LAST-ACK); the server's RST after
     ACKing the client's FIN; the client's RST after the server's data crossed its FIN; the
     client's RST after ACKing the server's FIN, and before; the server's RST from LAST-ACK into
     the client's TIME-WAIT; the client's RST one below SND.NXT (its FIN's own number, which
-    Linux takes once it has the FIN); the client's RST inside the window, not at RCV.NXT."""
+    Linux takes once it has the FIN); the client's RST inside the window, not at RCV.NXT. The
+    RST comes ``rst_after_s`` after the segment before it (a CLOSE-WAIT it ends that lasted the
+    close-wait timeout is a stuck one)."""
     out: list[Seg] = []
     s = "192.0.2.84"
     for i in range(connections):
@@ -401,7 +403,9 @@ def resets_after_fin(connections: int, *, every_ms: int = 3) -> list[Seg]:
             ]
         else:
             segs += [(True, FIN | ACK, a, b, 0), (False, ACK, b, a + 1, 0), (True, RST | ACK, a + 9, b, 0)]
-        _script(out, t, _MS // 5, (c, cp, s, 80), segs, 1024)
+        _script(out, t, _MS // 5, (c, cp, s, 80), segs[:-1], 1024)
+        last = t + (len(segs) - 1) * (_MS // 5) + int(rst_after_s * _S)
+        _script(out, last, 0, (c, cp, s, 80), segs[-1:], 1024)
     out.sort(key=lambda x: x[0])
     return out
 
