@@ -190,6 +190,8 @@ for _sd, _case in (("c", str.upper), ("s", str.lower)):
         for _i in range(4):
             _ZLETTERS.append((f"z{_sd}{_k}{_i}", _case(_k)))
 _ZCHARS = [letter for _c, letter in _ZLETTERS]
+#: Zeek's conn_state of fast connections, as _zeek_parts numbers them
+_ZSTATE_NAMES = np.array(["REJ", "S0", "RSTO", "RSTR", "SF", "S2", "S3", "S1"], dtype=object)
 
 # --------------------------------------------------------------------------------- the store
 
@@ -284,6 +286,7 @@ _WIDE: Final = frozenset(
 )  # fmt: skip
 _F64: Final = tuple(k for k in _FIELDS if k in _WIDE)
 _F32: Final = tuple(k for k in _FIELDS if k not in _WIDE)
+_ZCOLS32: Final = np.array([_F32.index(_zcol(name)) for name, _l in _ZLETTERS], dtype=np.int64)
 
 
 def _enlarged(a: Any, rows: int) -> Any:
@@ -1498,6 +1501,7 @@ class Engine:
         self.parks = 0  # connections parked so far (one may be parked more than once)
         self._zstrings: list[str] = []  # Zeek's conn_state and history texts of closed ones
         self._zindex: dict[str, int] = {}
+        self._zstate_codes: I64 | None = None  # _zcode of each of _ZSTATE_NAMES
         self.handed_over = 0  # connections the core took over from the fast path
         self._fmap_cache: I64 | None = None
 
@@ -3164,23 +3168,25 @@ class Engine:
             return texts_[zs["zstate"][slots]].tolist(), texts_[zs["zhist"][slots]].tolist()
         state, texts, inv = self._zeek_parts(slots)
         hist: list[str] = texts[inv].tolist()
-        return state.tolist(), hist
+        return _ZSTATE_NAMES[state].tolist(), hist
 
     def _zeek_codes(self, slots: I64) -> tuple[I64, I64]:
         """The same as codes of :meth:`_zcode` (each distinct text looked up once)."""
         state, texts, inv = self._zeek_parts(slots)
         hist = np.array([self._zcode(t) for t in texts.tolist()], dtype=np.int64)[inv]
-        ust, sinv = np.unique(state.astype(str), return_inverse=True)
-        codes = np.array([self._zcode(t) for t in ust.tolist()], dtype=np.int64)[sinv.ravel()]
-        return codes, hist
+        if self._zstate_codes is None:
+            self._zstate_codes = np.array([self._zcode(t) for t in _ZSTATE_NAMES.tolist()], dtype=np.int64)
+        return self._zstate_codes[state], hist
 
-    def _zeek_parts(self, slots: I64) -> tuple[npt.NDArray[np.object_], npt.NDArray[np.object_], I64]:
-        """conn_state per slot; the distinct histories and which one each slot has."""
+    def _zeek_parts(self, slots: I64) -> tuple[I64, npt.NDArray[np.object_], I64]:
+        """conn_state per slot (an index into _ZSTATE_NAMES); the distinct histories and which
+        one each slot has."""
         c = self.store.cols
-        cols = [(i, c[_zcol(name)][slots].astype(np.int64)) for i, (name, _l) in enumerate(_ZLETTERS)]
-        cols = [(i, v) for i, v in cols if bool((v >= 0).any())]
-        letters = np.array([i for i, _v in cols], dtype=np.int64)
-        keys = np.stack([np.where(v >= 0, v, _BIG) for _i, v in cols], axis=1)
+        # each letter's ordinal x 4 (-1: none), the letters no slot has left out
+        got = self.store.data32[slots][:, _ZCOLS32].astype(np.int64)
+        has = got >= 0
+        letters = np.flatnonzero(has.any(axis=0))
+        keys = np.where(has[:, letters], got[:, letters], _BIG)
         order = np.argsort(keys, axis=1, kind="stable")
         present = np.take_along_axis(keys, order, axis=1) < _BIG
         code = np.where(present, letters[order] + 1, 0)  # 0: nothing more
@@ -3207,11 +3213,9 @@ class Engine:
         # RST on the fast paths, so the FINs came before it)
         o_reset = (rb == 0) & ~refused & ~(o_fin & r_fin)
         r_reset = ((rb == 1) & ~(o_fin & r_fin)) | refused
-        state = np.select(
-            [refused, ph == P_SYN, o_reset, r_reset, o_fin & r_fin, o_fin, r_fin],
-            ["REJ", "S0", "RSTO", "RSTR", "SF", "S2", "S3"],
-            "S1",
-        ).astype(object)
+        state: I64 = np.select(
+            [refused, ph == P_SYN, o_reset, r_reset, o_fin & r_fin, o_fin, r_fin], range(7), 7
+        ).astype(np.int64)
         del answered
         return state, texts, inv.ravel().astype(np.int64)
 
