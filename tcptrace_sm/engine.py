@@ -2943,9 +2943,12 @@ class Engine:
         combo = sum((k.astype(np.int64) << b for b, k in enumerate(kinds)), np.zeros(n, dtype=np.int64))
         codes = ("flow_evicted", "rst_terminated", "superseded", "unanswered_syn")
         lists = [[codes[b] for b in range(4) if m >> b & 1] for m in range(16)]
-        anomalies = [list(lists[m]) for m in combo.tolist()]
-        if not combo.any():
+        anomalies: list[list[str]] = [[] for _ in range(n)]
+        some = np.flatnonzero(combo)
+        if not len(some):
             return anomalies
+        for k, m in zip(some.tolist(), combo[some].tolist(), strict=True):
+            anomalies[k] = list(lists[m])
         # one row per connection and kind: (connection, time, frame to order by, kind)
         cols: dict[str, list[Any]] = {k: [] for k in an}
         row_i: list[I64] = []
