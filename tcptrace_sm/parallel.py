@@ -277,6 +277,8 @@ def _collect(
     progress: Callable[[ReadStats], None] | None,
     combine: Callable[[list[Any]], Any],
 ) -> Iterator[Any]:
+    finals: dict[int, ReadStats] = {}
+
     def stream(i: int) -> Iterator[tuple[tuple[int, int, int], Any]]:
         recv = pipes[i]
         while True:
@@ -291,8 +293,7 @@ def _collect(
                 if progress is not None:
                     progress(stats)
             elif kind == "s":
-                if i == 0:
-                    _adopt(stats, a)
+                finals[i] = a
                 return
             elif kind == "e":
                 raise CaptureError(a)
@@ -301,6 +302,7 @@ def _collect(
 
     try:
         yield from merge_keyed([stream(i) for i in range(len(pipes))], combine)
+        _adopt(stats, [finals[i] for i in sorted(finals)])
         if progress is not None:
             progress(stats)
     finally:
@@ -313,11 +315,17 @@ def _collect(
                 r.close()
 
 
-def _adopt(stats: ReadStats, other: ReadStats) -> None:
-    """Every worker read everything: one worker's reader statistics are the capture's."""
+def _adopt(stats: ReadStats, workers: list[ReadStats]) -> None:
+    """Every worker read everything: the first worker's reader statistics are the capture's,
+    with the warnings only another worker had (its temporary files could not be written)."""
+    if not workers:
+        return
     files = stats.files
-    for name, value in vars(other).items():
+    for name, value in vars(workers[0]).items():
         setattr(stats, name, value)
+    stats.warnings = list(stats.warnings)
+    for other in workers[1:]:
+        stats.warnings += [w for w in other.warnings if w not in stats.warnings]
     if files and not stats.files:
         stats.files = files
 
@@ -354,5 +362,5 @@ def dask_blocks(
         for k in range(shards)
     ]
     results = client.gather(futures)
-    _adopt(stats, results[0][0])
+    _adopt(stats, [st for st, _blocks in results])
     return merge_keyed([iter(blocks) for _st, blocks in results], _merge_blocks)

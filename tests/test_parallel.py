@@ -36,6 +36,34 @@ def test_jobs_give_the_single_process_answers(capture: Path, jobs: int, engine: 
     _same(tcptrace_sm.analyze(capture), tcptrace_sm.analyze(capture, jobs=jobs, engine=engine))
 
 
+def test_a_warning_only_one_worker_has_is_kept(capture: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each worker reads everything, so the first one's reader statistics stand for all; but a
+    worker whose temporary files could not be written says so, and that warning is kept."""
+    from tcptrace_sm import engine, parallel
+
+    monkeypatch.setattr(engine, "CLOSED_IN_MEMORY", 0)  # every full segment goes to a file
+    monkeypatch.setattr(engine, "_CLOSED_SEG", 64)
+    worker = parallel._worker
+
+    def second_cannot_write(*args: Any) -> None:
+        if args[3] == 1:  # the shard (the process is forked: this stays in the child)
+
+            def full(*_a: Any, **_k: Any) -> Any:
+                raise OSError(28, "No space left on device")
+
+            engine.tempfile.mkstemp = full  # type: ignore[assignment]
+        worker(*args)
+
+    monkeypatch.setattr(parallel, "_worker", second_cannot_write)
+    alone = tcptrace_sm.analyze(capture)
+    two = tcptrace_sm.analyze(capture, jobs=2)
+    assert alone.warnings == []
+    (warning,) = two.warnings
+    assert "(No space left on device): connections in TIME-WAIT" in warning
+    two.stats.warnings.clear()
+    _same(alone, two)
+
+
 def test_jobs_with_4tuples_reused_within_a_chunk(tmp_path: Path) -> None:
     """Each worker cuts its share of a chunk where a 4-tuple comes back: the same answers."""
     path = write_pcap(tmp_path / "reuse.pcap", reused_ports(2000, pool=7, every_ms=5))
