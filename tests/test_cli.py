@@ -227,6 +227,10 @@ def test_python_dash_m_and_exit_code_on_bad_input(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_ctrl_c_exits_130_without_a_traceback() -> None:
+    import array
+    import fcntl
+    import termios
+
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "tcptrace_sm", "analyze", "-"],
@@ -238,7 +242,14 @@ def test_ctrl_c_exits_130_without_a_traceback() -> None:
     assert proc.stdin is not None
     proc.stdin.write(LEAK.read_bytes()[:200])  # a capture that is still being written
     proc.stdin.flush()
-    time.sleep(1.0)
+    # once the pipe is empty tcpsm is reading the capture (an interrupt while Python starts
+    # would interrupt Python, not tcpsm); a loaded machine may take seconds to get there
+    waiting = array.array("i", [1])
+    deadline = time.monotonic() + 20
+    while waiting[0] and time.monotonic() < deadline:
+        time.sleep(0.05)
+        fcntl.ioctl(proc.stdin.fileno(), termios.FIONREAD, waiting)
+    time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     try:
         _, err = proc.communicate(timeout=20)
