@@ -6,13 +6,13 @@ to stderr, so ``tcpsm analyze x.pcap --format csv | ...`` pipes clean data.
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO, Any, Final
 
 import click
 
@@ -31,7 +31,6 @@ from tcptrace_sm.analysis import (
     summarize,
 )
 from tcptrace_sm.capture import ReadStats, parse_options, read_segments
-from tcptrace_sm.check import check
 from tcptrace_sm.clikit import (
     ExitCode,
     Progress,
@@ -63,14 +62,30 @@ from tcptrace_sm.report import (
     write_jsonl,
 )
 
+#: commands imported when named: name -> (module, attribute)
+_LAZY: Final = {"check": ("tcptrace_sm.check", "check")}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+
+class _Commands(click.Group):
+    """The commands; ``check`` (policies, JUnit and annotation writers) is imported only when
+    it is named or listed, so that ``tcpsm analyze`` does not start slower for it."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_LAZY})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in _LAZY and cmd_name not in self.commands:
+            module, name = _LAZY[cmd_name]
+            self.add_command(getattr(importlib.import_module(module), name), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(
+    cls=_Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+)
 @click.version_option(__version__, prog_name="tcpsm")
 def cli() -> None:
     """Reconstruct both endpoints' TCP states from packet captures and report what went wrong."""
-
-
-cli.add_command(check)
 
 
 def _analyze(
@@ -485,6 +500,8 @@ def _render_graphviz(dot_text: str, fmt: str, output: str | None) -> None:
     if dot is None:
         err("error: Graphviz is not installed ('dot' not found); use --format dot or mermaid")
         sys.exit(ExitCode.USAGE)
+    import subprocess  # (only here: it takes a few ms to import)
+
     done = subprocess.run([dot, f"-T{fmt}"], input=dot_text.encode(), capture_output=True, check=False)
     if done.returncode != 0:
         err(f"error: dot failed: {done.stderr.decode(errors='replace').strip()}")
