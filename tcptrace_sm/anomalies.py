@@ -193,8 +193,9 @@ _KINDS = (
         "rst_out_of_window",
         _W,
         _N,
-        "an RST outside the receive window: the receiver ignores it (spoofed, or from an old connection)",
-        "RFC 5961 §3.2, RFC 9293 §3.10.7.4",
+        "an RST outside the receive window, or one answering a SYN without acknowledging it: the "
+        "receiver ignores it (spoofed, or from an old connection)",
+        "RFC 5961 §3.2, RFC 9293 §3.10.7.3-4",
     ),
     AnomalyKind(
         "rst_injected",

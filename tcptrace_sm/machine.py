@@ -656,6 +656,18 @@ class Connection:
                 self.refused = True
                 self._record_reset(snd, rcv, frame, ts, rcv_before, snd_before)
                 self._apply(rcv, _RECV, Event.RST, frame, ts)
+            elif rcv.state is S.SYN_SENT:
+                # RFC 9293 §3.10.7.3: in SYN-SENT an RST that does not acknowledge the SYN is
+                # dropped (Linux too): no refusal, the SYN is sent again
+                ack = f"acknowledging {seg.ack}" if seg.flags & ACK else "without an ACK"
+                self._note(
+                    "rst_out_of_window",
+                    snd.side,
+                    frame,
+                    ts,
+                    rcv.state,
+                    f"RST {ack} answering the SYN (ISN {rcv.isn}): the {rcv.side} ignores it",
+                )
             return
         verdict = self._rst_verdict(seg, snd, rcv)
         if verdict != "exact":

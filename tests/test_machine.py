@@ -316,13 +316,22 @@ def test_errno_mapping_follows_linux_tcp_reset() -> None:
     assert errno_for_reset(S.CLOSED) is None
 
 
-def test_rst_in_syn_sent_without_acceptable_ack_is_ignored() -> None:
+@pytest.mark.parametrize(
+    ("with_ack", "ack", "said"),
+    [(True, 999_999, "RST acknowledging 999999"), (False, 0, "RST without an ACK")],
+)
+def test_rst_in_syn_sent_without_acceptable_ack_is_ignored(with_ack: bool, ack: int, said: str) -> None:
+    """RFC 9293 §3.10.7.3: an RST answering a SYN must acknowledge it; else it is dropped (no
+    refusal), and the anomaly says so."""
     w = Wire()
     w.c.syn()
-    w.s.rst(ack=999_999)
+    w.s.rst(with_ack=with_ack, ack=ack)
     conn = w.run()
     assert conn.client.state is S.SYN_SENT
     assert conn.close != "refused"
+    (note,) = conn.anomalies
+    assert (note.code, note.side, note.state) == ("rst_out_of_window", SV, S.SYN_SENT)
+    assert note.detail == f"{said} answering the SYN (ISN 1000): the client ignores it"
 
 
 # --- stuck CLOSE-WAIT ---------------------------------------------------------------------------
