@@ -564,8 +564,8 @@ run_group(int64_t *S, const Segs *g, int64_t lo, int64_t hi, int created, const 
                 for (int w = 0; w < 2; w++) {
                     if ((w == x ? rst_xs : rst_ys) != p->st_cw)
                         continue;
-                    const int64_t since = SD(w, S_LSEND) > SD(1 - w, S_FINT) ? SD(w, S_LSEND) : SD(1 - w, S_FINT);
-                    if (t - since >= p->cw_ns)
+                    const int64_t sent = SD(w, S_LSEND), since = SD(1 - w, S_FINT);
+                    if (t - (sent > since ? sent : since) >= p->cw_ns)
                         return 1;
                 }
             }
@@ -754,7 +754,8 @@ fast_apply(PyObject *self, PyObject *args)
     const int64_t *s64 = (const int64_t *)bseg64.buf;
     const uint8_t *s8 = (const uint8_t *)bseg8.buf;
     const int64_t *pv = (const int64_t *)bparams.buf;
-    const Params prm = {pv[0], pv[1], pv[2], pv[3], pv[4], pv[5], pv[6], pv[7], pv[8], pv[9], pv[10], pv[11], pv[12], pv[13], pv[14]};
+    const Params prm = {pv[0], pv[1], pv[2],  pv[3],  pv[4],  pv[5],  pv[6], pv[7],
+                        pv[8], pv[9], pv[10], pv[11], pv[12], pv[13], pv[14]};
     const Segs g = {s64, s64 + nseg, s64 + 2 * nseg, s64 + 3 * nseg, s64 + 4 * nseg, s64 + 5 * nseg,
                     s64 + 6 * nseg, s64 + 7 * nseg, s64 + 8 * nseg, s8, s8 + nseg, s8 + 2 * nseg, s8 + 3 * nseg};
     const uint8_t *created = (const uint8_t *)bcreated.buf;
