@@ -2722,13 +2722,6 @@ class Engine:
         of flow_id (see :func:`~tcptrace_sm.analysis.final_span`), each span's in flow_id order."""
         st, ct = self.store, self.closed
         live = st.live_slots()
-        if len(live):
-            # those the core must finish (a CLOSE-WAIT to time) go to it first
-            cs, ss, _a, _b = self.states(live, np.maximum(end_ts, st.cols["last_ts"][live]))
-            core = (cs == CW) | (ss == CW)
-            if core.any():
-                self._hand_over(live[core])
-                live = live[~core]
         slow = self.table.finish(end_ts)
         fids = st.cols["fid"][live]
         o = np.argsort(fids, kind="stable")
@@ -2884,7 +2877,9 @@ class Engine:
         fam = st.fam[slots]
         zstate, zhist = self._zeek_columns(slots, st)
         an: dict[str, list[Any]] = {k: [] for k in ANOMALY_COLUMNS}
-        anomalies = self._fast_anomalies(an, c, slots, evicted, clock, recycled, cs, ss, errno)
+        anomalies = self._fast_anomalies(
+            an, c, slots, evicted, clock, recycled, cs, ss, errno, end if final else None
+        )
         flows = {
             "flow_id": fid.tolist(),
             "client_ip": NAMES.of(fam, st.cip[slots]),
@@ -2929,20 +2924,30 @@ class Engine:
         cs: I64,
         ss: I64,
         errno: list[str | None],
+        end: I64 | None = None,
     ) -> list[list[str]]:
         """The anomalies of fast connections (in ``slots``' order, each one's in time order)
         into the columns ``an``; per connection, its codes in the order the core notes them.
-        The fast paths know four: an eviction, the RST that ended it, and for an attempt
-        nobody answered, the SYN that took its 4-tuple over and the unanswered SYN itself."""
+        The fast paths know five: an eviction, the RST that ended it, for an attempt nobody
+        answered the SYN that took its 4-tuple over and the unanswered SYN itself, and at the
+        ``end`` of the capture (if given) a CLOSE-WAIT that lasted the close-wait timeout."""
         n = len(slots)
         rst_by = c["rst_by"][slots]
         reset = rst_by >= 0
         unanswered = c["phase"][slots] == P_SYN
         superseded = unanswered & (recycled is not None)
-        kinds = (evicted, reset, superseded, unanswered)
+        # a side still in CLOSE-WAIT at the end, silent since the peer's FIN or its last send
+        waits = np.where(cs == CW, 0, np.where(ss == CW, 1, -1))
+        stuck = np.zeros(n, dtype=np.bool_)
+        if end is not None and (waits >= 0).any():
+            sent = np.where(waits == 0, c["c_lsend"][slots], c["s_lsend"][slots])
+            fin = np.where(waits == 0, c["s_fint"][slots], c["c_fint"][slots])
+            since = np.maximum(sent, fin)
+            stuck = (waits >= 0) & (end - since >= self.cw_ns)
+        kinds = (evicted, reset, superseded, unanswered, stuck)
         combo = sum((k.astype(np.int64) << b for b, k in enumerate(kinds)), np.zeros(n, dtype=np.int64))
-        codes = ("flow_evicted", "rst_terminated", "superseded", "unanswered_syn")
-        lists = [[codes[b] for b in range(4) if m >> b & 1] for m in range(16)]
+        codes = ("flow_evicted", "rst_terminated", "superseded", "unanswered_syn", "stuck_close_wait")
+        lists = [[codes[b] for b in range(5) if m >> b & 1] for m in range(32)]
         anomalies: list[list[str]] = [[] for _ in range(n)]
         some = np.flatnonzero(combo)
         if not len(some):
@@ -3021,6 +3026,17 @@ class Engine:
             said = np.array([f"{k} SYN(s) and no answer" for k in uniq.tolist()], dtype=object)[inv.ravel()]
             rows(i, c["first_ts"][slots[i]], np.zeros(len(i), dtype=np.int64), "unanswered_syn", "client",
                  None, "CLOSED" if recycled is not None else "SYN-SENT", said.tolist())  # fmt: skip
+        i = np.flatnonzero(stuck)
+        if len(i):
+            assert end is not None
+            idle = ((end[i] - since[i]) / NS_PER_S).tolist()
+            who = _SIDE_NAMES[waits[i]].tolist()
+            said_cw = [
+                f"the {w} sat in CLOSE-WAIT without sending for {q:.3f} s up to the end of the capture"
+                for w, q in zip(who, idle, strict=True)
+            ]
+            rows(i, since[i], np.zeros(len(i), dtype=np.int64), "stuck_close_wait", who, None, "CLOSE-WAIT",
+                 said_cw)  # fmt: skip
         # each connection's rows in time order (then frame, then the order above), the
         # connections in ``slots``' order
         kind = np.concatenate([np.full(len(x), k, dtype=np.int64) for k, x in enumerate(row_i)])

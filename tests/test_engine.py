@@ -19,6 +19,7 @@ import pytest
 from conftest import ROOT, SAMPLES
 from trafficgen import (
     bulk_transfers,
+    close_waits,
     keepalive,
     resets_after_fin,
     reused_ports,
@@ -245,18 +246,37 @@ def test_a_syn_scan(tmp_path: Path, small_chunks: None) -> None:
 
 
 #: The recorded kernel captures the fast path keeps whole (the others have a moment only the
-#: core can judge: a simultaneous open or close, a lost segment, a half-open connection left
-#: open, a spoofed RST). Each is compared with the reference engine by test_sample_captures.
+#: core can judge: a simultaneous open or close, a handshake whose last ACK was lost). Each is
+#: compared with the reference engine by test_sample_captures; close_wait_leak ends with a
+#: stuck CLOSE-WAIT, half_close_open with a CLOSE-WAIT that is still sending.
 KERNEL_FAST = [
-    "abort_client", "abort_server", "half_close", "ipv6_orderly", "orderly_client_close",
-    "orderly_server_close", "refused", "reuse_after_time_wait", "rst_after_fin", "unanswered",
-    "unanswered_backoff",
+    "abort_client", "abort_server", "close_wait_leak", "half_close", "half_close_open", "ipv6_orderly",
+    "orderly_client_close", "orderly_server_close", "refused", "reuse_after_time_wait", "rst_after_fin",
+    "unanswered", "unanswered_backoff",
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", KERNEL_FAST)
 def test_kernel_captures_on_the_fast_path(name: str) -> None:
     assert _engine_run(SAMPLES / "kernel" / f"{name}.pcap").handed_over == 0
+
+
+@pytest.mark.parametrize(
+    ("silent_s", "timeout", "stuck"),
+    [(3.0, 1.0, 100), (0.3, 1.0, 0), (0.3, 0.0, 100), (0.8, 1.0, 50), (30.0, 60.0, 0), (200.0, 60.0, 100)],
+)
+def test_close_waits_at_the_end_of_the_capture(
+    tmp_path: Path, small_chunks: None, silent_s: float, timeout: float, stuck: int
+) -> None:
+    """A server still in CLOSE-WAIT when the capture ends is judged on the fast path: stuck
+    if silent (since the client's FIN or its own last send) for the close-wait timeout."""
+    path = write_pcap(tmp_path / "cw.pcap", close_waits(100, silent_s=silent_s))
+    ref, fast = both(path, close_wait_timeout=timeout)
+    assert_same(ref, fast)
+    states = Counter((f["client_state"], f["server_state"], f["close"]) for f in fast.flow_records)
+    assert states[("FIN-WAIT-2", "CLOSE-WAIT", "half")] == 100
+    assert Counter(a["code"] for a in fast.anomaly_records)["stuck_close_wait"] == stuck
+    assert _engine_run(path, Options(close_wait_timeout=timeout)).handed_over == 0
 
 
 @pytest.mark.parametrize("seed", [0, 3])

@@ -436,6 +436,36 @@ def syn_scan(ports: int, *, every_ms: int = 1) -> list[Seg]:
     return out
 
 
+def close_waits(connections: int, *, silent_s: float, every_us: int = 100) -> list[Seg]:
+    """Connections the client closes and the server never does: each server sits in
+    CLOSE-WAIT (every other one sends a last response 0.5 s after the client's FIN) until the
+    capture ends, ``silent_s`` after the last segment (an unanswered SYN from elsewhere marks
+    the end): the silent servers are silent for ``silent_s`` + 0.5 s, the others ``silent_s``."""
+    out: list[Seg] = []
+    s = "192.0.2.86"
+    for i in range(connections):
+        t = 1_700_000_000 * _S + i * every_us * 1000
+        c, cp = f"10.4.{i // 250 % 250}.{i % 250 + 1}", 30000 + i
+        ci, si = (i * 2654435761) & _M, (i * 40503 + 7) & _M
+        segs: list[tuple[bool, int, int, int, int]] = [
+            (True, SYN, ci, 0, 0),
+            (False, SYN | ACK, si, ci + 1, 0),
+            (True, ACK, ci + 1, si + 1, 0),
+            (True, ACK | PSH, ci + 1, si + 1, 80),
+            (False, ACK | PSH, si + 1, ci + 81, 300),
+            (True, FIN | ACK, ci + 81, si + 301, 0),
+            (False, ACK, si + 301, ci + 82, 0),
+        ]
+        _script(out, t, _MS // 5, (c, cp, s, 80), segs, 1024)
+        if i % 2:
+            late = [(False, ACK | PSH, si + 301, ci + 82, 200), (True, ACK, ci + 82, si + 501, 0)]
+            _script(out, t + _S // 2, _MS // 5, (c, cp, s, 80), late, 1024)
+    last = max(x[0] for x in out)
+    _script(out, last + int(silent_s * _S), 0, ("10.4.255.1", 999, s, 81), [(True, SYN, 7, 0, 0)], 1024)
+    out.sort(key=lambda x: x[0])
+    return out
+
+
 def bulk_transfers(connections: int, *, segments: int = 40, every_ms: int = 1) -> list[Seg]:
     """Downloads as a bulk benchmark makes them, overlapping: a short request, ``segments``
     full-size segments from the server (ACKed every second one), then a short last one, and
