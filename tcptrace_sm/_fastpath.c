@@ -337,9 +337,12 @@ typedef struct {
     const uint8_t *cl, *tfo, *cut, *bad;
 } Segs;
 
-/* One group: 0 commit, 1 hand over; S holds the row on entry, the new row on 0. */
+/* One group: 0 commit, 1 hand over, 2 + x run it again with side x's payload through Zeek's
+ * reassembler (bit x of force2: a hole in its stream); S holds the row on entry, the new row
+ * on 0. */
 static int
-run_group(int64_t *S, const Segs *g, int64_t lo, int64_t hi, int created, const Params *p, int64_t *p1pos)
+run_group(int64_t *S, const Segs *g, int64_t lo, int64_t hi, int created, const Params *p, int64_t *p1pos,
+          int force2)
 {
 #define SD(x, f) S[F_SIDES + (x) * S_N + (f)]
     const int64_t pk_g = SD(0, S_PK) + SD(1, S_PK);
@@ -364,7 +367,8 @@ run_group(int64_t *S, const Segs *g, int64_t lo, int64_t hi, int created, const 
     Reasm rz[2];
     for (int x = 0; x < 2; x++) {
         int64_t m0 = SD(x, S_ZTR);
-        if (m0 == 2 || (has_cut[x] && (has_whole[x] || m0 == 0)) || (has_whole[x] && m0 == 1))
+        if (m0 == 2 || (force2 >> x & 1) || (has_cut[x] && (has_whole[x] || m0 == 0)) ||
+            (has_whole[x] && m0 == 1))
             mode[x] = 2;
         else
             mode[x] = has_cut[x] ? 1 : (has_whole[x] ? 0 : m0);
@@ -524,9 +528,10 @@ run_group(int64_t *S, const Segs *g, int64_t lo, int64_t hi, int created, const 
             const int counted = plain && !own_fin_before;
             const int64_t cend = end + f_fin;
             const int64_t own_before = SD(x, S_NXT);
-            /* no hole in the stream, no ACK of data never seen */
-            if (counted && sq > own_before)
-                return 1;
+            /* a hole in the stream (a segment the capture missed, or one to come out of order):
+             * Zeek's reassembler keeps what is above it; no ACK of data never seen */
+            if (counted && sq > own_before && mode[x] != 2)
+                return 2 + x;
             if (f_ack && ak > SD(y, S_NXT))
                 return 1;
             /* the FIN at or after SND.NXT, acknowledging the peer's FIN if that came first */
@@ -769,7 +774,19 @@ fast_apply(PyObject *self, PyObject *args)
             int64_t col = fmap[i] & MASK32;
             S[i] = (fmap[i] >> 32) ? (int64_t)d32[row * n32 + col] : d64[row * n64 + col];
         }
-        int r = run_group(S, &g, bounds[gi], bounds[gi + 1], created[gi] != 0, &prm, &p1[gi]);
+        int r = 0, force2 = 0;
+        for (int attempt = 0; attempt < 3; attempt++) {
+            if (attempt) /* again from the stored row, with the side's reassembler */
+                for (int i = 0; i < NF; i++) {
+                    int64_t col = fmap[i] & MASK32;
+                    S[i] = (fmap[i] >> 32) ? (int64_t)d32[row * n32 + col] : d64[row * n64 + col];
+                }
+            r = run_group(S, &g, bounds[gi], bounds[gi + 1], created[gi] != 0, &prm, &p1[gi], force2);
+            if (r < 2)
+                break;
+            force2 |= 1 << (r - 2);
+            r = 1;
+        }
         status[gi] = (uint8_t)r;
         if (r != 0)
             continue;

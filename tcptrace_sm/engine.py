@@ -2063,8 +2063,9 @@ class Engine:
         nxt_s = G.running_max(np.where(counted & sv, cend, -1), c["s_nxt"][gsl])
         own_before = np.where(cl, G.before(nxt_c, c["c_nxt"][gsl]), G.before(nxt_s, c["s_nxt"][gsl]))
         peer_nxt = np.where(cl, nxt_s, nxt_c)
-        # no hole in either stream (Zeek would record a content gap), no ACK of unseen data
-        viol |= counted & (sq > own_before)
+        # a hole in a stream (a segment the capture missed, or one to come out of order) runs
+        # that side's payload through Zeek's reassembler (below); no ACK of unseen data
+        hole = counted & (sq > own_before)
         viol |= est & f_ack & (ak > peer_nxt)
         # the FIN at or after SND.NXT, acknowledging the peer's FIN if that came first
         viol |= at_own_fin & (end < own_before)
@@ -2221,7 +2222,8 @@ class Engine:
         # -- Zeek: content gaps (G). A side's payload cut by the snaplen cannot be passed on,
         # so every ACK from the peer that moves past what was acknowledged of it is a gap
         # (capped at its FIN once that was sent, as Zeek caps it). A side with payload both
-        # cut and whole runs Zeek's reassembler itself (GapCounter), segment by segment.
+        # cut and whole, or with a hole in its stream, runs Zeek's reassembler itself
+        # (GapCounter), segment by segment.
         cut = (cols.mark[order] & TRUNCATED) != 0
         z_gap: dict[int, tuple[I64, I64, I64, I64, B]] = {}  # side: mode, trim, reassem, ack, gaps
         z_block: dict[int, tuple[I64, I64]] = {}  # side: each group's held block (lo, hi; -1: none)
@@ -2230,6 +2232,7 @@ class Engine:
             has_cut, has_whole = G.any(data & mine & cut), G.any(data & mine & ~cut)
             mode0 = c[f"{sd}_ztr"][gsl]
             mixed = (mode0 == 2) | (has_cut & (has_whole | (mode0 == 0))) | (has_whole & (mode0 == 1))
+            mixed |= G.any(hole & mine)
             mode = np.where(mixed, 2, np.where(has_cut, 1, np.where(has_whole, 0, mode0)))
             t0, r0, a0 = c[f"{sd}_ztrim"][gsl], c[f"{sd}_zre"][gsl], c[f"{sd}_zack"][gsl]
             x_fin, x_fpos = (fin_c, pfc_s) if x == 0 else (fin_s, pfs_s)

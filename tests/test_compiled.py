@@ -351,9 +351,11 @@ def test_one_chunk_mixing_plain_and_unusual_records(tmp_path: Path) -> None:
 
 
 def _traffic_files(tmp: Path) -> list[Path]:
-    from trafficgen import resets_after_fin, syn_retries, syn_scan, traffic, write_pcap
+    from trafficgen import lossy_downloads, resets_after_fin, syn_retries, syn_scan, traffic, write_pcap
 
     out = [
+        write_pcap(tmp / "lossy.pcap", lossy_downloads(60)),
+        write_pcap(tmp / "lossy_cut.pcap", lossy_downloads(60), snaplen=96),
         write_pcap(tmp / "resets.pcap", resets_after_fin(400)),
         write_pcap(tmp / "resets_late.pcap", resets_after_fin(400, rst_after_s=2.0)),
         write_pcap(tmp / "scan.pcap", syn_scan(700)),

@@ -21,6 +21,7 @@ from trafficgen import (
     bulk_transfers,
     close_waits,
     keepalive,
+    lossy_downloads,
     resets_after_fin,
     reused_ports,
     syn_retries,
@@ -277,6 +278,26 @@ def test_close_waits_at_the_end_of_the_capture(
     assert states[("FIN-WAIT-2", "CLOSE-WAIT", "half")] == 100
     assert Counter(a["code"] for a in fast.anomaly_records)["stuck_close_wait"] == stuck
     assert _engine_run(path, Options(close_wait_timeout=timeout)).handed_over == 0
+
+
+@pytest.mark.parametrize("snaplen", [None, 96])
+def test_downloads_with_segments_missing_from_the_capture(
+    tmp_path: Path, small_chunks: None, snaplen: int | None
+) -> None:
+    """A hole in a stream (a segment lost on the way, sent again later, out of order) stays on
+    the fast path: Zeek's reassembler holds what is above it, and the retransmission is Zeek's
+    t. A segment only the capture dropped, whose ACK covers bytes never seen, is the core's
+    (it notes segment_not_captured; Zeek records the content gap)."""
+    path = write_pcap(tmp_path / "lossy.pcap", lossy_downloads(60), snaplen=snaplen)
+    ref, fast = both(path)
+    assert_same(ref, fast)
+    got = Counter(
+        (f["client_port"] % 2, f["close"], f["history"], tuple(f["anomalies"])) for f in fast.flow_records
+    )
+    # the cut payload's gaps are Zeek's g too (the tenth one written again)
+    lost, dropped = ("ShADdgtgFf", "ShADdggFf") if snaplen else ("ShADdtFf", "ShADdgFf")
+    assert got == {(1, "fin", lost, ()): 30, (0, "fin", dropped, ("segment_not_captured",)): 30}
+    assert _engine_run(path).handed_over == 30
 
 
 @pytest.mark.parametrize("seed", [0, 3])

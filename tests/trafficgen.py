@@ -466,6 +466,58 @@ def close_waits(connections: int, *, silent_s: float, every_us: int = 100) -> li
     return out
 
 
+def lossy_downloads(
+    connections: int, *, segments: int = 60, lost_every: int = 17, every_ms: int = 1
+) -> list[Seg]:
+    """Downloads captured at the client while the path loses segments: every ``lost_every``-th
+    full-size segment from the server is missing from the capture. In odd connections it was
+    lost on the way (the client sends duplicate ACKs, the server sends it again two segments
+    later, out of order); in even ones the capture dropped it but the client got it (its ACKs
+    cover bytes the capture never saw: Zeek's content gap). A close by the client."""
+    out: list[Seg] = []
+    s = "192.0.2.87"
+    for i in range(connections):
+        t = 1_700_000_000 * _S + i * every_ms * _MS
+        c, cp = f"10.3.{i // 250 % 250}.{i % 250 + 1}", 30000 + i
+        ci, si = (i * 2654435761) & _M, (i * 40503 + 7) & _M
+        segs: list[tuple[bool, int, int, int, int]] = [
+            (True, SYN, ci, 0, 0),
+            (False, SYN | ACK, si, ci + 1, 0),
+            (True, ACK, ci + 1, si + 1, 0),
+            (True, ACK | PSH, ci + 1, si + 1, 30),
+        ]
+        cn, base = ci + 31, si + 1
+        resend: list[int] = []  # lost segments' numbers, sent again later
+        hole: int | None = None  # the first byte the client has not got (retransmission case)
+        for k in range(segments):
+            seq = base + 1448 * k
+            lost = k % lost_every == lost_every - 1
+            if not lost:
+                segs.append((False, ACK, seq, cn, 1448))
+            if lost and i % 2:
+                resend.append(k)
+                hole = seq if hole is None else hole
+            if hole is not None:
+                segs.append((True, ACK, cn, hole, 0))  # a duplicate ACK, stuck at the hole
+            elif k % 2:
+                segs.append((True, ACK, cn, seq + 1448, 0))
+            if resend and k == resend[0] + 2:  # the retransmission, out of order
+                r = resend.pop(0)
+                segs.append((False, ACK, base + 1448 * r, cn, 1448))
+                hole = None
+                segs.append((True, ACK, cn, base + 1448 * (k + 1), 0))
+        sn = base + 1448 * segments
+        segs += [
+            (True, ACK, cn, sn, 0),
+            (True, FIN | ACK, cn, sn, 0),
+            (False, FIN | ACK, sn, cn + 1, 0),
+            (True, ACK, cn + 1, sn + 1, 0),
+        ]
+        _script(out, t, _MS // 5, (c, cp, s, 443), segs, 65535)
+    out.sort(key=lambda x: x[0])
+    return out
+
+
 def bulk_transfers(connections: int, *, segments: int = 40, every_ms: int = 1) -> list[Seg]:
     """Downloads as a bulk benchmark makes them, overlapping: a short request, ``segments``
     full-size segments from the server (ACKed every second one), then a short last one, and
