@@ -337,6 +337,20 @@ typedef struct {
     const uint8_t *cl, *tfo, *cut, *bad;
 } Segs;
 
+/* The RST that ends the connection: sent by side ``by`` from state xs to a receiver in ys;
+ * nothing may follow it (P_DONE: the core's). */
+static void
+record_rst(int64_t *S, int64_t frame, int64_t t, int64_t ordn, int64_t by, int64_t xs, int64_t ys)
+{
+    S[F_RST_F] = frame;
+    S[F_RST_T] = t;
+    S[F_RST_O] = ordn;
+    S[F_RST_BY] = by;
+    S[F_RST_XS] = xs;
+    S[F_RST_YS] = ys;
+    S[F_PHASE] = P_DONE;
+}
+
 /* One group: 0 commit, 1 hand over, 2 + x run it again with side x's payload through Zeek's
  * reassembler (bit x of force2: a hole in its stream); S holds the row on entry, the new row
  * on 0. */
@@ -471,13 +485,7 @@ run_group(int64_t *S, const Segs *g, int64_t lo, int64_t hi, int created, const 
                     *p1pos = k;
                 } else {
                     S[F_REFUSED] = 1;
-                    S[F_PHASE] = P_DONE;
-                    S[F_RST_F] = frame;
-                    S[F_RST_T] = t;
-                    S[F_RST_O] = ordn;
-                    S[F_RST_BY] = 1;
-                    S[F_RST_XS] = p->st_closed;
-                    S[F_RST_YS] = p->st_syn_sent;
+                    record_rst(S, frame, t, ordn, 1, p->st_closed, p->st_syn_sent);
                     S[F_ZR0] = ordn * 4;
                 }
             }
@@ -489,13 +497,7 @@ run_group(int64_t *S, const Segs *g, int64_t lo, int64_t hi, int created, const 
                 return 1;
             const int64_t ak1 = ((ack - SD(1, S_ISN)) & MASK32) == 1;
             if (rst && len == 0 && ((seq - SD(0, S_ISN)) & MASK32) == 1 && (!f_ack || ak1)) {
-                S[F_RST_F] = frame;
-                S[F_RST_T] = t;
-                S[F_RST_O] = ordn;
-                S[F_RST_BY] = 0;
-                S[F_RST_XS] = p->st_est;
-                S[F_RST_YS] = p->st_syn_rcvd;
-                S[F_PHASE] = P_DONE;
+                record_rst(S, frame, t, ordn, 0, p->st_est, p->st_syn_rcvd);
                 if (SD(0, S_ZR) < 0)
                     SD(0, S_ZR) = ordn * 4;
             } else {
@@ -665,15 +667,8 @@ run_group(int64_t *S, const Segs *g, int64_t lo, int64_t hi, int created, const 
                 SD(x, S_FINO) = ordn;
                 SD(x, S_PPF) = SD(y, S_PK);
             }
-            if (at_rst) {
-                S[F_RST_F] = frame;
-                S[F_RST_T] = t;
-                S[F_RST_O] = ordn;
-                S[F_RST_BY] = x;
-                S[F_RST_XS] = rst_xs;
-                S[F_RST_YS] = rst_ys;
-                S[F_PHASE] = P_DONE;
-            }
+            if (at_rst)
+                record_rst(S, frame, t, ordn, x, rst_xs, rst_ys);
         } else if (f_ack) {
             ak = (ack - SD(y, S_ISN)) & MASK32;
         }
@@ -770,17 +765,12 @@ fast_apply(PyObject *self, PyObject *args)
     Py_BEGIN_ALLOW_THREADS
     for (int64_t gi = 0; gi < ngroups; gi++) {
         const int64_t row = gslot[gi];
-        for (int i = 0; i < NF; i++) {
-            int64_t col = fmap[i] & MASK32;
-            S[i] = (fmap[i] >> 32) ? (int64_t)d32[row * n32 + col] : d64[row * n64 + col];
-        }
         int r = 0, force2 = 0;
-        for (int attempt = 0; attempt < 3; attempt++) {
-            if (attempt) /* again from the stored row, with the side's reassembler */
-                for (int i = 0; i < NF; i++) {
-                    int64_t col = fmap[i] & MASK32;
-                    S[i] = (fmap[i] >> 32) ? (int64_t)d32[row * n32 + col] : d64[row * n64 + col];
-                }
+        for (int attempt = 0; attempt < 3; attempt++) { /* again: with a side's reassembler */
+            for (int i = 0; i < NF; i++) {
+                int64_t col = fmap[i] & MASK32;
+                S[i] = (fmap[i] >> 32) ? (int64_t)d32[row * n32 + col] : d64[row * n64 + col];
+            }
             r = run_group(S, &g, bounds[gi], bounds[gi + 1], created[gi] != 0, &prm, &p1[gi], force2);
             if (r < 2)
                 break;

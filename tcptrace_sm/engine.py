@@ -1422,8 +1422,9 @@ def _due(at: I64, clock: I64 | int) -> B:
 
 
 def _closing_state(sent: B, peer_sent: B, earlier: B, acked: B) -> I64:
-    """A synchronised side's state from the FINs so far, as :meth:`Engine.states` reads them:
-    whether it and its peer sent one, its own came first (when both did) and was acknowledged."""
+    """A synchronised side's state from the FINs so far (:meth:`Engine.states` and the chunk
+    evaluation's RSTs read them so; ``closing_state`` in _fastpath.c is the same): whether it
+    and its peer sent one, its own came first (when both did) and was acknowledged."""
     first = sent & (~peer_sent | earlier)
     out: I64 = np.select(
         [first & peer_sent, first, sent & peer_sent, peer_sent],
@@ -2300,26 +2301,21 @@ class Engine:
         st.set_options(1, sg, cols, order[p1c[okg][ga]])
         c["s_ltx"][sg] = ts[p1c[okg][ga]]
         c["phase"][sg] = P_SYNACK
+
+        def record_rst(g: I64, p: I64, by: I64 | int, xs: I64 | int, ys: I64 | int) -> None:
+            """The RST (at position p) that ends connections g: nothing may follow it."""
+            c["rst_f"][g], c["rst_t"][g], c["rst_o"][g] = frame[p], ts[p], ordn[p]
+            c["rst_by"][g], c["rst_xs"][g], c["rst_ys"][g] = by, xs, ys
+            c["phase"][g] = P_DONE
+
         gr = g_refuse[okg]
         rg, rp = gs[gr], p1c[okg][gr]
         c["refused"][rg] = 1
-        c["phase"][rg] = P_DONE
-        c["rst_f"][rg] = frame[rp]
-        c["rst_t"][rg] = ts[rp]
-        c["rst_o"][rg] = ordn[rp]
-        c["rst_by"][rg] = 1
-        c["rst_xs"][rg] = CLOSED
-        c["rst_ys"][rg] = SYN_SENT
+        record_rst(rg, rp, 1, CLOSED, SYN_SENT)
         c["zr0"][rg] = ordn[rp] * 4
         hr = g_hs_rst[okg]
         rg3, rp3 = gs[hr], G.first_where(hs_rst)[okg][hr]
-        c["rst_f"][rg3] = frame[rp3]
-        c["rst_t"][rg3] = ts[rp3]
-        c["rst_o"][rg3] = ordn[rp3]
-        c["rst_by"][rg3] = 0
-        c["rst_xs"][rg3] = EST
-        c["rst_ys"][rg3] = SYN_RCVD
-        c["phase"][rg3] = P_DONE
+        record_rst(rg3, rp3, 0, EST, SYN_RCVD)
         c["c_zR"][rg3] = np.where(c["c_zR"][rg3] < 0, ordn[rp3] * 4, c["c_zR"][rg3])
         hs = (phs[okg] >= 0) & (phs[okg] < _BIG)
         hg, hp = gs[hs], phs[okg][hs]
@@ -2335,13 +2331,7 @@ class Engine:
         c["zH"][sg] = c["sa_o"][sg] * 4
         rs = prst[okg] < _BIG
         rg2, rp2 = gs[rs], prst[okg][rs]
-        c["rst_f"][rg2] = frame[rp2]
-        c["rst_t"][rg2] = ts[rp2]
-        c["rst_o"][rg2] = ordn[rp2]
-        c["rst_by"][rg2] = side[rp2]
-        c["rst_xs"][rg2] = rst_xs[rp2]
-        c["rst_ys"][rg2] = rst_ys[rp2]
-        c["phase"][rg2] = P_DONE
+        record_rst(rg2, rp2, side[rp2], rst_xs[rp2], rst_ys[rp2])
         z_letters = (
             ("A", plain & ~f_fin & (length == 0)),
             ("D", plain & ~f_fin & (length > 0)),
@@ -2448,19 +2438,8 @@ class Engine:
         est = ph == P_EST
         cfo, sfo = c["c_fino"][slots], c["s_fino"][slots]
         c_sent, s_sent = cfo >= 0, sfo >= 0
-        c_first = c_sent & (~s_sent | (cfo < sfo))
-        s_first = s_sent & (~c_sent | (sfo < cfo))
-
-        def one(first: B, sent: B, acked: B, peer_sent: B) -> I64:
-            out = np.full(n, EST, dtype=np.int64)
-            out = np.where(first, np.where(acked, FW2, FW1), out)
-            out = np.where(first & peer_sent, TW, out)
-            out = np.where(~sent & peer_sent, CW, out)
-            out = np.where(sent & ~first & peer_sent, np.where(acked, CLOSED, LAST_ACK), out)
-            return out
-
-        cs = np.where(est, one(c_first, c_sent, c["c_fao"][slots] >= 0, s_sent), cs)
-        ss = np.where(est, one(s_first, s_sent, c["s_fao"][slots] >= 0, c_sent), ss)
+        cs = np.where(est, _closing_state(c_sent, s_sent, cfo < sfo, c["c_fao"][slots] >= 0), cs)
+        ss = np.where(est, _closing_state(s_sent, c_sent, sfo < cfo, c["s_fao"][slots] >= 0), ss)
         tw_c = np.where(est & (cs == TW), c["s_fint"][slots], -1)
         tw_s = np.where(est & (ss == TW), c["c_fint"][slots], -1)
         if clock is not None:

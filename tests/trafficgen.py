@@ -284,6 +284,22 @@ def _script(
         out.append((t + k * step, *four, seq & _M, ack & _M, flags, win, n, b""))
 
 
+def _client(i: int, net: int, port0: int = 30000) -> tuple[str, int, int, int]:
+    """Connection ``i``'s client address and port (one per connection, in 10.``net``/16) and
+    the two ISNs, spread over the sequence space."""
+    return f"10.{net}.{i // 250 % 250}.{i % 250 + 1}", port0 + i, (i * 2654435761) & _M, (i * 40503 + 7) & _M
+
+
+def _opening(ci: int, si: int, request: int) -> list[tuple[bool, int, int, int, int]]:
+    """The handshake and a request of ``request`` bytes, as :func:`_script` steps."""
+    return [
+        (True, SYN, ci, 0, 0),
+        (False, SYN | ACK, si, ci + 1, 0),
+        (True, ACK, ci + 1, si + 1, 0),
+        (True, ACK | PSH, ci + 1, si + 1, request),
+    ]
+
+
 def keepalive(connections: int, *, pause_s: float, every_ms: int = 3) -> list[Seg]:
     """Connections kept open between two request/response exchanges: a silence of ``pause_s``
     in the middle, while both sides are established, then a close by the client."""
@@ -292,8 +308,7 @@ def keepalive(connections: int, *, pause_s: float, every_ms: int = 3) -> list[Se
     pause = int(pause_s * _S)
     for i in range(connections):
         t = 1_700_000_000 * _S + i * every_ms * _MS
-        c, cp = f"10.7.{i // 250 % 250}.{i % 250 + 1}", 20000 + i
-        ci, si = (i * 2654435761) & _M, (i * 40503 + 7) & _M
+        c, cp, ci, si = _client(i, 7, 20000)
         first: list[tuple[bool, int, int, int, int]] = [
             (True, SYN, ci, 0, 0),
             (False, SYN | ACK, si, ci + 1, 0),
@@ -325,8 +340,7 @@ def syn_retries(
     s = "192.0.2.83"
     for i in range(connections):
         t = 1_700_000_000 * _S + i * every_ms * _MS
-        c, cp = f"10.8.{i // 250 % 250}.{i % 250 + 1}", 30000 + i
-        ci, si = (i * 2654435761) & _M, (i * 40503 + 7) & _M
+        c, cp, ci, si = _client(i, 8)
         at = t
         for gap in (0.0, *gaps_s):
             at += int(gap * _S)
@@ -363,14 +377,10 @@ def resets_after_fin(connections: int, *, every_ms: int = 3, rst_after_s: float 
     s = "192.0.2.84"
     for i in range(connections):
         t = 1_700_000_000 * _S + i * every_ms * _MS
-        c, cp = f"10.6.{i // 250 % 250}.{i % 250 + 1}", 30000 + i
-        ci, si = (i * 2654435761) & _M, (i * 40503 + 7) & _M
+        c, cp, ci, si = _client(i, 6)
         a, b = ci + 81, si + 301  # each side's SND.NXT after the exchange
-        segs: list[tuple[bool, int, int, int, int]] = [
-            (True, SYN, ci, 0, 0),
-            (False, SYN | ACK, si, ci + 1, 0),
-            (True, ACK, ci + 1, si + 1, 0),
-            (True, ACK | PSH, ci + 1, si + 1, 80),
+        segs = [
+            *_opening(ci, si, 80),
             (False, ACK | PSH, si + 1, a, 300),
             (True, ACK, a, b, 0),
         ]
@@ -445,13 +455,9 @@ def close_waits(connections: int, *, silent_s: float, every_us: int = 100) -> li
     s = "192.0.2.86"
     for i in range(connections):
         t = 1_700_000_000 * _S + i * every_us * 1000
-        c, cp = f"10.4.{i // 250 % 250}.{i % 250 + 1}", 30000 + i
-        ci, si = (i * 2654435761) & _M, (i * 40503 + 7) & _M
-        segs: list[tuple[bool, int, int, int, int]] = [
-            (True, SYN, ci, 0, 0),
-            (False, SYN | ACK, si, ci + 1, 0),
-            (True, ACK, ci + 1, si + 1, 0),
-            (True, ACK | PSH, ci + 1, si + 1, 80),
+        c, cp, ci, si = _client(i, 4)
+        segs = [
+            *_opening(ci, si, 80),
             (False, ACK | PSH, si + 1, ci + 81, 300),
             (True, FIN | ACK, ci + 81, si + 301, 0),
             (False, ACK, si + 301, ci + 82, 0),
@@ -478,14 +484,8 @@ def lossy_downloads(
     s = "192.0.2.87"
     for i in range(connections):
         t = 1_700_000_000 * _S + i * every_ms * _MS
-        c, cp = f"10.3.{i // 250 % 250}.{i % 250 + 1}", 30000 + i
-        ci, si = (i * 2654435761) & _M, (i * 40503 + 7) & _M
-        segs: list[tuple[bool, int, int, int, int]] = [
-            (True, SYN, ci, 0, 0),
-            (False, SYN | ACK, si, ci + 1, 0),
-            (True, ACK, ci + 1, si + 1, 0),
-            (True, ACK | PSH, ci + 1, si + 1, 30),
-        ]
+        c, cp, ci, si = _client(i, 3)
+        segs = _opening(ci, si, 30)
         cn, base = ci + 31, si + 1
         resend: list[int] = []  # lost segments' numbers, sent again later
         hole: int | None = None  # the first byte the client has not got (retransmission case)
@@ -528,14 +528,8 @@ def bulk_transfers(connections: int, *, segments: int = 40, every_ms: int = 1) -
     s = "192.0.2.80"
     for i in range(connections):
         t = 1_700_000_000 * _S + i * every_ms * _MS
-        c, cp = f"10.8.{i // 250 % 250}.{i % 250 + 1}", 30000 + i
-        ci, si = (i * 2654435761) & _M, (i * 40503 + 7) & _M
-        segs: list[tuple[bool, int, int, int, int]] = [
-            (True, SYN, ci, 0, 0),
-            (False, SYN | ACK, si, ci + 1, 0),
-            (True, ACK, ci + 1, si + 1, 0),
-            (True, ACK | PSH, ci + 1, si + 1, 30),
-        ]
+        c, cp, ci, si = _client(i, 8)
+        segs = _opening(ci, si, 30)
         sn, cn = si + 1, ci + 31
         for k in range(segments + 1):
             n = 1448 if k < segments else 20 + i % 10
