@@ -83,6 +83,16 @@ from tcptrace_sm.capture import (
     segments_of,
 )
 from tcptrace_sm.flows import FlowTable, eviction_order, flow_key
+from tcptrace_sm.layout import F32 as _F32
+from tcptrace_sm.layout import F64 as _F64
+from tcptrace_sm.layout import FIELDS as _FIELDS
+from tcptrace_sm.layout import JOURNAL_BUDGET, JOURNAL_CAP, P_DONE, P_EST, P_SYN, P_SYNACK, ZSTATE_NAMES
+from tcptrace_sm.layout import LIMIT as _LIMIT
+from tcptrace_sm.layout import NEVER_NS as _NEVER_NS
+from tcptrace_sm.layout import ZCHARS as _ZCHARS
+from tcptrace_sm.layout import ZEEK_IDLE_NS as _ZEEK_IDLE_NS
+from tcptrace_sm.layout import ZEEK_TIMER_NS as _ZEEK_TIMER_NS
+from tcptrace_sm.layout import ZLETTERS as _ZLETTERS
 from tcptrace_sm.machine import (
     NS_PER_S,
     REUSED,
@@ -114,18 +124,8 @@ I64 = npt.NDArray[np.int64]
 B = npt.NDArray[np.bool_]
 
 _MASK: Final = 0xFFFFFFFF
-_LIMIT: Final = 1 << 30  # relative sequence numbers beyond this go to the core (wrap safety)
 _BIG: Final = 1 << 62  # "none" for positions and ordinals
-_NEVER_NS: Final = (1 << 63) - 1  # "never" for times (timestamps are int64 nanoseconds)
 _ALL6: Final = FIN | SYN | RST | PSH | ACK | URG
-#: No pause inside a fast connection may reach Zeek's shortest timer (tcp_attempt_delay,
-#: tcp_close_delay, tcp_SYN_timeout and tcp_connection_linger are all 5 s): with shorter
-#: pauses Zeek's summary of the connection is the plain one computed here.
-_ZEEK_TIMER_NS: Final = 5 * NS_PER_S
-#: Longer pauses are fine while both sides are synchronised and neither has closed: Zeek's
-#: timers only re-arm then, up to its inactivity timeout (udp_inactivity_timeout, 1 min, is
-#: the shorter of the two it uses for TCP).
-_ZEEK_IDLE_NS: Final = 60 * NS_PER_S
 
 _STATE_CODE = {s: i for i, s in enumerate(STATE_ORDER)}
 CLOSED = _STATE_CODE[TcpState.CLOSED]
@@ -142,8 +142,6 @@ _STATE_NAMES = np.array([s.value for s in STATE_ORDER], dtype=object)
 #: what the RST's receiver saw, by its state's code (-1: no RST)
 _ERRNO_OF = np.array([*(errno_for_reset(s) for s in STATE_ORDER), None], dtype=object)
 
-# phases of a fast connection
-P_SYN, P_SYNACK, P_EST, P_DONE = 0, 1, 2, 3
 
 _CAUSES = [
     cause_of(Dir.SEND, Event.SYN),
@@ -180,91 +178,8 @@ _SIDE_NAMES = np.array(["client", "server"], dtype=object)
 _RST_SIDES = np.array([None, "client", "server"], dtype=object)  # by rst_by + 1
 _POW10: Final = (1, 10, 100, 1000)
 
-# Zeek's history letters: (column, letter). The client is Zeek's originator (it sent the first
-# packet, a plain SYN), so its letters are upper case.
-_ZLETTERS: list[tuple[str, str]] = [("zS", "S"), ("zH", "h"), ("zr0", "r")]
-for _sd, _case in (("c", str.upper), ("s", str.lower)):
-    for _l in "ADFR":
-        _ZLETTERS.append((f"z{_sd}{_l}", _case(_l)))
-    for _k in "TWG":
-        for _i in range(4):
-            _ZLETTERS.append((f"z{_sd}{_k}{_i}", _case(_k)))
-_ZCHARS = [letter for _c, letter in _ZLETTERS]
-#: Zeek's conn_state of fast connections, as _zeek_parts numbers them
-_ZSTATE_NAMES = np.array(["REJ", "S0", "RSTO", "RSTR", "SF", "S2", "S3", "S1"], dtype=object)
 
 # --------------------------------------------------------------------------------- the store
-
-_SIDE_FIELDS: Final[dict[str, Any]] = {
-    "pk": 0,  # packets
-    "by": 0,  # payload bytes
-    "isn": 0,
-    "nxt": 1,  # SND.NXT, relative to the side's ISN
-    "fin": -1,  # relative sequence number of its FIN (-1: none sent)
-    "finf": -1,  # frame, time, capture clock and ordinal of the FIN
-    "fint": 0,
-    "finclk": 0,
-    "fino": -1,
-    "ppf": 0,  # the peer's packets when the FIN left
-    "faf": -1,  # frame, time and ordinal of the peer's ACK of the FIN
-    "fat": 0,
-    "fao": -1,
-    "lack": -1,  # last ACK sent, relative to the peer's ISN (-1: none yet)
-    "win": 0,  # last window sent (unscaled)
-    "ws": -1,  # window scale of its SYN (-1: no option)
-    "lsend": 0,  # last segment with new data, FIN or SYN
-    "ltx": 0,  # last SYN, SYN-ACK or FIN sent
-    "rtx": 0,  # retransmissions, as the core counts them
-    "bend": -1,  # data sent beyond the peer's window, not judged yet: end, edge, frame, time
-    "bedge": 0,
-    "bf": 0,
-    "bt": 0,
-    "zmax": 1,  # Zeek: highest sequence number sent so far (relative; its SYN counts)
-    "zA": -1,  # Zeek: ordinal x 4 of the first pure ACK, payload, FIN, RST
-    "zD": -1,
-    "zF": -1,
-    "zR": -1,
-    "zTn": 0,  # Zeek: retransmissions, zero windows and content gaps, and the ordinals at 1, 10,
-    "zWn": 0,  # 100 and 1000
-    "zGn": 0,
-    **{f"z{k}{i}": -1 for k in "TWG" for i in range(4)},
-    "ztr": -1,  # its payload: -1 none yet, 0 captured whole, 1 cut by the snaplen, 2 both
-    "ztrim": 1,  # Zeek's reassembler of its payload: trimmed up to, delivered up to, and the
-    "zre": 1,  # peer's highest ACK (relative)
-    "zack": 1,
-    "zblo": -1,  # Zeek's reassembler: the one block of whole payload it holds above "zre", not
-    "zbhi": -1,  # acknowledged yet (-1: none; sides with payload both cut and whole only)
-}
-_FIELDS: Final[dict[str, Any]] = {
-    "fid": 0,
-    "first_ts": 0,
-    "last_ts": 0,
-    "first_clock": 0,  # the capture clock at the first and the last segment
-    "last_clock": 0,
-    "retire_at": _NEVER_NS,  # see Engine._schedule
-    "compact_at": _NEVER_NS,
-    "zopk": 0,  # ... Zeek's packet counts of that (its only) connection
-    "zrpk": 0,
-    "phase": P_SYN,
-    "sa_f": -1,  # the SYN-ACK (or the refusing RST): frame, time, ordinal
-    "sa_t": 0,
-    "sa_o": -1,
-    "hs_f": -1,  # the handshake's ACK
-    "hs_t": 0,
-    "hs_o": -1,
-    "rst_f": -1,
-    "rst_t": 0,
-    "rst_o": -1,
-    "rst_by": -1,  # 0 client, 1 server
-    "rst_xs": 0,  # states of the RST's sender and receiver before it
-    "rst_ys": 0,
-    "refused": 0,
-    "zS": -1,  # Zeek: ordinal x 4 of the SYN, the SYN-ACK and the refusing RST
-    "zH": -1,
-    "zr0": -1,
-    **{f"c_{k}": v for k, v in _SIDE_FIELDS.items()},
-    **{f"s_{k}": v for k, v in _SIDE_FIELDS.items()},
-}
 
 
 def _zcol(name: str) -> str:
@@ -276,16 +191,7 @@ def _zcol(name: str) -> str:
 
 _OPT_MAX: Final = 40  # TCP option bytes of a SYN, at most
 
-
-#: Fields that need 64 bits (times, frame numbers, ISNs); the others are 32-bit.
-_WIDE: Final = frozenset(
-    {"fid", "first_ts", "last_ts", "first_clock", "last_clock", "retire_at", "compact_at",
-     "sa_f", "sa_t", "hs_f", "hs_t", "rst_f", "rst_t"}
-    | {f"{sd}_{k}" for sd in "cs" for k in ("isn", "finf", "fint", "finclk", "faf", "fat", "lsend", "ltx",
-                                            "bedge", "bf", "bt")}
-)  # fmt: skip
-_F64: Final = tuple(k for k in _FIELDS if k in _WIDE)
-_F32: Final = tuple(k for k in _FIELDS if k not in _WIDE)
+_ZSTATE_NAMES = np.array(ZSTATE_NAMES, dtype=object)
 _ZCOLS32: Final = np.array([_F32.index(_zcol(name)) for name, _l in _ZLETTERS], dtype=np.int64)
 
 
@@ -398,11 +304,6 @@ class _Store:
         return out
 
 
-#: A fast connection with more segments than this is handed to the core (its journal would
-#: grow without bound otherwise); so are the longest ones when all journals together pass
-#: :data:`JOURNAL_BUDGET` segments.
-JOURNAL_CAP: Final = 4096
-JOURNAL_BUDGET: Final = 6_000_000
 #: Segments replayed into the core at once when connections are handed over.
 _REPLAY_ROWS: Final = 1 << 16
 #: Rows per segment of the closed table (about 2.7 MB), and the bytes of full segments it keeps in
