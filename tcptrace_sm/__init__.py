@@ -16,17 +16,17 @@ __version__ = "0.1.0.dev0"
 __all__ = ["Analysis", "CaptureError", "Options", "__version__", "analyze"]
 
 if TYPE_CHECKING:
-    from tcptrace_sm.analysis import Analysis, Options, analyze
-    from tcptrace_sm.capture import CaptureError
+    from tcptrace_sm.analysis import Analysis, analyze
+    from tcptrace_sm.common import CaptureError, Options
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("analyze", "Analysis", "Options"):
+    if name in ("analyze", "Analysis"):
         from tcptrace_sm import analysis
 
         return getattr(analysis, name)
-    if name == "CaptureError":
-        from tcptrace_sm.capture import CaptureError
+    if name in ("CaptureError", "Options"):
+        from tcptrace_sm import common
 
-        return CaptureError
+        return getattr(common, name)
     raise AttributeError(f"module 'tcptrace_sm' has no attribute {name!r}")

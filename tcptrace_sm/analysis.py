@@ -14,6 +14,10 @@ Engines (``engine=``):
 * ``"reference"``: every segment through the per-segment core (:mod:`tcptrace_sm.machine`).
 
 Both give the same records in the same order; the test suite checks it.
+
+The settings (:class:`Options`), the record columns and the summary (:class:`Summary`,
+:func:`summarize`) are defined in :mod:`tcptrace_sm.common` (numpy-free, for the command's
+start-up) and re-exported here.
 """
 
 from __future__ import annotations
@@ -23,16 +27,28 @@ import os
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import pairwise
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from tcptrace_sm.anomalies import CATALOGUE, CODES, Category, Severity
-from tcptrace_sm.capture import CaptureError, Columns, ReadStats, read_columns, read_segments, segments_of
+from tcptrace_sm.capture import read_segments, segments_of
+from tcptrace_sm.common import (
+    ANOMALY_COLUMNS,
+    CLOSE_KINDS,
+    ENGINES,
+    FLOW_COLUMNS,
+    TRANSITION_COLUMNS,
+    CaptureError,
+    Options,
+    ReadStats,
+    Summary,
+    summarize,
+)
 from tcptrace_sm.flows import MAX_FLOWS, FlowTable
-from tcptrace_sm.machine import Config, Connection
+from tcptrace_sm.machine import Connection
 from tcptrace_sm.model import STATE_ORDER, flags_str
 from tcptrace_sm.zeek import CONN_STATES, ZeekSummary
 
@@ -41,64 +57,21 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ANOMALY_COLUMNS",
+    "CLOSE_KINDS",
+    "ENGINES",
     "FLOW_COLUMNS",
     "TRANSITION_COLUMNS",
     "Analysis",
     "Block",
     "CaptureError",
     "Options",
+    "Summary",
     "analyze",
     "blocks",
+    "summarize",
     "trace_flow",
 ]
 
-#: Column order of the flow records (CSV columns; a change here is a breaking change).
-FLOW_COLUMNS: tuple[str, ...] = (
-    "flow_id",
-    "client_ip",
-    "client_port",
-    "server_ip",
-    "server_port",
-    "first_ts",
-    "last_ts",
-    "duration",
-    "packets",
-    "bytes",
-    "client_packets",
-    "server_packets",
-    "client_bytes",
-    "server_bytes",
-    "client_state",
-    "server_state",
-    "close",
-    "rst_by",
-    "errno",
-    "midstream",
-    "anomalies",
-    "conn_state",
-    "history",
-)
-ANOMALY_COLUMNS: tuple[str, ...] = (
-    "flow_id",
-    "code",
-    "severity",
-    "category",
-    "side",
-    "frame",
-    "ts",
-    "state",
-    "detail",
-)
-TRANSITION_COLUMNS: tuple[str, ...] = (
-    "flow_id",
-    "side",
-    "frame",
-    "ts",
-    "from_state",
-    "to_state",
-    "cause",
-    "inferred",
-)
 #: Columns holding integer-nanosecond timestamps (seconds in CSV/JSON, datetimes in pandas).
 TS_COLUMNS = frozenset({"first_ts", "last_ts", "ts"})
 #: The record sets by name (the ``Block`` attribute of each) and their columns.
@@ -107,8 +80,6 @@ RECORD_COLUMNS: dict[str, tuple[str, ...]] = {
     "anomalies": ANOMALY_COLUMNS,
     "transitions": TRANSITION_COLUMNS,
 }
-CLOSE_KINDS: tuple[str, ...] = ("fin", "half", "rst", "refused", "unanswered", "open")
-ENGINES: tuple[str, ...] = ("fast", "reference")
 #: Connections still open at the end of the capture are handed out in blocks by spans of
 #: 2**FINAL_SPAN_BITS frame numbers of their flow_id (a block of at most that many).
 FINAL_SPAN_BITS = 14
@@ -128,30 +99,6 @@ def final_span(flow_ids: Any) -> Any:
 
 
 Columnar = dict[str, list[Any]]
-
-
-@dataclass(frozen=True)
-class Options:
-    """Every analysis setting; each is also a keyword of :func:`analyze` and a CLI option."""
-
-    time_wait: float = 60.0
-    close_wait_timeout: float = 1.0
-    verify_checksums: bool = False
-    max_flows: int = MAX_FLOWS
-    decapsulate: bool = True
-
-    def __post_init__(self) -> None:
-        if self.max_flows < 1:
-            raise ValueError(f"max_flows must be at least 1, got {self.max_flows!r}")
-
-    def config(self) -> Config:
-        return Config(time_wait=self.time_wait, close_wait_timeout=self.close_wait_timeout)
-
-    def columns(self, paths: Sequence[str | os.PathLike[str]], stats: ReadStats) -> Iterator[Columns]:
-        """The captures read as these options say (checksums, tunnels); see :func:`read_columns`."""
-        return read_columns(
-            paths, verify_checksums=self.verify_checksums, stats=stats, decapsulate=self.decapsulate
-        )
 
 
 def _empty(columns: Sequence[str]) -> Columnar:
@@ -385,70 +332,6 @@ class Analysis:
     def transitions(self) -> pd.DataFrame:
         """One row per state change of one endpoint."""
         return _frame(self.block.transitions, TRANSITION_COLUMNS)
-
-
-@dataclass
-class Summary:
-    """Counts over the records, gathered block by block (so streaming output can report them)."""
-
-    connections: int = 0
-    close: Counter[str] = field(default_factory=Counter)
-    noted: Counter[str] = field(default_factory=Counter)
-    severities: Counter[str] = field(default_factory=Counter)
-    categories: Counter[str] = field(default_factory=Counter)
-    anomalies_not_listed: int = 0
-    transitions_not_listed: int = 0
-    evicted: int = 0
-
-    def add(self, block: Block) -> None:
-        self.connections += len(block)
-        self.close.update(block.flows["close"])
-        self.noted.update(block.noted)
-        self.severities.update(block.anomalies["severity"])
-        self.categories.update(block.anomalies["category"])
-        self.anomalies_not_listed += block.anomalies_not_listed
-        self.transitions_not_listed += block.transitions_not_listed
-        self.evicted += block.evicted
-
-    @classmethod
-    def of(cls, block: Block) -> Summary:
-        s = cls()
-        s.add(block)
-        return s
-
-    def merge(self, other: Summary) -> None:
-        self.connections += other.connections
-        self.close.update(other.close)
-        self.noted.update(other.noted)
-        self.severities.update(other.severities)
-        self.categories.update(other.categories)
-        self.anomalies_not_listed += other.anomalies_not_listed
-        self.transitions_not_listed += other.transitions_not_listed
-        self.evicted += other.evicted
-
-
-def summarize(stats: ReadStats, options: Options, s: Summary) -> dict[str, Any]:
-    """The summary document (the ``summary`` of JSON output)."""
-    return {
-        "files": list(stats.files),
-        "packets": stats.packets,
-        "segments": stats.segments,
-        "decapsulated": {kind: n for kind, n in stats.decapsulated.items() if n},
-        "skipped": {reason: n for reason, n in sorted(stats.skipped.items()) if n},
-        "truncated": stats.truncated,
-        "warnings": list(stats.warnings),
-        "first_ts": stats.first_ts,
-        "last_ts": stats.last_ts,
-        "connections": s.connections,
-        "close": {k: s.close[k] for k in CLOSE_KINDS if s.close[k]},
-        "anomalies": {code: s.noted[code] for code in CODES if s.noted[code]},
-        "anomalies_not_listed": s.anomalies_not_listed,
-        "transitions_not_listed": s.transitions_not_listed,
-        "evicted": s.evicted,
-        "severities": {v.value: s.severities[v.value] for v in Severity if s.severities[v.value]},
-        "categories": {c.value: s.categories[c.value] for c in Category if s.categories[c.value]},
-        "options": asdict(options),
-    }
 
 
 _STATE_NAMES = [s.value for s in STATE_ORDER]

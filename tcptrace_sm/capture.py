@@ -10,7 +10,8 @@ Public API
     ``parse_options(raw) -> TcpOptions``
     ``CaptureError`` (a ``ValueError`` whose ``str()`` is one line naming the file)
     ``ReadStats`` (the contract's fields plus ``formats``, one description per file, and
-    ``decapsulated``, packets taken out of each kind of tunnel)
+    ``decapsulated``, packets taken out of each kind of tunnel); these two are defined in
+    :mod:`tcptrace_sm.common` (no numpy: the command imports them at start-up), the same objects
     ``SUPPORTED_LINKTYPES`` (number -> name), ``SKIP_REASONS``, ``CHUNK``, ``MAX_CAPLEN``,
     ``MAX_BLOCK``, ``TUNNELS``, ``TUNNEL_PORTS``, ``MAX_TUNNEL_DEPTH``
 
@@ -129,6 +130,7 @@ from typing import IO, Any, ClassVar, Final, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from tcptrace_sm.common import CaptureError, ReadStats
 from tcptrace_sm.model import BadChecksumSegment, Segment, TcpOptions, TruncatedSegment
 
 #: Whether the compiled helpers (``tcptrace_sm._scan``, built at install time where a C compiler
@@ -284,30 +286,6 @@ def _v4_as_16(addr: npt.NDArray[Any]) -> npt.NDArray[np.void]:
     out[:, 3] = addr
     v: npt.NDArray[np.void] = out.view(_V16).ravel()
     return v
-
-
-class CaptureError(ValueError):
-    """An input is not a usable capture. ``str()`` is one line naming the file."""
-
-
-@dataclass
-class ReadStats:
-    """What the reader saw; filled while iterating (complete once the iterator is exhausted)."""
-
-    files: list[str] = field(default_factory=list)
-    packets: int = 0
-    segments: int = 0
-    bytes_read: int = 0
-    skipped: dict[str, int] = field(default_factory=dict)
-    truncated: bool = False
-    warnings: list[str] = field(default_factory=list)
-    first_ts: int | None = None
-    last_ts: int | None = None
-    #: one short description per file, e.g. "gzip, pcapng (2 interfaces: ETHERNET, RAW)"
-    formats: list[str] = field(default_factory=list)
-    #: packets taken out of each kind of tunnel (:data:`TUNNELS`), whatever they carried; a
-    #: packet nested in two tunnels counts under both
-    decapsulated: dict[str, int] = field(default_factory=dict)
 
 
 class _Corrupt(Exception):

@@ -2,6 +2,10 @@
 
 Data goes to stdout (or ``-o FILE``, written atomically); the summary, warnings and errors go
 to stderr, so ``tcpsm analyze x.pcap --format csv | ...`` pipes clean data.
+
+Only numpy-free modules are imported here at module level (:mod:`tcptrace_sm.common` and the
+like); the reader, the analysis and the engines are imported by the code that runs them, so
+that starting a command loads no numpy before it is needed (``tests/test_startup.py``).
 """
 
 from __future__ import annotations
@@ -11,26 +15,12 @@ import itertools
 import os
 import shutil
 import sys
-from collections.abc import Iterator
-from typing import IO, Any, Final
+from collections.abc import Callable, Iterator
+from typing import IO, TYPE_CHECKING, Any, Final
 
 import click
 
 from tcptrace_sm import __version__
-from tcptrace_sm.analysis import (
-    ANOMALY_COLUMNS,
-    ENGINES,
-    FLOW_COLUMNS,
-    TRANSITION_COLUMNS,
-    Analysis,
-    Block,
-    Options,
-    Summary,
-    analyze,
-    blocks,
-    summarize,
-)
-from tcptrace_sm.capture import ReadStats, parse_options, read_segments
 from tcptrace_sm.clikit import (
     ExitCode,
     Progress,
@@ -50,8 +40,18 @@ from tcptrace_sm.clikit import (
     time_wait_option,
     verify_option,
 )
+from tcptrace_sm.common import (
+    ANOMALY_COLUMNS,
+    ENGINES,
+    FLOW_COLUMNS,
+    TRANSITION_COLUMNS,
+    Options,
+    ReadStats,
+    Summary,
+    summarize,
+)
 from tcptrace_sm.flows import MAX_FLOWS
-from tcptrace_sm.model import Segment, flags_str
+from tcptrace_sm.model import Segment, TcpOptions, flags_str
 from tcptrace_sm.report import (
     CsvWriter,
     JsonlWriter,
@@ -61,6 +61,9 @@ from tcptrace_sm.report import (
     write_json,
     write_jsonl,
 )
+
+if TYPE_CHECKING:
+    from tcptrace_sm.analysis import Analysis, Block
 
 #: commands imported when named: name -> (module, attribute)
 _LAZY: Final = {"check": ("tcptrace_sm.check", "check")}
@@ -98,6 +101,8 @@ def _analyze(
     jobs: int | None = None,
 ) -> Analysis:
     """The analysis every command starts from; read warnings go to stderr at once."""
+    from tcptrace_sm.analysis import analyze
+
     result = analyze(
         list(captures),
         time_wait=time_wait,
@@ -220,6 +225,8 @@ def _analyze_to(
             summary = summarize(stats, options, totals)
             print_warnings(stats)
         else:
+            from tcptrace_sm.analysis import Analysis, Block, blocks
+
             streaming = fmt in ("csv", "jsonl")
             it = _closing(
                 blocks(
@@ -351,7 +358,7 @@ SEGMENT_COLUMNS = (
 )
 
 
-def _options_text(raw: bytes) -> str:
+def _options_text(raw: bytes, parse_options: Callable[[bytes], TcpOptions]) -> str:
     if not raw:
         return ""
     o = parse_options(raw)
@@ -398,11 +405,13 @@ def segments(
     quiet: bool,
 ) -> None:
     """List the TCP segments exactly as the analysis sees them."""
+    from tcptrace_sm.capture import parse_options, read_segments
+
     stats = ReadStats(files=[])
     segs = read_segments(
         list(captures), verify_checksums=verify_checksums, stats=stats, decapsulate=decapsulate
     )
-    rows = (_segment_row(seg) for seg in itertools.islice(segs, limit))
+    rows = (_segment_row(seg, parse_options) for seg in itertools.islice(segs, limit))
     with output_stream(output) as out:
         if fmt == "csv":
             write_csv(out, rows, SEGMENT_COLUMNS)  # streams: constant memory on any capture
@@ -424,7 +433,7 @@ def _segments_summary(stats: ReadStats) -> dict[str, Any]:
     }
 
 
-def _segment_row(seg: Segment) -> dict[str, Any]:
+def _segment_row(seg: Segment, parse_options: Callable[[bytes], TcpOptions]) -> dict[str, Any]:
     return {
         "frame": seg.frame,
         "ts": seg.ts,
@@ -437,7 +446,7 @@ def _segment_row(seg: Segment) -> dict[str, Any]:
         "ack": seg.ack,
         "win": seg.win,
         "len": seg.length,
-        "options": _options_text(seg.options),
+        "options": _options_text(seg.options, parse_options),
     }
 
 

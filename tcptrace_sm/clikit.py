@@ -14,7 +14,7 @@ from typing import IO, Any, TypeVar
 
 import click
 
-from tcptrace_sm.capture import CaptureError, ReadStats
+from tcptrace_sm.common import CaptureError, ReadStats
 from tcptrace_sm.flows import MAX_FLOWS
 
 
