@@ -1034,3 +1034,1557 @@ journal_rows(PyObject *self, PyObject *args)
     release_all(b, NB);
     return PyLong_FromLongLong((long long)written);
 }
+
+/* ======================================================================================
+ * The express path (tcptrace_sm.express): a whole classic pcap file through the same chunk
+ * evaluation, in one C pass, for captures whose every connection stays on the fast paths.
+ *
+ * express(path, init, narrow, params, zchars, zcols, states, errnos, zstates, limits, sink)
+ *     -> (0, stats) or (1, reason)
+ *     path: the file (bytes); init: the NF int64 defaults of a new connection's row
+ *     (fast_fields order) and narrow: NF bytes, 1 where the engine's store keeps the field in
+ *     32 bits; params: the N_PARAMS of fast_apply; zchars / zcols: Zeek's history letters and
+ *     the row index of each one's ordinal; states: the state names by code; errnos: the errno
+ *     text by the RST receiver's state code (None: none), one more (None) at the end; zstates:
+ *     the conn_state names by _zeek_parts' code; limits: int64 chunk bytes, open connections
+ *     allowed, journal budget, held connections at most, longest record, decapsulate (0 or
+ *     1), output bytes gathered before each call of sink(bytes), which receives the CSV rows.
+ *     Every step mirrors tcptrace_sm.engine.Engine over the reader's chunks; anything the
+ *     engine would hand to its core, or the reader would skip, warn about or fix, makes the
+ *     call give up (1, reason) at once, and the caller runs the full engine instead.
+ * ====================================================================================== */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define X_NEVER INT64_MAX
+
+static char *
+put_decimal_x(char *p, unsigned long long v)
+{
+    char tmp[24];
+    int k = 0;
+    do {
+        tmp[k++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (k)
+        *p++ = tmp[--k];
+    return p;
+}
+enum { X_FIN, X_HALF, X_RST, X_REFUSED, X_UNANSWERED, X_OPEN, X_NCLOSE };
+static const char *const x_close_names[X_NCLOSE] = {"fin", "half", "rst", "refused", "unanswered", "open"};
+enum { A_RST, A_UNANSWERED, A_STUCK, A_N };
+static const char *const x_anomaly_names[A_N] = {"rst_terminated", "unanswered_syn", "stuck_close_wait"};
+
+typedef struct {
+    int64_t fid, first_ts, last_ts, retire_at, compact_at;
+    int64_t cpk, spk, cby, sby, tw_c, tw_s, since;
+    int64_t *S;           /* the row while the connection is live in the store; NULL once closed */
+    int64_t chunk;        /* the chunk it was last seen in */
+    int64_t ghead, gtail; /* its segments of the chunk (a list through seg_next) */
+    int64_t gen;          /* bumped when its schedule changes (heap entries of older ones are stale) */
+    uint32_t hist;        /* interned history text */
+    int32_t cs, ss, waits;
+    uint8_t fam, close, rst_by, errno_i, zstate, anomalies, created;
+    uint8_t state; /* 0 in the table (live, or closed once S is NULL), 2 free, 3 retiring */
+    uint16_t cport, sport;
+    uint8_t cip[16], sip[16];
+} XConn;
+
+typedef struct {
+    int64_t at;
+    int64_t idx, gen;
+} XHeapItem;
+
+typedef struct {
+    XHeapItem *a;
+    int64_t n, cap;
+} XHeap;
+
+typedef struct {
+    /* connections */
+    XConn *conns;
+    int64_t nconns, capconns;
+    int64_t *free_list;
+    int64_t nfree, capfree;
+    /* 4-tuple -> connection: open addressing, linear probing; -1 empty, -2 deleted */
+    int64_t *tab;
+    uint64_t tabmask;
+    int64_t tabused, tabdead;
+    /* retirement and compaction schedules */
+    XHeap retire, compact;
+    /* interned histories */
+    char **hist;
+    int64_t nhist, caphist;
+    int64_t *hist_tab;
+    uint64_t hist_mask;
+    /* output */
+    char *out;
+    size_t outn, outcap;
+    PyObject *sink;
+    /* counts */
+    int64_t live_open, journal, held, not_ip, not_tcp;
+    int decapsulate;
+    int64_t conns_out, close_n[X_NCLOSE], noted[A_N];
+    /* settings */
+    Params p;
+    const int64_t *init;
+    const uint8_t *narrow;
+    const char *zchars;
+    const int64_t *zcols;
+    int nz;
+    PyObject *states, *errnos, *zstates;
+    int64_t max_open, journal_budget, max_held, flush_at;
+    size_t longest_name; /* of the state, errno and conn_state names */
+    const char *bail;
+} X;
+
+static int
+xheap_push(XHeap *h, int64_t at, int64_t idx, int64_t gen)
+{
+    if (h->n == h->cap) {
+        int64_t nc = h->cap ? h->cap * 2 : 1024;
+        XHeapItem *a = realloc(h->a, (size_t)nc * sizeof(XHeapItem));
+        if (a == NULL)
+            return -1;
+        h->a = a;
+        h->cap = nc;
+    }
+    int64_t i = h->n++;
+    while (i > 0) {
+        int64_t up = (i - 1) / 2;
+        if (h->a[up].at <= at)
+            break;
+        h->a[i] = h->a[up];
+        i = up;
+    }
+    h->a[i].at = at;
+    h->a[i].idx = idx;
+    h->a[i].gen = gen;
+    return 0;
+}
+
+static XHeapItem
+xheap_pop(XHeap *h)
+{
+    XHeapItem top = h->a[0], last = h->a[--h->n];
+    int64_t i = 0;
+    for (;;) {
+        int64_t c = 2 * i + 1;
+        if (c >= h->n)
+            break;
+        if (c + 1 < h->n && h->a[c + 1].at < h->a[c].at)
+            c++;
+        if (last.at <= h->a[c].at)
+            break;
+        h->a[i] = h->a[c];
+        i = c;
+    }
+    if (h->n)
+        h->a[i] = last;
+    return top;
+}
+
+static uint64_t
+xmix(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return h;
+}
+
+static uint64_t
+xend_hash(const uint8_t *addr, unsigned port, unsigned fam)
+{
+    uint64_t a, b;
+    memcpy(&a, addr, 8);
+    memcpy(&b, addr + 8, 8);
+    return xmix(a * 0x9E3779B97F4A7C15ULL ^ xmix(b ^ ((uint64_t)port << 8 | fam)));
+}
+
+/* the same both ways round */
+static uint64_t
+xkey_hash(unsigned fam, const uint8_t *src, unsigned sp, const uint8_t *dst, unsigned dp)
+{
+    return xend_hash(src, sp, fam) + xend_hash(dst, dp, fam);
+}
+
+static int
+xsame(const XConn *c, unsigned fam, const uint8_t *src, unsigned sp, const uint8_t *dst, unsigned dp)
+{
+    if (c->fam != fam)
+        return 0;
+    if (c->cport == sp && c->sport == dp && !memcmp(c->cip, src, 16) && !memcmp(c->sip, dst, 16))
+        return 1;
+    return c->cport == dp && c->sport == sp && !memcmp(c->cip, dst, 16) && !memcmp(c->sip, src, 16);
+}
+
+static int
+xtab_grow(X *x)
+{
+    uint64_t ncap = (x->tabmask + 1) * 2;
+    if (x->tabused * 2 < (int64_t)(x->tabmask + 1))
+        ncap = x->tabmask + 1; /* only tombstones to clear */
+    int64_t *nt = malloc(ncap * sizeof(int64_t));
+    if (nt == NULL)
+        return -1;
+    for (uint64_t i = 0; i < ncap; i++)
+        nt[i] = -1;
+    for (uint64_t i = 0; i <= x->tabmask; i++) {
+        int64_t v = x->tab[i];
+        if (v < 0)
+            continue;
+        const XConn *c = &x->conns[v];
+        uint64_t h = xkey_hash(c->fam, c->cip, c->cport, c->sip, c->sport) & (ncap - 1);
+        while (nt[h] != -1)
+            h = (h + 1) & (ncap - 1);
+        nt[h] = v;
+    }
+    free(x->tab);
+    x->tab = nt;
+    x->tabmask = ncap - 1;
+    x->tabdead = 0;
+    return 0;
+}
+
+/* the table slot holding the connection of this 4-tuple, or where a new one would go (*found 0) */
+static uint64_t
+xtab_find(const X *x, unsigned fam, const uint8_t *src, unsigned sp, const uint8_t *dst, unsigned dp,
+          int *found)
+{
+    uint64_t h = xkey_hash(fam, src, sp, dst, dp) & x->tabmask;
+    int64_t first_dead = -1;
+    for (;;) {
+        int64_t v = x->tab[h];
+        if (v == -1) {
+            *found = 0;
+            return first_dead >= 0 ? (uint64_t)first_dead : h;
+        }
+        if (v == -2) {
+            if (first_dead < 0)
+                first_dead = (int64_t)h;
+        } else if (xsame(&x->conns[v], fam, src, sp, dst, dp)) {
+            *found = 1;
+            return h;
+        }
+        h = (h + 1) & x->tabmask;
+    }
+}
+
+static void
+xtab_remove(X *x, const XConn *c)
+{
+    int found;
+    uint64_t h = xtab_find(x, c->fam, c->cip, c->cport, c->sip, c->sport, &found);
+    if (found) {
+        x->tab[h] = -2;
+        x->tabused--;
+        x->tabdead++;
+    }
+}
+
+static uint32_t
+xintern(X *x, const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)s[i]) * 1099511628211ULL;
+    if (x->hist_tab == NULL ||
+        x->nhist * 2 >= (int64_t)(x->hist_mask + 1)) { /* grow (and at first, make) the table */
+        uint64_t ncap = x->hist_tab ? (x->hist_mask + 1) * 2 : 256;
+        int64_t *nt = malloc(ncap * sizeof(int64_t));
+        if (nt == NULL)
+            return UINT32_MAX;
+        for (uint64_t i = 0; i < ncap; i++)
+            nt[i] = -1;
+        for (int64_t k = 0; k < x->nhist; k++) {
+            uint64_t g = 1469598103934665603ULL;
+            for (const char *q = x->hist[k]; *q; q++)
+                g = (g ^ (uint8_t)*q) * 1099511628211ULL;
+            g &= ncap - 1;
+            while (nt[g] != -1)
+                g = (g + 1) & (ncap - 1);
+            nt[g] = k;
+        }
+        free(x->hist_tab);
+        x->hist_tab = nt;
+        x->hist_mask = ncap - 1;
+    }
+    uint64_t i = h & x->hist_mask;
+    while (x->hist_tab[i] != -1) {
+        const char *t = x->hist[x->hist_tab[i]];
+        if (strlen(t) == n && !memcmp(t, s, n))
+            return (uint32_t)x->hist_tab[i];
+        i = (i + 1) & x->hist_mask;
+    }
+    if (x->nhist == x->caphist) {
+        int64_t nc = x->caphist ? x->caphist * 2 : 64;
+        char **a = realloc(x->hist, (size_t)nc * sizeof(char *));
+        if (a == NULL)
+            return UINT32_MAX;
+        x->hist = a;
+        x->caphist = nc;
+    }
+    char *copy = malloc(n + 1);
+    if (copy == NULL)
+        return UINT32_MAX;
+    memcpy(copy, s, n);
+    copy[n] = 0;
+    x->hist[x->nhist] = copy;
+    x->hist_tab[i] = x->nhist;
+    return (uint32_t)x->nhist++;
+}
+
+/* Engine.states of a live row (clock < 0: no TIME-WAIT runs out) */
+static void
+xstates(const X *x, const int64_t *S, int64_t clock, int64_t *cs_out, int64_t *ss_out, int64_t *twc,
+        int64_t *tws)
+{
+    const Params *p = &x->p;
+    const int64_t *cside = S + F_SIDES, *sside = S + F_SIDES + S_N;
+    const int64_t ph = S[F_PHASE];
+    int64_t cs = p->st_closed, ss = p->st_closed, tw_c = -1, tw_s = -1;
+    if (ph == P_SYN)
+        cs = p->st_syn_sent;
+    if (ph == P_SYNACK) {
+        cs = p->st_est;
+        ss = p->st_syn_rcvd;
+    }
+    if (ph == P_EST) {
+        cs = closing_state(cside, sside, p);
+        ss = closing_state(sside, cside, p);
+        if (cs == p->st_tw)
+            tw_c = sside[S_FINT];
+        if (ss == p->st_tw)
+            tw_s = cside[S_FINT];
+    }
+    if (clock >= 0) {
+        if (cs == p->st_tw && clock - tw_c >= p->tw_ns)
+            cs = p->st_closed;
+        if (ss == p->st_tw && clock - tw_s >= p->tw_ns)
+            ss = p->st_closed;
+    }
+    *cs_out = cs;
+    *ss_out = ss;
+    *twc = tw_c;
+    *tws = tw_s;
+}
+
+/* Engine._recycles for a store connection: its 4-tuple's first segment of the chunk is a plain
+ * SYN from the client with another ISN, and the connection is over or an unanswered attempt */
+static int
+xrecycles(const X *x, const XConn *c, unsigned fam, const uint8_t *src, unsigned sp, int64_t seq, int64_t ts)
+{
+    const int64_t *S = c->S;
+    const int from_client = fam == c->fam && sp == c->cport && memcmp(src, c->cip, 16) == 0;
+    if (!from_client || seq == S[F_SIDES + S_ISN])
+        return 0;
+    int64_t cs, ss, a, b;
+    xstates(x, S, ts, &cs, &ss, &a, &b);
+    const Params *p = &x->p;
+    const int over = (cs == p->st_closed || cs == p->st_tw) && (ss == p->st_closed || ss == p->st_tw);
+    const int retry = S[F_PHASE] == P_SYN && S[F_SIDES + S_N + S_PK] == 0;
+    return over || retry;
+}
+
+/* Everything a record needs, from the row (Engine.states with no clock, _zeek_parts, the close
+ * kind, the RST's sender and errno, the anomalies but the stuck CLOSE-WAIT); 0, or -1 out of
+ * memory. */
+static int
+xsummarize(X *x, XConn *c)
+{
+    const int64_t *S = c->S;
+    const Params *p = &x->p;
+    const int64_t *cside = S + F_SIDES, *sside = S + F_SIDES + S_N;
+    const int64_t ph = S[F_PHASE];
+    int64_t cs, ss, tw_c, tw_s;
+    xstates(x, S, -1, &cs, &ss, &tw_c, &tw_s);
+    c->cs = (int32_t)cs;
+    c->ss = (int32_t)ss;
+    c->tw_c = tw_c;
+    c->tw_s = tw_s;
+    c->last_ts = S[F_LAST_TS];
+    c->cpk = cside[S_PK];
+    c->spk = sside[S_PK];
+    c->cby = cside[S_BY];
+    c->sby = sside[S_BY];
+    const int refused = S[F_REFUSED] == 1;
+    const int64_t rb = S[F_RST_BY];
+    const int o_fin = cside[S_FINO] >= 0, r_fin = sside[S_FINO] >= 0;
+    c->close = refused            ? X_REFUSED
+               : rb >= 0          ? X_RST
+               : (o_fin && r_fin) ? X_FIN
+               : (o_fin || r_fin) ? X_HALF
+               : ph == P_SYN      ? X_UNANSWERED
+                                  : X_OPEN;
+    c->rst_by = (uint8_t)(rb + 1);
+    const Py_ssize_t nerr = PyTuple_GET_SIZE(x->errnos);
+    int64_t ys = rb >= 0 ? S[F_RST_YS] : nerr - 1;
+    if (ys < 0 || ys >= nerr)
+        ys = nerr - 1;
+    c->errno_i = (uint8_t)ys;
+    c->anomalies = (uint8_t)((rb >= 0 ? 1 << A_RST : 0) | (ph == P_SYN ? 1 << A_UNANSWERED : 0));
+    c->waits = cs == p->st_cw ? 0 : ss == p->st_cw ? 1 : -1;
+    if (c->waits >= 0) {
+        const int64_t sent = c->waits == 0 ? cside[S_LSEND] : sside[S_LSEND];
+        const int64_t fin = c->waits == 0 ? sside[S_FINT] : cside[S_FINT];
+        c->since = sent > fin ? sent : fin;
+    }
+    /* conn_state */
+    const int o_reset = rb == 0 && !refused && !(o_fin && r_fin);
+    const int r_reset = (rb == 1 && !(o_fin && r_fin)) || refused;
+    c->zstate = refused            ? 0
+                : ph == P_SYN      ? 1
+                : o_reset          ? 2
+                : r_reset          ? 3
+                : (o_fin && r_fin) ? 4
+                : o_fin            ? 5
+                : r_fin            ? 6
+                                   : 7;
+    /* history: the letters by ordinal, ties in letter order */
+    int64_t key[64];
+    int idx[64], m = 0;
+    for (int i = 0; i < x->nz && i < 64; i++) {
+        const int64_t v = S[x->zcols[i]];
+        if (v < 0)
+            continue;
+        int j = m++;
+        while (j > 0 && key[j - 1] > v) { /* insertion: stable */
+            key[j] = key[j - 1];
+            idx[j] = idx[j - 1];
+            j--;
+        }
+        key[j] = v;
+        idx[j] = i;
+    }
+    char text[64];
+    for (int j = 0; j < m; j++)
+        text[j] = x->zchars[idx[j]];
+    const uint32_t h = xintern(x, text, (size_t)m);
+    if (h == UINT32_MAX)
+        return -1;
+    c->hist = h;
+    return 0;
+}
+
+static int
+xout_reserve(X *x, size_t more)
+{
+    if (x->outn + more <= x->outcap)
+        return 0;
+    size_t nc = x->outcap ? x->outcap : 1 << 20;
+    while (nc < x->outn + more)
+        nc *= 2;
+    char *o = realloc(x->out, nc);
+    if (o == NULL)
+        return -1;
+    x->out = o;
+    x->outcap = nc;
+    return 0;
+}
+
+static int
+xflush(X *x)
+{
+    if (!x->outn)
+        return 0;
+    PyObject *b = PyBytes_FromStringAndSize(x->out, (Py_ssize_t)x->outn);
+    if (b == NULL)
+        return -1;
+    PyObject *r = PyObject_CallOneArg(x->sink, b);
+    Py_DECREF(b);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    x->outn = 0;
+    return 0;
+}
+
+static char *
+xput_str(char *o, const char *s)
+{
+    size_t n = strlen(s);
+    memcpy(o, s, n);
+    return o + n;
+}
+
+static char *
+xput_i64(char *o, int64_t v)
+{
+    if (v < 0) {
+        *o++ = '-';
+        return put_decimal_x(o, (unsigned long long)(-(v + 1)) + 1);
+    }
+    return put_decimal_x(o, (unsigned long long)v);
+}
+
+static char *
+xput_ts(char *o, int64_t ns)
+{
+    if (ns < 0) {
+        *o++ = '-';
+        ns = -ns;
+    }
+    o = put_decimal_x(o, (unsigned long long)(ns / 1000000000));
+    *o++ = '.';
+    int64_t f = ns % 1000000000;
+    for (int64_t d = 100000000; d; d /= 10)
+        *o++ = (char)('0' + (f / d) % 10);
+    return o;
+}
+
+static char *
+xput_addr(char *o, unsigned fam, const uint8_t *a)
+{
+    if (fam == 4) {
+        for (int k = 0; k < 4; k++) {
+            if (k)
+                *o++ = '.';
+            o = put_decimal_x(o, a[12 + k]);
+        }
+        return o;
+    }
+    char text[INET6_ADDRSTRLEN];
+    if (inet_ntop(AF_INET6, a, text, sizeof text) == NULL)
+        text[0] = 0;
+    return xput_str(o, text);
+}
+
+static const char *
+xutf8(PyObject *tuple, Py_ssize_t i)
+{
+    PyObject *s = PyTuple_GET_ITEM(tuple, i);
+    return s == Py_None ? "" : PyUnicode_AsUTF8(s);
+}
+
+/* One CSV line of a connection finished at end (with the stuck CLOSE-WAIT rule when final). */
+static int
+xrender(X *x, XConn *c, int64_t end, int final)
+{
+    int64_t cs = c->cs, ss = c->ss;
+    if (cs == x->p.st_tw && end - c->tw_c >= x->p.tw_ns)
+        cs = x->p.st_closed;
+    if (ss == x->p.st_tw && end - c->tw_s >= x->p.tw_ns)
+        ss = x->p.st_closed;
+    int an = c->anomalies;
+    if (final && c->waits >= 0 && end - c->since >= x->p.cw_ns)
+        an |= 1 << A_STUCK;
+    if (xout_reserve(x, 640 + 4 * x->longest_name + 2 * INET6_ADDRSTRLEN + strlen(x->hist[c->hist])) < 0)
+        return -1;
+    char *o = x->out + x->outn;
+    o = xput_i64(o, c->fid);
+    *o++ = ',';
+    o = xput_addr(o, c->fam, c->cip);
+    *o++ = ',';
+    o = xput_i64(o, c->cport);
+    *o++ = ',';
+    o = xput_addr(o, c->fam, c->sip);
+    *o++ = ',';
+    o = xput_i64(o, c->sport);
+    *o++ = ',';
+    o = xput_ts(o, c->first_ts);
+    *o++ = ',';
+    o = xput_ts(o, c->last_ts);
+    *o++ = ',';
+    {
+        const double d = (double)(c->last_ts - c->first_ts) / 1e9;
+        if (d == 0.0) {
+            *o++ = '0';
+        } else {
+            char t[64];
+            int n = snprintf(t, sizeof t, "%.6f", d);
+            while (n > 0 && t[n - 1] == '0')
+                n--;
+            if (n > 0 && t[n - 1] == '.')
+                n--;
+            memcpy(o, t, (size_t)n);
+            o += n;
+        }
+    }
+    *o++ = ',';
+    o = xput_i64(o, c->cpk + c->spk);
+    *o++ = ',';
+    o = xput_i64(o, c->cby + c->sby);
+    *o++ = ',';
+    o = xput_i64(o, c->cpk);
+    *o++ = ',';
+    o = xput_i64(o, c->spk);
+    *o++ = ',';
+    o = xput_i64(o, c->cby);
+    *o++ = ',';
+    o = xput_i64(o, c->sby);
+    *o++ = ',';
+    o = xput_str(o, xutf8(x->states, cs));
+    *o++ = ',';
+    o = xput_str(o, xutf8(x->states, ss));
+    *o++ = ',';
+    o = xput_str(o, x_close_names[c->close]);
+    *o++ = ',';
+    o = xput_str(o, c->rst_by == 1 ? "client" : c->rst_by == 2 ? "server" : "");
+    *o++ = ',';
+    o = xput_str(o, xutf8(x->errnos, c->errno_i));
+    *o++ = ',';
+    o = xput_str(o, "false,");
+    int first = 1;
+    for (int a = 0; a < A_N; a++) {
+        if (!(an >> a & 1))
+            continue;
+        if (!first)
+            *o++ = ';';
+        o = xput_str(o, x_anomaly_names[a]);
+        first = 0;
+        x->noted[a]++;
+    }
+    *o++ = ',';
+    o = xput_str(o, xutf8(x->zstates, c->zstate));
+    *o++ = ',';
+    o = xput_str(o, x->hist[c->hist]);
+    *o++ = '\n';
+    x->outn = (size_t)(o - x->out);
+    x->conns_out++;
+    x->close_n[c->close]++;
+    return (int64_t)x->outn >= x->flush_at ? xflush(x) : 0;
+}
+
+static int
+xcmp_fid(const void *a, const void *b, void *ctx)
+{
+    const XConn *conns = ctx;
+    const int64_t fa = conns[*(const int64_t *)a].fid, fb = conns[*(const int64_t *)b].fid;
+    return fa < fb ? -1 : fa > fb;
+}
+
+static void
+xfree_conn(X *x, int64_t i)
+{
+    XConn *c = &x->conns[i];
+    if (c->S != NULL) {
+        free(c->S);
+        c->S = NULL;
+    } else {
+        x->held--;
+    }
+    c->state = 2;
+    c->gen++;
+    x->free_list[x->nfree++] = i;
+}
+
+/* Engine._schedule of a connection whose group was committed */
+static int
+xschedule(X *x, int64_t i)
+{
+    XConn *c = &x->conns[i];
+    const int64_t *S = c->S;
+    const int64_t *cside = S + F_SIDES, *sside = S + F_SIDES + S_N;
+    const int64_t ph = S[F_PHASE];
+    const int both = ph == P_EST && cside[S_FAO] >= 0 && sside[S_FAO] >= 0;
+    const int64_t last = S[F_LAST_TS];
+    const int64_t old_retire = c->retire_at;
+    int64_t retire = X_NEVER;
+    if (ph == P_DONE || both)
+        retire = last >= X_NEVER - x->p.tw_ns ? X_NEVER : last + x->p.tw_ns;
+    const int quiet =
+        both && cside[S_BEND] < 0 && sside[S_BEND] < 0 && cside[S_ZBLO] < 0 && sside[S_ZBLO] < 0;
+    int64_t compact = X_NEVER;
+    if (quiet)
+        compact = cside[S_FINCLK] > sside[S_FINCLK] ? cside[S_FINCLK] : sside[S_FINCLK];
+    if ((old_retire == X_NEVER) != (retire == X_NEVER))
+        x->live_open += retire == X_NEVER ? 1 : -1;
+    c->gen++;
+    c->retire_at = retire;
+    c->compact_at = compact;
+    if (retire != X_NEVER && xheap_push(&x->retire, retire, i, c->gen) < 0)
+        return -1;
+    if (compact != X_NEVER && xheap_push(&x->compact, compact, i, c->gen) < 0)
+        return -1;
+    return 0;
+}
+
+/* a connection that is live and in the store only waits now: its record, closed */
+static int
+xclose(X *x, int64_t i)
+{
+    XConn *c = &x->conns[i];
+    if (xsummarize(x, c) < 0)
+        return -1;
+    x->journal -= c->cpk + c->spk;
+    free(c->S);
+    c->S = NULL;
+    x->held++;
+    return 0;
+}
+
+typedef struct {
+    int64_t *v;
+    int64_t n, cap;
+} XList;
+
+static int
+xlist_add(XList *l, int64_t v)
+{
+    if (l->n == l->cap) {
+        int64_t nc = l->cap ? l->cap * 2 : 256;
+        int64_t *a = realloc(l->v, (size_t)nc * sizeof(int64_t));
+        if (a == NULL)
+            return -1;
+        l->v = a;
+        l->cap = nc;
+    }
+    l->v[l->n++] = v;
+    return 0;
+}
+
+/* The records of these connections, finished at end, in flow_id order; releases them. */
+static int
+xemit(X *x, XList *l, int64_t end, int final)
+{
+    if (!l->n)
+        return 0;
+    qsort_r(l->v, (size_t)l->n, sizeof(int64_t), xcmp_fid, x->conns);
+    for (int64_t k = 0; k < l->n; k++) {
+        const int64_t i = l->v[k];
+        XConn *c = &x->conns[i];
+        if (c->S != NULL) {
+            if (xsummarize(x, c) < 0)
+                return -1;
+            x->journal -= c->cpk + c->spk;
+        }
+        int64_t e = end;
+        if (final && c->last_ts > e)
+            e = c->last_ts;
+        if (!final && (c->cs == x->p.st_cw || c->ss == x->p.st_cw)) {
+            x->bail = "a CLOSE-WAIT to time";
+            return 1;
+        }
+        if (xrender(x, c, e, final) < 0)
+            return -1;
+        if (c->retire_at == X_NEVER && c->S != NULL)
+            x->live_open--;
+        xfree_conn(x, i);
+    }
+    l->n = 0;
+    return 0;
+}
+
+static int64_t
+xalloc(X *x)
+{
+    if (x->nfree) {
+        int64_t i = x->free_list[--x->nfree];
+        return i;
+    }
+    if (x->nconns == x->capconns) {
+        int64_t nc = x->capconns ? x->capconns * 2 : 4096;
+        XConn *a = realloc(x->conns, (size_t)nc * sizeof(XConn));
+        int64_t *f = realloc(x->free_list, (size_t)nc * sizeof(int64_t));
+        if (a == NULL || f == NULL) {
+            if (a != NULL)
+                x->conns = a;
+            if (f != NULL)
+                x->free_list = f;
+            return -1;
+        }
+        x->conns = a;
+        x->free_list = f;
+        x->capconns = nc;
+    }
+    x->conns[x->nconns].gen = 0;
+    return x->nconns++;
+}
+
+/* the segments of one chunk, in capture order */
+typedef struct {
+    int64_t n, cap;
+    int64_t *frame, *ts, *flags, *seq, *ack, *win, *len, *ws, *conn, *next;
+    uint8_t *cl, *tfo, *cut, *bad;
+    /* in group order, for run_group */
+    int64_t *g64;
+    uint8_t *g8;
+} XSegs;
+
+static int
+xsegs_reserve(XSegs *s, int64_t n)
+{
+    if (n <= s->cap)
+        return 0;
+    int64_t nc = s->cap ? s->cap : 1 << 14;
+    while (nc < n)
+        nc *= 2;
+    int64_t **cols64[] = {&s->frame, &s->ts,  &s->flags, &s->seq,  &s->ack,
+                          &s->win,   &s->len, &s->ws,    &s->conn, &s->next};
+    for (size_t k = 0; k < sizeof cols64 / sizeof cols64[0]; k++) {
+        int64_t *a = realloc(*cols64[k], (size_t)nc * sizeof(int64_t));
+        if (a == NULL)
+            return -1;
+        *cols64[k] = a;
+    }
+    uint8_t **cols8[] = {&s->cl, &s->tfo, &s->cut, &s->bad};
+    for (size_t k = 0; k < sizeof cols8 / sizeof cols8[0]; k++) {
+        uint8_t *a = realloc(*cols8[k], (size_t)nc);
+        if (a == NULL)
+            return -1;
+        *cols8[k] = a;
+    }
+    int64_t *g = realloc(s->g64, (size_t)nc * 9 * sizeof(int64_t));
+    if (g == NULL)
+        return -1;
+    s->g64 = g;
+    uint8_t *g8 = realloc(s->g8, (size_t)nc * 4);
+    if (g8 == NULL)
+        return -1;
+    s->g8 = g8;
+    s->cap = nc;
+    return 0;
+}
+
+static void
+xsyn_options(const uint8_t *o, int64_t cur, int64_t end, int64_t *ws_out, uint8_t *tfo_out)
+{
+    int64_t wscale = -1;
+    int ws_done = 0, k34 = 0, v34 = 0, k254 = 0, v254 = 0;
+    for (int step = 0; step < 41 && cur < end; step++) {
+        const unsigned kind = o[cur];
+        if (kind == 0)
+            break;
+        if (kind == 1) {
+            cur += 1;
+            continue;
+        }
+        if (cur + 1 >= end)
+            break;
+        const int64_t ln = o[cur + 1];
+        if (ln < 2)
+            break;
+        int64_t stop_at = cur + ln < end ? cur + ln : end;
+        int64_t vlen = stop_at - (cur + 2);
+        if (vlen < 0)
+            vlen = 0;
+        if (kind == 3 && !ws_done) {
+            ws_done = 1;
+            wscale = vlen > 0 ? (o[cur + 2] < 14 ? o[cur + 2] : 14) : -1;
+        } else if (kind == 34 && !k34) {
+            k34 = 1;
+            v34 = vlen > 0;
+        } else if (kind == 254 && !k254) {
+            k254 = 1;
+            v254 = vlen > 2 && o[cur + 2] == 0xF9 && o[cur + 3] == 0x89;
+        }
+        cur += ln;
+    }
+    *ws_out = wscale;
+    *tfo_out = (uint8_t)(k34 ? v34 : v254);
+}
+
+static unsigned
+xbe16(const uint8_t *p)
+{
+    return ((unsigned)p[0] << 8) | p[1];
+}
+
+/* An IP packet that is not TCP (protocol proto, payload from pay to lim): 0 when the reader
+ * skips it as not_tcp, 1 when it could be a tunnel the reader opens (with decapsulation):
+ * IP-in-IP, GRE, a UDP tunnel port, or Teredo recognised by its contents. */
+static int
+xnot_tcp(const uint8_t *d, unsigned proto, int64_t pay, int64_t lim, int decap)
+{
+    if (!decap)
+        return 0;
+    if (proto == 4 || proto == 41 || proto == 47)
+        return 1;
+    if (proto != 17)
+        return 0;
+    if (lim < pay)
+        lim = pay;
+    if (lim - pay < 8)
+        return 0;
+    const uint8_t *u = d + pay;
+    const unsigned sp = xbe16(u), dp = xbe16(u + 2);
+    if (sp == 4789 || sp == 6081 || sp == 2152 || sp == 3544 || dp == 4789 || dp == 6081 || dp == 2152 ||
+        dp == 3544)
+        return 1;
+    const int64_t ulen = xbe16(u + 4);
+    const int64_t decl = ulen >= 8 ? pay + ulen : lim;
+    const int64_t e = lim < decl ? lim : decl;
+    const int64_t pos = pay + 8;
+    if (e - pos < 40)
+        return 0;
+    const uint8_t *q = d + pos;
+    if (q[0] == 0 && q[1] <= 1)
+        return 1; /* Teredo's own headers first */
+    if ((q[0] >> 4) != 6)
+        return 0;
+    static const uint8_t teredo[4] = {0x20, 0x01, 0x00, 0x00};
+    const int ends = pos + 40 + (int64_t)xbe16(q + 4) == decl;
+    return ends && (!memcmp(q + 8, teredo, 4) || !memcmp(q + 24, teredo, 4));
+}
+
+/* One chunk: its records (offsets into buf) decoded, its segments evaluated, then the sweep.
+ * 0 done, 1 give up (x->bail), -1 error (exception set or out of memory). */
+static int
+xchunk(X *x, XSegs *sg, const uint8_t *buf, const int64_t *offs, int64_t nrec, int big, int64_t mul, int hl,
+       int etoff, int raw, int64_t *frame, int64_t chunk, int64_t *last_ts, int64_t *first_ts, XList *done)
+{
+    if (xsegs_reserve(sg, nrec) < 0)
+        return -1;
+    sg->n = 0;
+    XList touched = {0};
+    int rc = 0;
+    int64_t seg_clock = 0, seg_clock_next = 0; /* the capture clock at the chunk's last segment */
+    for (int64_t r = 0; r < nrec; r++) {
+        const uint8_t *h = buf + offs[r];
+        uint32_t sec, frac, caplen;
+        memcpy(&sec, h, 4);
+        memcpy(&frac, h + 4, 4);
+        memcpy(&caplen, h + 8, 4);
+        if (big) {
+            sec = __builtin_bswap32(sec);
+            frac = __builtin_bswap32(frac);
+            caplen = __builtin_bswap32(caplen);
+        }
+        const int64_t ts = (int64_t)sec * 1000000000 + (int64_t)frac * mul;
+        const int64_t fr = ++*frame;
+        if (*first_ts < 0)
+            *first_ts = ts;
+        if (ts < *last_ts) {
+            x->bail = "time goes back";
+            rc = 1;
+            goto out;
+        }
+        *last_ts = ts;
+        seg_clock_next = ts;
+        /* decode_tcp's common case; a record that is not IP at all is skipped as the reader
+         * does (not_ip) */
+        const uint8_t *d = h + 16;
+        const int64_t end = caplen;
+        int64_t pp;
+        int v;
+        if (raw) {
+            if (end < 1)
+                goto not_fast;
+            pp = 0;
+            v = d[0] >> 4;
+            v = v == 4 || v == 6 ? v : 0;
+        } else {
+            if (end < hl)
+                goto not_fast;
+            pp = hl;
+            unsigned et = xbe16(d + etoff);
+            int tags = 0;
+            while (et == 0x8100 || et == 0x88A8 || et == 0x9100) {
+                if (++tags > 16 || end < pp + 4)
+                    goto not_fast;
+                et = xbe16(d + pp + 2);
+                pp += 4;
+            }
+            v = et == 0x0800 ? 4 : et == 0x86DD ? 6 : 0;
+        }
+        if (v == 0) {
+            x->not_ip++;
+            continue;
+        }
+        int64_t tcp, seglen;
+        const uint8_t *ip = d + pp;
+        if (v == 4) {
+            if (end - pp < 20 || (ip[0] >> 4) != 4 || (ip[0] & 15) < 5)
+                goto not_fast;
+            const int64_t ihl = (int64_t)(ip[0] & 15) * 4;
+            const int64_t rem = end - pp;
+            if (rem < ihl || (xbe16(ip + 6) & 0x3FFF) != 0)
+                goto not_fast;
+            if (ip[9] != 6) {
+                const int64_t tot = xbe16(ip + 2);
+                const int64_t lim = tot == 0 ? end : (end < pp + tot ? end : pp + tot);
+                if (xnot_tcp(d, ip[9], pp + ihl, lim, x->decapsulate))
+                    goto not_fast;
+                x->not_tcp++;
+                continue;
+            }
+            if (rem < ihl + 20)
+                goto not_fast;
+            int64_t tot = xbe16(ip + 2);
+            if (tot == 0)
+                tot = rem;
+            if (tot < ihl + 20)
+                goto not_fast;
+            tcp = pp + ihl;
+            seglen = tot - ihl;
+        } else if (v == 6) {
+            if (end - pp < 40 || (ip[0] >> 4) != 6)
+                goto not_fast;
+            if (ip[6] != 6) {
+                const unsigned nh = ip[6];
+                if (nh == 0 || nh == 43 || nh == 44 || nh == 60 || nh == 51 || nh == 135 || nh == 139 ||
+                    nh == 140)
+                    goto not_fast; /* extension headers, fragments: the reader's */
+                const int64_t plen = xbe16(ip + 4);
+                const int64_t lim = plen == 0 ? end : (end < pp + 40 + plen ? end : pp + 40 + plen);
+                if (xnot_tcp(d, nh, pp + 40, lim, x->decapsulate))
+                    goto not_fast;
+                x->not_tcp++;
+                continue;
+            }
+            if (end - (pp + 40) < 20)
+                goto not_fast;
+            int64_t plen = xbe16(ip + 4);
+            if (plen == 0)
+                plen = end - pp - 40;
+            if (plen < 20)
+                goto not_fast;
+            tcp = pp + 40;
+            seglen = plen;
+        } else {
+            goto not_fast;
+        }
+        const uint8_t *t = d + tcp;
+        const int64_t thl = (int64_t)(t[12] >> 4) * 4;
+        const int64_t len = seglen - thl;
+        if (thl < 20 || len < 0)
+            goto not_fast;
+        uint8_t src[16], dst[16];
+        unsigned fam;
+        if (v == 4) {
+            fam = 4;
+            memset(src, 0, 12);
+            memcpy(src + 12, ip + 12, 4);
+            memset(dst, 0, 12);
+            memcpy(dst + 12, ip + 16, 4);
+        } else {
+            fam = 6;
+            memcpy(src, ip + 8, 16);
+            memcpy(dst, ip + 24, 16);
+        }
+        const unsigned sp = xbe16(t), dp = xbe16(t + 2);
+        const int64_t flags = t[13];
+        const int64_t seq = ((int64_t)xbe16(t + 4) << 16) | xbe16(t + 6);
+        const int64_t ackn = ((int64_t)xbe16(t + 8) << 16) | xbe16(t + 10);
+        const int64_t pend_at = tcp + thl;
+        const int64_t pend = end < pend_at + len ? end : pend_at + len;
+        const int cut = pend - pend_at < len;
+        const int plain_syn = (flags & (T_SYN | T_ACK | T_RST | T_FIN)) == T_SYN && len == 0;
+        /* the connection */
+        int found;
+        uint64_t slot = xtab_find(x, fam, src, sp, dst, dp, &found);
+        int64_t ci = found ? x->tab[slot] : -1;
+        if (ci >= 0) {
+            XConn *c = &x->conns[ci];
+            if (c->chunk != chunk) { /* its first segment of the chunk */
+                if (ts >= c->retire_at && c->retire_at != X_NEVER) {
+                    /* over and quiet: its record now, the 4-tuple free */
+                    xtab_remove(x, c);
+                    c->chunk = chunk;
+                    if (xlist_add(done, ci) < 0) {
+                        rc = -1;
+                        goto out;
+                    }
+                    c->state = 3;
+                    ci = -1;
+                    slot = xtab_find(x, fam, src, sp, dst, dp, &found);
+                } else if (c->S == NULL) {
+                    x->bail = "more on a closed connection";
+                    rc = 1;
+                    goto out;
+                } else if (plain_syn && xrecycles(x, c, fam, src, sp, seq, ts)) {
+                    x->bail = "a new connection on a 4-tuple in use";
+                    rc = 1;
+                    goto out;
+                }
+            } else if (plain_syn) {
+                /* _generations: only the same SYN again, right after itself */
+                const int64_t pk = c->gtail;
+                const int again = pk >= 0 && (sg->flags[pk] & (T_SYN | T_ACK | T_RST | T_FIN)) == T_SYN &&
+                                  sg->len[pk] == 0 && sg->seq[pk] == seq;
+                if (!again) {
+                    x->bail = "a second connection on a 4-tuple within a chunk";
+                    rc = 1;
+                    goto out;
+                }
+            }
+        }
+        if (ci < 0) {
+            if (!plain_syn) {
+                x->bail = "a segment of no fast connection";
+                rc = 1;
+                goto out;
+            }
+            ci = xalloc(x);
+            if (ci < 0) {
+                rc = -1;
+                goto out;
+            }
+            XConn *c = &x->conns[ci];
+            int64_t g = c->gen;
+            memset(c, 0, sizeof *c);
+            c->gen = g + 1;
+            c->S = malloc(NF * sizeof(int64_t));
+            if (c->S == NULL) {
+                rc = -1;
+                goto out;
+            }
+            memcpy(c->S, x->init, NF * sizeof(int64_t));
+            c->fid = fr;
+            c->first_ts = ts;
+            c->S[F_LAST_TS] = ts;
+            c->S[F_FIRST_CLOCK] = ts;
+            c->S[F_LAST_CLOCK] = ts;
+            c->S[F_SIDES + S_ISN] = seq;
+            c->retire_at = c->compact_at = X_NEVER;
+            c->fam = (uint8_t)fam;
+            memcpy(c->cip, src, 16);
+            memcpy(c->sip, dst, 16);
+            c->cport = (uint16_t)sp;
+            c->sport = (uint16_t)dp;
+            c->created = 1;
+            c->chunk = -1;
+            x->live_open++;
+            if (found == 0) {
+                if (x->tab[slot] == -2)
+                    x->tabdead--;
+                x->tab[slot] = ci;
+                x->tabused++;
+            }
+            if ((x->tabused + x->tabdead) * 4 >= (int64_t)(x->tabmask + 1) * 3 && xtab_grow(x) < 0) {
+                rc = -1;
+                goto out;
+            }
+        }
+        XConn *c = &x->conns[ci];
+        if (c->chunk != chunk) {
+            c->chunk = chunk;
+            c->ghead = c->gtail = -1;
+            if (xlist_add(&touched, ci) < 0) {
+                rc = -1;
+                goto out;
+            }
+        }
+        const int64_t k = sg->n++;
+        seg_clock = seg_clock_next;
+        sg->frame[k] = fr;
+        sg->ts[k] = ts;
+        sg->flags[k] = flags;
+        sg->seq[k] = seq;
+        sg->ack[k] = ackn;
+        sg->win[k] = xbe16(t + 14);
+        sg->len[k] = len;
+        sg->ws[k] = -1;
+        sg->tfo[k] = 0;
+        if (flags & T_SYN) {
+            const int64_t a = tcp + 20;
+            const int64_t oend = tcp + thl < end ? tcp + thl : end;
+            xsyn_options(d, a, oend > a ? oend : a, &sg->ws[k], &sg->tfo[k]);
+        }
+        sg->cl[k] = sp == c->cport && memcmp(src, c->cip, 16) == 0;
+        sg->cut[k] = (uint8_t)cut;
+        const int64_t f6 = flags & 0x3F;
+        sg->bad[k] = f6 == 0x3F || f6 == 0 || (flags & 0x03) == 0x03 || (flags & 0x06) == 0x06 ||
+                     (flags & 0x05) == 0x05;
+        sg->conn[k] = ci;
+        sg->next[k] = -1;
+        if (c->gtail >= 0)
+            sg->next[c->gtail] = k;
+        else
+            c->ghead = k;
+        c->gtail = k;
+        continue;
+    not_fast:
+        x->bail = "a record the common decoder does not take";
+        rc = 1;
+        goto out;
+    }
+    if (!sg->n) /* no segment: the reader hands the engine nothing for this chunk */
+        goto out;
+    /* the groups, each connection's segments together */
+    {
+        const int64_t n = sg->n;
+        int64_t *g64 = sg->g64;
+        uint8_t *g8 = sg->g8;
+        const Segs g = {g64,         g64 + n,     g64 + 2 * n, g64 + 3 * n, g64 + 4 * n,
+                        g64 + 5 * n, g64 + 6 * n, g64 + 7 * n, g64 + 8 * n, g8,
+                        g8 + n,      g8 + 2 * n,  g8 + 3 * n};
+        int64_t pos = 0;
+        int64_t S0[NF];
+        for (int64_t u = 0; u < touched.n; u++) {
+            const int64_t ci = touched.v[u];
+            XConn *c = &x->conns[ci];
+            const int64_t lo = pos;
+            for (int64_t k = c->ghead; k >= 0; k = sg->next[k]) {
+                g64[pos] = sg->frame[k];
+                g64[n + pos] = sg->ts[k];
+                g64[2 * n + pos] = sg->ts[k];
+                g64[3 * n + pos] = sg->flags[k];
+                g64[4 * n + pos] = sg->seq[k];
+                g64[5 * n + pos] = sg->ack[k];
+                g64[6 * n + pos] = sg->win[k];
+                g64[7 * n + pos] = sg->len[k];
+                g64[8 * n + pos] = sg->ws[k];
+                g8[pos] = sg->cl[k];
+                g8[n + pos] = sg->tfo[k];
+                g8[2 * n + pos] = sg->cut[k];
+                g8[3 * n + pos] = sg->bad[k];
+                pos++;
+            }
+            memcpy(S0, c->S, sizeof S0);
+            int r = 0, force2 = 0;
+            int64_t p1;
+            for (int attempt = 0; attempt < 3; attempt++) {
+                memcpy(c->S, S0, sizeof S0);
+                r = run_group(c->S, &g, lo, pos, c->created, &x->p, &p1, force2);
+                if (r < 2)
+                    break;
+                force2 |= 1 << (r - 2);
+                r = 1;
+            }
+            if (r != 0) {
+                x->bail = "a connection leaves the fast paths";
+                rc = 1;
+                goto out;
+            }
+            for (int i = 0; i < NF; i++) /* as the store keeps it */
+                if (x->narrow[i])
+                    c->S[i] = (int32_t)c->S[i];
+            c->created = 0;
+            x->journal += pos - lo;
+            if (xschedule(x, ci) < 0) {
+                rc = -1;
+                goto out;
+            }
+        }
+    }
+    /* the sweep at the chunk's clock */
+    {
+        const int64_t clock = seg_clock;
+        while (x->retire.n && x->retire.a[0].at <= clock) {
+            XHeapItem it = xheap_pop(&x->retire);
+            XConn *c = &x->conns[it.idx];
+            if (c->gen != it.gen || c->state != 0 || c->retire_at != it.at)
+                continue;
+            xtab_remove(x, c);
+            c->state = 3;
+            if (xlist_add(done, it.idx) < 0) {
+                rc = -1;
+                goto out;
+            }
+        }
+        while (x->compact.n && x->compact.a[0].at <= clock) {
+            XHeapItem it = xheap_pop(&x->compact);
+            XConn *c = &x->conns[it.idx];
+            if (c->gen != it.gen || c->state != 0 || c->S == NULL || c->compact_at != it.at)
+                continue;
+            if (xclose(x, it.idx) < 0) {
+                rc = -1;
+                goto out;
+            }
+        }
+        if (x->live_open > x->max_open) {
+            x->bail = "more open connections than the table holds";
+            rc = 1;
+            goto out;
+        }
+        if (2 * x->journal + sg->n > x->journal_budget) {
+            x->bail = "the journals' budget";
+            rc = 1;
+            goto out;
+        }
+        if (x->held > x->max_held) {
+            x->bail = "too many closed connections to hold";
+            rc = 1;
+            goto out;
+        }
+        rc = xemit(x, done, clock, 0);
+    }
+out:
+    free(touched.v);
+    return rc;
+}
+
+static void
+xrelease(X *x, XSegs *sg)
+{
+    for (int64_t i = 0; i < x->nconns; i++)
+        if (x->conns[i].state != 2)
+            free(x->conns[i].S);
+    free(x->conns);
+    free(x->free_list);
+    free(x->tab);
+    free(x->retire.a);
+    free(x->compact.a);
+    for (int64_t k = 0; k < x->nhist; k++)
+        free(x->hist[k]);
+    free(x->hist);
+    free(x->hist_tab);
+    free(x->out);
+    int64_t *cols64[] = {sg->frame, sg->ts, sg->flags, sg->seq,  sg->ack, sg->win,
+                         sg->len,   sg->ws, sg->conn,  sg->next, sg->g64};
+    for (size_t k = 0; k < sizeof cols64 / sizeof cols64[0]; k++)
+        free(cols64[k]);
+    uint8_t *cols8[] = {sg->cl, sg->tfo, sg->cut, sg->bad, sg->g8};
+    for (size_t k = 0; k < sizeof cols8 / sizeof cols8[0]; k++)
+        free(cols8[k]);
+}
+
+/* the whole file; 0 done, 1 give up, -1 error */
+static int
+xrun(X *x, XSegs *sg, FILE *f, int64_t chunk_bytes, int64_t max_cap, int64_t stats[4])
+{
+    uint8_t head[24];
+    if (fread(head, 1, 24, f) != 24) {
+        x->bail = "no pcap file header";
+        return 1;
+    }
+    uint32_t magic;
+    memcpy(&magic, head, 4);
+    int big;
+    int64_t mul;
+    if (magic == 0xa1b2c3d4U || magic == 0xd4c3b2a1U) {
+        mul = 1000;
+        big = magic == 0xd4c3b2a1U;
+    } else if (magic == 0xa1b23c4dU || magic == 0x4d3cb2a1U) {
+        mul = 1;
+        big = magic == 0x4d3cb2a1U;
+    } else {
+        x->bail = "not a classic pcap file";
+        return 1;
+    }
+    uint32_t linktype;
+    memcpy(&linktype, head + 20, 4);
+    if (big)
+        linktype = __builtin_bswap32(linktype);
+    int hl = 0, etoff = 0, raw = 0;
+    switch (linktype & 0xFFFF) {
+    case 1: /* Ethernet */
+        hl = 14;
+        etoff = 12;
+        break;
+    case 113: /* Linux cooked */
+        hl = 16;
+        etoff = 14;
+        break;
+    case 276: /* Linux cooked v2 */
+        hl = 20;
+        etoff = 0;
+        break;
+    case 12:
+    case 14:
+    case 101:
+    case 228:
+    case 229:
+        raw = 1;
+        break;
+    default:
+        x->bail = "a link type the common decoder does not take";
+        return 1;
+    }
+    /* the reader's pieces: chunk_bytes at a time from the start of the file */
+    size_t cap = (size_t)chunk_bytes * 2 + 65536 + 64;
+    uint8_t *buf = malloc(cap);
+    int64_t *offs = malloc(((size_t)chunk_bytes / 16 + 2) * 2 * sizeof(int64_t));
+    XList done = {0};
+    int rc = 0;
+    if (buf == NULL || offs == NULL) {
+        rc = -1;
+        goto out;
+    }
+    size_t n = 0, pos = 0;
+    int64_t frame = 0, chunk = 0, last_ts = INT64_MIN, first_ts = -1;
+    size_t skip = 24; /* the file header, part of the first piece */
+    for (;;) {
+        if (n - pos + (size_t)chunk_bytes > cap) {
+            rc = -1;
+            goto out;
+        }
+        memmove(buf, buf + pos, n - pos);
+        n -= pos;
+        pos = 0;
+        size_t want = (size_t)chunk_bytes - skip, got = 0;
+        while (got < want) {
+            size_t k = fread(buf + n + got, 1, want - got, f);
+            if (k == 0)
+                break;
+            got += k;
+        }
+        if (ferror(f)) {
+            x->bail = "a read error";
+            rc = 1;
+            goto out;
+        }
+        skip = 0;
+        const int eof = got == 0;
+        n += got;
+        int64_t nrec = 0;
+        size_t off = pos;
+        while (off + 16 <= n) {
+            uint32_t caplen;
+            memcpy(&caplen, buf + off + 8, 4);
+            if (big)
+                caplen = __builtin_bswap32(caplen);
+            if ((int64_t)caplen > max_cap) {
+                x->bail = "a record longer than the common ones";
+                rc = 1;
+                goto out;
+            }
+            if (off + 16 + caplen > n)
+                break;
+            offs[nrec++] = (int64_t)off;
+            off += 16 + caplen;
+        }
+        if (nrec) {
+            rc = xchunk(x, sg, buf, offs, nrec, big, mul, hl, etoff, raw, &frame, chunk++, &last_ts,
+                        &first_ts, &done);
+            if (rc != 0)
+                goto out;
+            if (PyErr_CheckSignals() < 0) {
+                rc = -1;
+                goto out;
+            }
+        }
+        pos = off;
+        if (eof) {
+            if (pos < n) {
+                x->bail = "the capture is cut mid-record";
+                rc = 1;
+            }
+            break;
+        }
+    }
+    if (rc == 0 && frame == 0) {
+        x->bail = "no packets";
+        rc = 1;
+    }
+    if (rc == 0) { /* Engine.finish at the last timestamp */
+        for (int64_t i = 0; i < x->nconns; i++)
+            if (x->conns[i].state == 0 && xlist_add(&done, i) < 0) {
+                rc = -1;
+                goto out;
+            }
+        rc = xemit(x, &done, last_ts, 1);
+        if (rc == 0)
+            rc = xflush(x) < 0 ? -1 : 0;
+        stats[0] = frame;
+        stats[1] = frame - x->not_ip - x->not_tcp;
+        stats[2] = first_ts;
+        stats[3] = last_ts;
+    }
+out:
+    free(buf);
+    free(offs);
+    free(done.v);
+    return rc;
+}
+
+PyObject *
+express(PyObject *self, PyObject *args)
+{
+    Py_buffer bpath, binit, bnarrow, bparams, bzchars, bzcols, blimits;
+    PyObject *states, *errnos, *zstates, *sink;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*O!O!O!y*O", &bpath, &binit, &bnarrow, &bparams, &bzchars,
+                          &bzcols, &PyTuple_Type, &states, &PyTuple_Type, &errnos, &PyTuple_Type, &zstates,
+                          &blimits, &sink))
+        return NULL;
+    Py_buffer *all[] = {&bpath, &binit, &bnarrow, &bparams, &bzchars, &bzcols, &blimits};
+    PyObject *result = NULL;
+    X x;
+    XSegs sg;
+    memset(&x, 0, sizeof x);
+    memset(&sg, 0, sizeof sg);
+    const char *err = NULL;
+    if (binit.len != NF * 8 || bnarrow.len != NF || bparams.len != N_PARAMS * 8 ||
+        bzcols.len != bzchars.len * 8 || bzchars.len > 64 || blimits.len != 7 * 8 ||
+        PyTuple_GET_SIZE(zstates) != 8 || PyTuple_GET_SIZE(errnos) < 1)
+        err = "express: inconsistent arguments";
+    const int64_t *zc = bzcols.buf;
+    for (Py_ssize_t i = 0; err == NULL && i < bzchars.len; i++)
+        if (zc[i] < 0 || zc[i] >= NF)
+            err = "express: a history column out of range";
+    const int64_t *pv = bparams.buf;
+    for (Py_ssize_t i = 0; err == NULL && i < PyTuple_GET_SIZE(states); i++)
+        if (!PyUnicode_Check(PyTuple_GET_ITEM(states, i)))
+            err = "express: state names are str";
+    for (int i = 4; err == NULL && i < N_PARAMS; i++)
+        if (i != 7 && i != 14 &&
+            (pv[i] < 0 || pv[i] >= PyTuple_GET_SIZE(states) || pv[i] >= PyTuple_GET_SIZE(errnos) - 1))
+            err = "express: a state code out of range";
+    if (err != NULL) {
+        PyErr_SetString(PyExc_ValueError, err);
+        goto done;
+    }
+    x.p = (Params){pv[0], pv[1], pv[2],  pv[3],  pv[4],  pv[5],  pv[6], pv[7],
+                   pv[8], pv[9], pv[10], pv[11], pv[12], pv[13], pv[14]};
+    x.init = binit.buf;
+    x.narrow = bnarrow.buf;
+    x.zchars = bzchars.buf;
+    x.zcols = zc;
+    x.nz = (int)bzchars.len;
+    x.states = states;
+    x.errnos = errnos;
+    x.zstates = zstates;
+    x.sink = sink;
+    const int64_t *lim = blimits.buf;
+    x.max_open = lim[1];
+    x.journal_budget = lim[2];
+    x.max_held = lim[3];
+    x.decapsulate = lim[5] != 0;
+    x.flush_at = lim[6];
+    PyObject *name_sets[] = {states, errnos, zstates};
+    for (int k = 0; k < 3; k++)
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(name_sets[k]); i++) {
+            PyObject *o = PyTuple_GET_ITEM(name_sets[k], i);
+            if (o == Py_None)
+                continue;
+            Py_ssize_t len;
+            if (!PyUnicode_Check(o) || PyUnicode_AsUTF8AndSize(o, &len) == NULL) {
+                if (!PyErr_Occurred())
+                    PyErr_SetString(PyExc_ValueError, "express: names are str (or None for no errno)");
+                goto done;
+            }
+            if ((size_t)len > x.longest_name)
+                x.longest_name = (size_t)len;
+        }
+    x.tabmask = (1 << 12) - 1;
+    x.tab = malloc((x.tabmask + 1) * sizeof(int64_t));
+    if (x.tab == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (uint64_t i = 0; i <= x.tabmask; i++)
+        x.tab[i] = -1;
+    char *path = PyMem_Malloc((size_t)bpath.len + 1);
+    if (path == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    memcpy(path, bpath.buf, (size_t)bpath.len);
+    path[bpath.len] = 0;
+    FILE *f = fopen(path, "rb");
+    PyMem_Free(path);
+    if (f == NULL) {
+        result = Py_BuildValue("(is)", 1, "the file does not open");
+        goto done;
+    }
+    int64_t stats[4] = {0, 0, 0, 0};
+    int rc = xrun(&x, &sg, f, lim[0], lim[4], stats);
+    fclose(f);
+    if (rc < 0) {
+        if (!PyErr_Occurred())
+            PyErr_NoMemory();
+        goto done;
+    }
+    if (rc == 1) {
+        result = Py_BuildValue("(is)", 1, x.bail ? x.bail : "?");
+        goto done;
+    }
+    result = Py_BuildValue("(i(LLLLLLL(LLLLLL)(LLL)))", 0, (long long)stats[0], (long long)stats[1],
+                           (long long)x.not_ip, (long long)x.not_tcp, (long long)stats[2],
+                           (long long)stats[3], (long long)x.conns_out, (long long)x.close_n[0],
+                           (long long)x.close_n[1], (long long)x.close_n[2], (long long)x.close_n[3],
+                           (long long)x.close_n[4], (long long)x.close_n[5], (long long)x.noted[0],
+                           (long long)x.noted[1], (long long)x.noted[2]);
+done:
+    xrelease(&x, &sg);
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        PyBuffer_Release(all[i]);
+    return result;
+}

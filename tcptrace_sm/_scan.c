@@ -676,8 +676,12 @@ PyObject *fast_apply(PyObject *self, PyObject *args);
 PyObject *group_first(PyObject *self, PyObject *args);
 PyObject *fast_segments(PyObject *self, PyObject *args);
 PyObject *journal_rows(PyObject *self, PyObject *args);
+PyObject *express(PyObject *self, PyObject *args);
 
 static PyMethodDef scan_methods[] = {
+    {"express", express, METH_VARARGS,
+     "express(path, init, narrow, params, zchars, zcols, states, errnos, zstates, limits, sink) -> "
+     "(0, stats) | (1, reason): a whole classic pcap through the fast paths, or why not"},
     {"fast_segments", fast_segments, METH_VARARGS,
      "fast_segments(order, slot, frame, ts, clock, flags, seq, ack, win, length, sport, src, mark, cport, "
      "cip, truncated, seg64, seg8) -> None: fast_apply's segments from a chunk's columns"},

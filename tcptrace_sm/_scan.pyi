@@ -91,3 +91,17 @@ def journal_rows(
     out: _Bytes,
     /,
 ) -> int: ...
+def express(
+    path: bytes,
+    init: _Bytes,
+    narrow: bytes,
+    params: _Bytes,
+    zchars: bytes,
+    zcols: _Bytes,
+    states: tuple[str, ...],
+    errnos: tuple[str | None, ...],
+    zstates: tuple[str, ...],
+    limits: _Bytes,
+    sink: Callable[[bytes], object],
+    /,
+) -> tuple[int, Any]: ...

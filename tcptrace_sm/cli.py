@@ -65,6 +65,9 @@ from tcptrace_sm.report import (
 if TYPE_CHECKING:
     from tcptrace_sm.analysis import Analysis, Block
 
+#: CSV bytes the express path gathers before each write (see tcptrace_sm.express.to_csv)
+EXPRESS_FLUSH = 1 << 20
+
 #: commands imported when named: name -> (module, attribute)
 _LAZY: Final = {"check": ("tcptrace_sm.check", "check")}
 
@@ -203,7 +206,17 @@ def _analyze_to(
     njobs = auto_jobs(plist, jobs)
     with output_stream(output) as out:  # opened first: fail before the work, not after it
         stats = ReadStats(files=[])
-        if fmt in ("csv", "jsonl") and client is None and njobs > 1 and "-" not in plist:
+        express_done = None
+        plain = fmt == "csv" and records in (None, "flows") and client is None and engine == "fast"
+        if plain and len(plist) == 1 and not progress.enabled:
+            # most captures: one compiled pass, no numpy (it gives up when it must)
+            from tcptrace_sm import express
+
+            express_done = express.to_csv(out, plist[0], options, njobs, flush=EXPRESS_FLUSH)
+        if express_done is not None:
+            stats, totals = express_done
+            summary = summarize(stats, options, totals)
+        elif fmt in ("csv", "jsonl") and client is None and njobs > 1 and "-" not in plist:
             # the workers render the rows themselves: formatting runs in parallel too
             from tcptrace_sm.parallel import parallel_lines
 
