@@ -1082,7 +1082,7 @@ typedef struct {
     int64_t cpk, spk, cby, sby, tw_c, tw_s, since;
     int64_t *S;           /* the row while the connection is live in the store; NULL once closed */
     int64_t chunk;        /* the chunk it was last seen in */
-    int64_t ghead, gtail; /* its segments of the chunk (a list through seg_next) */
+    int64_t ghead, gtail; /* its place among the chunk's connections, its last segment there */
     int64_t gen;          /* bumped when its schedule changes (heap entries of older ones are stale) */
     uint32_t hist;        /* interned history text */
     int32_t cs, ss, waits;
@@ -1110,6 +1110,7 @@ typedef struct {
     int64_t nfree, capfree;
     /* 4-tuple -> connection: open addressing, linear probing; -1 empty, -2 deleted */
     int64_t *tab;
+    uint64_t *tabh; /* the full hash of each entry's 4-tuple */
     uint64_t tabmask;
     int64_t tabused, tabdead;
     /* retirement and compaction schedules */
@@ -1187,30 +1188,24 @@ xheap_pop(XHeap *h)
 }
 
 static uint64_t
-xmix(uint64_t h)
-{
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
-    return h;
-}
-
-static uint64_t
 xend_hash(const uint8_t *addr, unsigned port, unsigned fam)
 {
     uint64_t a, b;
     memcpy(&a, addr, 8);
     memcpy(&b, addr + 8, 8);
-    return xmix(a * 0x9E3779B97F4A7C15ULL ^ xmix(b ^ ((uint64_t)port << 8 | fam)));
+    return (a * 0x9E3779B97F4A7C15ULL) ^ (b * 0xBF58476D1CE4E5B9ULL) ^
+           (((uint64_t)port << 8 | fam) * 0x94D049BB133111EBULL);
 }
 
 /* the same both ways round */
 static uint64_t
 xkey_hash(unsigned fam, const uint8_t *src, unsigned sp, const uint8_t *dst, unsigned dp)
 {
-    return xend_hash(src, sp, fam) + xend_hash(dst, dp, fam);
+    uint64_t h = xend_hash(src, sp, fam) + xend_hash(dst, dp, fam);
+    h ^= h >> 29;
+    h *= 0xBF58476D1CE4E5B9ULL;
+    h ^= h >> 32;
+    return h;
 }
 
 static int
@@ -1230,22 +1225,28 @@ xtab_grow(X *x)
     if (x->tabused * 2 < (int64_t)(x->tabmask + 1))
         ncap = x->tabmask + 1; /* only tombstones to clear */
     int64_t *nt = malloc(ncap * sizeof(int64_t));
-    if (nt == NULL)
+    uint64_t *nh = malloc(ncap * sizeof(uint64_t));
+    if (nt == NULL || nh == NULL) {
+        free(nt);
+        free(nh);
         return -1;
+    }
     for (uint64_t i = 0; i < ncap; i++)
         nt[i] = -1;
     for (uint64_t i = 0; i <= x->tabmask; i++) {
         int64_t v = x->tab[i];
         if (v < 0)
             continue;
-        const XConn *c = &x->conns[v];
-        uint64_t h = xkey_hash(c->fam, c->cip, c->cport, c->sip, c->sport) & (ncap - 1);
+        uint64_t h = x->tabh[i] & (ncap - 1);
         while (nt[h] != -1)
             h = (h + 1) & (ncap - 1);
         nt[h] = v;
+        nh[h] = x->tabh[i];
     }
     free(x->tab);
+    free(x->tabh);
     x->tab = nt;
+    x->tabh = nh;
     x->tabmask = ncap - 1;
     x->tabdead = 0;
     return 0;
@@ -1254,9 +1255,11 @@ xtab_grow(X *x)
 /* the table slot holding the connection of this 4-tuple, or where a new one would go (*found 0) */
 static uint64_t
 xtab_find(const X *x, unsigned fam, const uint8_t *src, unsigned sp, const uint8_t *dst, unsigned dp,
-          int *found)
+          int *found, uint64_t *hash)
 {
-    uint64_t h = xkey_hash(fam, src, sp, dst, dp) & x->tabmask;
+    const uint64_t full = xkey_hash(fam, src, sp, dst, dp);
+    *hash = full;
+    uint64_t h = full & x->tabmask;
     int64_t first_dead = -1;
     for (;;) {
         int64_t v = x->tab[h];
@@ -1267,7 +1270,7 @@ xtab_find(const X *x, unsigned fam, const uint8_t *src, unsigned sp, const uint8
         if (v == -2) {
             if (first_dead < 0)
                 first_dead = (int64_t)h;
-        } else if (xsame(&x->conns[v], fam, src, sp, dst, dp)) {
+        } else if (x->tabh[h] == full && xsame(&x->conns[v], fam, src, sp, dst, dp)) {
             *found = 1;
             return h;
         }
@@ -1279,7 +1282,8 @@ static void
 xtab_remove(X *x, const XConn *c)
 {
     int found;
-    uint64_t h = xtab_find(x, c->fam, c->cip, c->cport, c->sip, c->sport, &found);
+    uint64_t full;
+    uint64_t h = xtab_find(x, c->fam, c->cip, c->cport, c->sip, c->sport, &found, &full);
     if (found) {
         x->tab[h] = -2;
         x->tabused--;
@@ -1799,11 +1803,14 @@ xalloc(X *x)
 /* the segments of one chunk, in capture order */
 typedef struct {
     int64_t n, cap;
+    /* conn: the connection's place among the chunk's; next: room for the groups' bounds */
     int64_t *frame, *ts, *flags, *seq, *ack, *win, *len, *ws, *conn, *next;
     uint8_t *cl, *tfo, *cut, *bad;
     /* in group order, for run_group */
     int64_t *g64;
     uint8_t *g8;
+    XList touched; /* the chunk's connections, in order of their first segment */
+    int64_t clock; /* the capture clock at the chunk's last segment */
 } XSegs;
 
 static int
@@ -1817,7 +1824,7 @@ xsegs_reserve(XSegs *s, int64_t n)
     int64_t **cols64[] = {&s->frame, &s->ts,  &s->flags, &s->seq,  &s->ack,
                           &s->win,   &s->len, &s->ws,    &s->conn, &s->next};
     for (size_t k = 0; k < sizeof cols64 / sizeof cols64[0]; k++) {
-        int64_t *a = realloc(*cols64[k], (size_t)nc * sizeof(int64_t));
+        int64_t *a = realloc(*cols64[k], (size_t)(nc + 1) * sizeof(int64_t));
         if (a == NULL)
             return -1;
         *cols64[k] = a;
@@ -1922,18 +1929,19 @@ xnot_tcp(const uint8_t *d, unsigned proto, int64_t pay, int64_t lim, int decap)
     return ends && (!memcmp(q + 8, teredo, 4) || !memcmp(q + 24, teredo, 4));
 }
 
-/* One chunk: its records (offsets into buf) decoded, its segments evaluated, then the sweep.
- * 0 done, 1 give up (x->bail), -1 error (exception set or out of memory). */
+/* Records of a chunk (offsets into buf), decoded and added to its segments (a chunk's records
+ * come in several pieces of it, each decoded while it is still in the cache). 0 done, 1 give
+ * up (x->bail), -1 error (exception set or out of memory). */
 static int
-xchunk(X *x, XSegs *sg, const uint8_t *buf, const int64_t *offs, int64_t nrec, int big, int64_t mul, int hl,
-       int etoff, int raw, int64_t *frame, int64_t chunk, int64_t *last_ts, int64_t *first_ts, XList *done)
+xrecords(X *x, XSegs *sg, const uint8_t *buf, const int64_t *offs, int64_t nrec, int big, int64_t mul, int hl,
+         int etoff, int raw, int64_t *frame, int64_t chunk, int64_t *last_ts, int64_t *first_ts, XList *done)
 {
-    if (xsegs_reserve(sg, nrec) < 0)
+    if (xsegs_reserve(sg, sg->n + nrec) < 0)
         return -1;
-    sg->n = 0;
-    XList touched = {0};
+    XList *touched_ = &sg->touched;
+#define touched (*touched_)
     int rc = 0;
-    int64_t seg_clock = 0, seg_clock_next = 0; /* the capture clock at the chunk's last segment */
+    int64_t seg_clock_next = 0;
     for (int64_t r = 0; r < nrec; r++) {
         const uint8_t *h = buf + offs[r];
         uint32_t sec, frac, caplen;
@@ -2067,7 +2075,8 @@ xchunk(X *x, XSegs *sg, const uint8_t *buf, const int64_t *offs, int64_t nrec, i
         const int plain_syn = (flags & (T_SYN | T_ACK | T_RST | T_FIN)) == T_SYN && len == 0;
         /* the connection */
         int found;
-        uint64_t slot = xtab_find(x, fam, src, sp, dst, dp, &found);
+        uint64_t hash;
+        uint64_t slot = xtab_find(x, fam, src, sp, dst, dp, &found, &hash);
         int64_t ci = found ? x->tab[slot] : -1;
         if (ci >= 0) {
             XConn *c = &x->conns[ci];
@@ -2082,7 +2091,7 @@ xchunk(X *x, XSegs *sg, const uint8_t *buf, const int64_t *offs, int64_t nrec, i
                     }
                     c->state = 3;
                     ci = -1;
-                    slot = xtab_find(x, fam, src, sp, dst, dp, &found);
+                    slot = xtab_find(x, fam, src, sp, dst, dp, &found, &hash);
                 } else if (c->S == NULL) {
                     x->bail = "more on a closed connection";
                     rc = 1;
@@ -2144,6 +2153,7 @@ xchunk(X *x, XSegs *sg, const uint8_t *buf, const int64_t *offs, int64_t nrec, i
                 if (x->tab[slot] == -2)
                     x->tabdead--;
                 x->tab[slot] = ci;
+                x->tabh[slot] = hash;
                 x->tabused++;
             }
             if ((x->tabused + x->tabdead) * 4 >= (int64_t)(x->tabmask + 1) * 3 && xtab_grow(x) < 0) {
@@ -2154,14 +2164,15 @@ xchunk(X *x, XSegs *sg, const uint8_t *buf, const int64_t *offs, int64_t nrec, i
         XConn *c = &x->conns[ci];
         if (c->chunk != chunk) {
             c->chunk = chunk;
-            c->ghead = c->gtail = -1;
+            c->gtail = -1;
+            c->ghead = touched.n; /* its place among the chunk's connections */
             if (xlist_add(&touched, ci) < 0) {
                 rc = -1;
                 goto out;
             }
         }
         const int64_t k = sg->n++;
-        seg_clock = seg_clock_next;
+        sg->clock = seg_clock_next;
         sg->frame[k] = fr;
         sg->ts[k] = ts;
         sg->flags[k] = flags;
@@ -2181,12 +2192,7 @@ xchunk(X *x, XSegs *sg, const uint8_t *buf, const int64_t *offs, int64_t nrec, i
         const int64_t f6 = flags & 0x3F;
         sg->bad[k] = f6 == 0x3F || f6 == 0 || (flags & 0x03) == 0x03 || (flags & 0x06) == 0x06 ||
                      (flags & 0x05) == 0x05;
-        sg->conn[k] = ci;
-        sg->next[k] = -1;
-        if (c->gtail >= 0)
-            sg->next[c->gtail] = k;
-        else
-            c->ghead = k;
+        sg->conn[k] = c->ghead;
         c->gtail = k;
         continue;
     not_fast:
@@ -2194,6 +2200,20 @@ xchunk(X *x, XSegs *sg, const uint8_t *buf, const int64_t *offs, int64_t nrec, i
         rc = 1;
         goto out;
     }
+out:
+#undef touched
+    return rc;
+}
+
+/* The end of a chunk: its segments evaluated connection by connection, then the sweep at its
+ * clock; the segments and the chunk's connections are reset for the next one. */
+static int
+xchunk_end(X *x, XSegs *sg, XList *done)
+{
+    XList *touched_ = &sg->touched;
+#define touched (*touched_)
+    int rc = 0;
+    const int64_t seg_clock = sg->clock;
     if (!sg->n) /* no segment: the reader hands the engine nothing for this chunk */
         goto out;
     /* the groups, each connection's segments together */
@@ -2204,28 +2224,35 @@ xchunk(X *x, XSegs *sg, const uint8_t *buf, const int64_t *offs, int64_t nrec, i
         const Segs g = {g64,         g64 + n,     g64 + 2 * n, g64 + 3 * n, g64 + 4 * n,
                         g64 + 5 * n, g64 + 6 * n, g64 + 7 * n, g64 + 8 * n, g8,
                         g8 + n,      g8 + 2 * n,  g8 + 3 * n};
-        int64_t pos = 0;
+        /* each connection's segments together, in capture order: a counting sort */
+        int64_t *start = sg->next; /* touched.n + 1 <= n + 1 entries */
+        memset(start, 0, (size_t)(touched.n + 1) * sizeof(int64_t));
+        for (int64_t k = 0; k < n; k++)
+            start[sg->conn[k] + 1]++;
+        for (int64_t u = 0; u < touched.n; u++)
+            start[u + 1] += start[u];
+        for (int64_t k = 0; k < n; k++) {
+            const int64_t at = start[sg->conn[k]]++;
+            g64[at] = sg->frame[k];
+            g64[n + at] = sg->ts[k];
+            g64[2 * n + at] = sg->ts[k];
+            g64[3 * n + at] = sg->flags[k];
+            g64[4 * n + at] = sg->seq[k];
+            g64[5 * n + at] = sg->ack[k];
+            g64[6 * n + at] = sg->win[k];
+            g64[7 * n + at] = sg->len[k];
+            g64[8 * n + at] = sg->ws[k];
+            g8[at] = sg->cl[k];
+            g8[n + at] = sg->tfo[k];
+            g8[2 * n + at] = sg->cut[k];
+            g8[3 * n + at] = sg->bad[k];
+        }
+        /* start[u] is now the end of group u, the start of group u + 1 */
         int64_t S0[NF];
         for (int64_t u = 0; u < touched.n; u++) {
             const int64_t ci = touched.v[u];
             XConn *c = &x->conns[ci];
-            const int64_t lo = pos;
-            for (int64_t k = c->ghead; k >= 0; k = sg->next[k]) {
-                g64[pos] = sg->frame[k];
-                g64[n + pos] = sg->ts[k];
-                g64[2 * n + pos] = sg->ts[k];
-                g64[3 * n + pos] = sg->flags[k];
-                g64[4 * n + pos] = sg->seq[k];
-                g64[5 * n + pos] = sg->ack[k];
-                g64[6 * n + pos] = sg->win[k];
-                g64[7 * n + pos] = sg->len[k];
-                g64[8 * n + pos] = sg->ws[k];
-                g8[pos] = sg->cl[k];
-                g8[n + pos] = sg->tfo[k];
-                g8[2 * n + pos] = sg->cut[k];
-                g8[3 * n + pos] = sg->bad[k];
-                pos++;
-            }
+            const int64_t lo = u ? start[u - 1] : 0, pos = start[u];
             memcpy(S0, c->S, sizeof S0);
             int r = 0, force2 = 0;
             int64_t p1;
@@ -2296,7 +2323,9 @@ xchunk(X *x, XSegs *sg, const uint8_t *buf, const int64_t *offs, int64_t nrec, i
         rc = xemit(x, done, clock, 0);
     }
 out:
-    free(touched.v);
+    touched.n = 0;
+    sg->n = 0;
+#undef touched
     return rc;
 }
 
@@ -2309,6 +2338,7 @@ xrelease(X *x, XSegs *sg)
     free(x->conns);
     free(x->free_list);
     free(x->tab);
+    free(x->tabh);
     free(x->retire.a);
     free(x->compact.a);
     for (int64_t k = 0; k < x->nhist; k++)
@@ -2323,6 +2353,7 @@ xrelease(X *x, XSegs *sg)
     uint8_t *cols8[] = {sg->cl, sg->tfo, sg->cut, sg->bad, sg->g8};
     for (size_t k = 0; k < sizeof cols8 / sizeof cols8[0]; k++)
         free(cols8[k]);
+    free(sg->touched.v);
 }
 
 /* the whole file; 0 done, 1 give up, -1 error */
@@ -2377,10 +2408,13 @@ xrun(X *x, XSegs *sg, FILE *f, int64_t chunk_bytes, int64_t max_cap, int64_t sta
         x->bail = "a link type the common decoder does not take";
         return 1;
     }
-    /* the reader's pieces: chunk_bytes at a time from the start of the file */
-    size_t cap = (size_t)chunk_bytes * 2 + 65536 + 64;
+    /* The reader's chunks are chunk_bytes of the file at a time (the file header is part of the
+     * first): the records complete in each make one chunk for the engine. They are read here
+     * in smaller pieces, each one's records decoded while they are in the cache. */
+    const size_t piece = 256 << 10;
+    size_t cap = piece * 2 + (size_t)max_cap + 64;
     uint8_t *buf = malloc(cap);
-    int64_t *offs = malloc(((size_t)chunk_bytes / 16 + 2) * 2 * sizeof(int64_t));
+    int64_t *offs = malloc((piece / 16 + 2) * 2 * sizeof(int64_t));
     XList done = {0};
     int rc = 0;
     if (buf == NULL || offs == NULL) {
@@ -2389,16 +2423,13 @@ xrun(X *x, XSegs *sg, FILE *f, int64_t chunk_bytes, int64_t max_cap, int64_t sta
     }
     size_t n = 0, pos = 0;
     int64_t frame = 0, chunk = 0, last_ts = INT64_MIN, first_ts = -1;
-    size_t skip = 24; /* the file header, part of the first piece */
+    int64_t left = chunk_bytes - 24; /* of the chunk being read */
     for (;;) {
-        if (n - pos + (size_t)chunk_bytes > cap) {
-            rc = -1;
-            goto out;
-        }
         memmove(buf, buf + pos, n - pos);
         n -= pos;
         pos = 0;
-        size_t want = (size_t)chunk_bytes - skip, got = 0;
+        const size_t want = (size_t)left < piece ? (size_t)left : piece;
+        size_t got = 0;
         while (got < want) {
             size_t k = fread(buf + n + got, 1, want - got, f);
             if (k == 0)
@@ -2410,9 +2441,9 @@ xrun(X *x, XSegs *sg, FILE *f, int64_t chunk_bytes, int64_t max_cap, int64_t sta
             rc = 1;
             goto out;
         }
-        skip = 0;
-        const int eof = got == 0;
+        const int eof = got < want;
         n += got;
+        left -= (int64_t)got;
         int64_t nrec = 0;
         size_t off = pos;
         while (off + 16 <= n) {
@@ -2431,16 +2462,23 @@ xrun(X *x, XSegs *sg, FILE *f, int64_t chunk_bytes, int64_t max_cap, int64_t sta
             off += 16 + caplen;
         }
         if (nrec) {
-            rc = xchunk(x, sg, buf, offs, nrec, big, mul, hl, etoff, raw, &frame, chunk++, &last_ts,
-                        &first_ts, &done);
+            rc = xrecords(x, sg, buf, offs, nrec, big, mul, hl, etoff, raw, &frame, chunk, &last_ts, &first_ts,
+                          &done);
             if (rc != 0)
                 goto out;
+        }
+        pos = off;
+        if (left == 0 || eof) { /* the end of a chunk */
+            rc = xchunk_end(x, sg, &done);
+            if (rc != 0)
+                goto out;
+            chunk++;
+            left = chunk_bytes;
             if (PyErr_CheckSignals() < 0) {
                 rc = -1;
                 goto out;
             }
         }
-        pos = off;
         if (eof) {
             if (pos < n) {
                 x->bail = "the capture is cut mid-record";
@@ -2545,7 +2583,8 @@ express(PyObject *self, PyObject *args)
         }
     x.tabmask = (1 << 12) - 1;
     x.tab = malloc((x.tabmask + 1) * sizeof(int64_t));
-    if (x.tab == NULL) {
+    x.tabh = malloc((x.tabmask + 1) * sizeof(uint64_t));
+    if (x.tab == NULL || x.tabh == NULL) {
         PyErr_NoMemory();
         goto done;
     }
