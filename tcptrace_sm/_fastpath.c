@@ -1056,6 +1056,7 @@ journal_rows(PyObject *self, PyObject *args)
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #define X_NEVER INT64_MAX
 
@@ -1097,6 +1098,17 @@ typedef struct {
     int64_t idx, gen;
 } XHeapItem;
 
+/* A closed connection written out to the spill file (its XConn, S NULL): its flow_id and its
+ * record number there (rec >= 0; -2 - rec while it is being retired; -1 gone), and a generation
+ * (its retirement heap item's). Its code in the table, the heap and the lists of finished ones
+ * is XCODE(k), below -2. */
+typedef struct {
+    int64_t fid;
+    int32_t rec;
+    uint32_t gen;
+} XClosed;
+#define XCODE(k) (-3 - (k))
+
 typedef struct {
     XHeapItem *a;
     int64_t n, cap;
@@ -1109,12 +1121,21 @@ typedef struct {
     int64_t *free_list;
     int64_t nfree, capfree;
     /* 4-tuple -> connection: open addressing, linear probing; -1 empty, -2 deleted */
-    int64_t *tab;
-    uint64_t *tabh; /* the full hash of each entry's 4-tuple */
+    int32_t *tab;   /* a connection's index, or a closed one's code (see XCODE) */
+    uint32_t *tabh; /* the hash of each entry's 4-tuple */
     uint64_t tabmask;
     int64_t tabused, tabdead;
     /* retirement and compaction schedules */
     XHeap retire, compact;
+    /* closed connections written out (see XClosed), the spill file and a window on it */
+    XClosed *cl;
+    int64_t ncl, capcl, *cl_free, ncl_free, cl_alive;
+    PyObject *spill_open;
+    int spill_fd;
+    int64_t spill_n;
+    XConn *win;
+    int64_t win_lo, win_n;
+    XConn one; /* the record read apart from the window */
     /* interned histories */
     char **hist;
     int64_t nhist, caphist;
@@ -1136,7 +1157,7 @@ typedef struct {
     const int64_t *zcols;
     int nz;
     PyObject *states, *errnos, *zstates;
-    int64_t max_open, journal_budget, max_held, flush_at;
+    int64_t max_open, journal_budget, held_in_memory, flush_at;
     size_t longest_name; /* of the state, errno and conn_state names */
     const char *bail;
 } X;
@@ -1224,8 +1245,8 @@ xtab_grow(X *x)
     uint64_t ncap = (x->tabmask + 1) * 2;
     if (x->tabused * 2 < (int64_t)(x->tabmask + 1))
         ncap = x->tabmask + 1; /* only tombstones to clear */
-    int64_t *nt = malloc(ncap * sizeof(int64_t));
-    uint64_t *nh = malloc(ncap * sizeof(uint64_t));
+    int32_t *nt = malloc(ncap * sizeof(int32_t));
+    uint32_t *nh = malloc(ncap * sizeof(uint32_t));
     if (nt == NULL || nh == NULL) {
         free(nt);
         free(nh);
@@ -1235,7 +1256,7 @@ xtab_grow(X *x)
         nt[i] = -1;
     for (uint64_t i = 0; i <= x->tabmask; i++) {
         int64_t v = x->tab[i];
-        if (v < 0)
+        if (v == -1 || v == -2)
             continue;
         uint64_t h = x->tabh[i] & (ncap - 1);
         while (nt[h] != -1)
@@ -1252,12 +1273,14 @@ xtab_grow(X *x)
     return 0;
 }
 
+static const XConn *xspilled(X *x, int64_t k);
+
 /* the table slot holding the connection of this 4-tuple, or where a new one would go (*found 0) */
 static uint64_t
-xtab_find(const X *x, unsigned fam, const uint8_t *src, unsigned sp, const uint8_t *dst, unsigned dp,
-          int *found, uint64_t *hash)
+xtab_find(X *x, unsigned fam, const uint8_t *src, unsigned sp, const uint8_t *dst, unsigned dp, int *found,
+          uint32_t *hash)
 {
-    const uint64_t full = xkey_hash(fam, src, sp, dst, dp);
+    const uint32_t full = (uint32_t)xkey_hash(fam, src, sp, dst, dp);
     *hash = full;
     uint64_t h = full & x->tabmask;
     int64_t first_dead = -1;
@@ -1270,19 +1293,39 @@ xtab_find(const X *x, unsigned fam, const uint8_t *src, unsigned sp, const uint8
         if (v == -2) {
             if (first_dead < 0)
                 first_dead = (int64_t)h;
-        } else if (x->tabh[h] == full && xsame(&x->conns[v], fam, src, sp, dst, dp)) {
-            *found = 1;
-            return h;
+        } else if (x->tabh[h] == full) {
+            const XConn *c = v >= 0 ? &x->conns[v] : xspilled(x, XCODE(v));
+            if (c == NULL) { /* the spill file does not read back */
+                *found = -1;
+                return h;
+            }
+            if (xsame(c, fam, src, sp, dst, dp)) {
+                *found = 1;
+                return h;
+            }
         }
         h = (h + 1) & x->tabmask;
     }
+}
+
+/* the table entry of a closed connection (by its code), removed */
+static void
+xtab_remove_code(X *x, uint32_t hash, int32_t code)
+{
+    for (uint64_t h = hash & x->tabmask; x->tab[h] != -1; h = (h + 1) & x->tabmask)
+        if (x->tab[h] == code) {
+            x->tab[h] = -2;
+            x->tabused--;
+            x->tabdead++;
+            return;
+        }
 }
 
 static void
 xtab_remove(X *x, const XConn *c)
 {
     int found;
-    uint64_t full;
+    uint32_t full;
     uint64_t h = xtab_find(x, c->fam, c->cip, c->cport, c->sip, c->sport, &found, &full);
     if (found) {
         x->tab[h] = -2;
@@ -1654,12 +1697,114 @@ xrender(X *x, XConn *c, int64_t end, int final)
     return (int64_t)x->outn >= x->flush_at ? xflush(x) : 0;
 }
 
+static int64_t
+xfid(const X *x, int64_t code)
+{
+    return code >= 0 ? x->conns[code].fid : x->cl[XCODE(code)].fid;
+}
+
 static int
 xcmp_fid(const void *a, const void *b, void *ctx)
 {
-    const XConn *conns = ctx;
-    const int64_t fa = conns[*(const int64_t *)a].fid, fb = conns[*(const int64_t *)b].fid;
+    const X *x = ctx;
+    const int64_t fa = xfid(x, *(const int64_t *)a), fb = xfid(x, *(const int64_t *)b);
     return fa < fb ? -1 : fa > fb;
+}
+
+#define X_WINDOW 4096 /* records read from the spill file at once */
+
+/* the record of closed connection k from the spill file (NULL: it does not read back) */
+static const XConn *
+xspilled(X *x, int64_t k)
+{
+    int64_t rec = x->cl[k].rec;
+    if (rec < -1)
+        rec = -2 - rec;
+    if (rec < 0)
+        return NULL;
+    if (rec >= x->win_lo && rec < x->win_lo + x->win_n)
+        return &x->win[rec - x->win_lo];
+    if (x->win == NULL && (x->win = malloc(X_WINDOW * sizeof(XConn))) == NULL)
+        return NULL;
+    int64_t want = x->spill_n - rec < X_WINDOW ? x->spill_n - rec : X_WINDOW;
+    ssize_t got = pread(x->spill_fd, x->win, (size_t)want * sizeof(XConn), (off_t)(rec * (int64_t)sizeof(XConn)));
+    if (got < (ssize_t)sizeof(XConn)) {
+        x->win_n = 0;
+        return NULL;
+    }
+    x->win_lo = rec;
+    x->win_n = got / (ssize_t)sizeof(XConn);
+    return x->win;
+}
+
+/* Closed connection i (its record made) out to the spill file, its slot freed: 0, 1 give up
+ * (x->bail), -1 error. */
+static int
+xspill(X *x, int64_t i)
+{
+    XConn *c = &x->conns[i];
+    if (x->spill_fd < 0) {
+        PyObject *r = PyObject_CallNoArgs(x->spill_open);
+        if (r == NULL)
+            return -1;
+        x->spill_fd = (int)PyLong_AsLong(r);
+        Py_DECREF(r);
+        if (x->spill_fd < 0) {
+            if (PyErr_Occurred())
+                return -1;
+            x->bail = "no temporary file";
+            return 1;
+        }
+    }
+    int found;
+    uint32_t hash;
+    const uint64_t slot = xtab_find(x, c->fam, c->cip, c->cport, c->sip, c->sport, &found, &hash);
+    if (found != 1 || x->tab[slot] != i) {
+        x->bail = "a closed connection not in the table";
+        return 1;
+    }
+    int64_t k;
+    if (x->ncl_free) {
+        k = x->cl_free[--x->ncl_free];
+    } else {
+        if (x->ncl == x->capcl) {
+            const int64_t nc = x->capcl ? x->capcl * 2 : 4096;
+            XClosed *a = realloc(x->cl, (size_t)nc * sizeof(XClosed));
+            if (a == NULL)
+                return -1;
+            x->cl = a;
+            int64_t *f = realloc(x->cl_free, (size_t)nc * sizeof(int64_t));
+            if (f == NULL)
+                return -1;
+            x->cl_free = f;
+            x->capcl = nc;
+        }
+        k = x->ncl++;
+        x->cl[k].gen = 0;
+    }
+    const int64_t rec = x->spill_n;
+    if (pwrite(x->spill_fd, c, sizeof(XConn), (off_t)(rec * (int64_t)sizeof(XConn))) != (ssize_t)sizeof(XConn)) {
+        x->cl_free[x->ncl_free++] = k;
+        x->bail = "the temporary file could not be written";
+        return 1;
+    }
+    x->spill_n++;
+    if (rec >= x->win_lo && rec < x->win_lo + X_WINDOW)
+        x->win_n = 0; /* the window no longer covers what follows */
+    if (k >= INT32_MAX - 3 || rec >= INT32_MAX) {
+        x->bail = "too many closed connections";
+        return 1;
+    }
+    x->cl[k].fid = c->fid;
+    x->cl[k].rec = (int32_t)rec;
+    x->cl_alive++;
+    x->tab[slot] = (int32_t)XCODE(k);
+    if (xheap_push(&x->retire, c->retire_at, XCODE(k), x->cl[k].gen) < 0)
+        return -1;
+    c->state = 2;
+    c->gen++;
+    x->free_list[x->nfree++] = i;
+    return 0;
 }
 
 static void
@@ -1718,6 +1863,8 @@ xclose(X *x, int64_t i)
     x->journal -= c->cpk + c->spk;
     free(c->S);
     c->S = NULL;
+    if (x->held >= x->held_in_memory)
+        return xspill(x, i);
     x->held++;
     return 0;
 }
@@ -1748,9 +1895,31 @@ xemit(X *x, XList *l, int64_t end, int final)
 {
     if (!l->n)
         return 0;
-    qsort_r(l->v, (size_t)l->n, sizeof(int64_t), xcmp_fid, x->conns);
+    qsort_r(l->v, (size_t)l->n, sizeof(int64_t), xcmp_fid, x);
     for (int64_t k = 0; k < l->n; k++) {
         const int64_t i = l->v[k];
+        if (i < 0) { /* a closed connection from the spill file */
+            const int64_t j = XCODE(i);
+            const XConn *c = xspilled(x, j);
+            if (c == NULL) {
+                x->bail = "the temporary file could not be read";
+                return 1;
+            }
+            x->one = *c;
+            int64_t e = end;
+            if (final && x->one.last_ts > e)
+                e = x->one.last_ts;
+            if (xrender(x, &x->one, e, final) < 0)
+                return -1;
+            x->cl[j].rec = -1;
+            x->cl[j].gen++; /* its heap item, if still there, is stale */
+            x->cl_free[x->ncl_free++] = j;
+            if (--x->cl_alive == 0) { /* the file from the start again */
+                x->spill_n = 0;
+                x->win_n = 0;
+            }
+            continue;
+        }
         XConn *c = &x->conns[i];
         if (c->S != NULL) {
             if (xsummarize(x, c) < 0)
@@ -2075,10 +2244,33 @@ xrecords(X *x, XSegs *sg, const uint8_t *buf, const int64_t *offs, int64_t nrec,
         const int plain_syn = (flags & (T_SYN | T_ACK | T_RST | T_FIN)) == T_SYN && len == 0;
         /* the connection */
         int found;
-        uint64_t hash;
+        uint32_t hash;
         uint64_t slot = xtab_find(x, fam, src, sp, dst, dp, &found, &hash);
+        if (found < 0) {
+            x->bail = "the temporary file could not be read";
+            rc = 1;
+            goto out;
+        }
         int64_t ci = found ? x->tab[slot] : -1;
-        if (ci >= 0) {
+        if (ci < -2) { /* a closed connection in the spill file */
+            const int64_t j = XCODE(ci);
+            const XConn *c = xspilled(x, j);
+            if (c == NULL || ts < c->retire_at) {
+                x->bail = c == NULL ? "the temporary file could not be read" : "more on a closed connection";
+                rc = 1;
+                goto out;
+            }
+            x->tab[slot] = -2; /* over and quiet: its record now, the 4-tuple free */
+            x->tabused--;
+            x->tabdead++;
+            x->cl[j].rec = -2 - x->cl[j].rec;
+            if (xlist_add(done, ci) < 0) {
+                rc = -1;
+                goto out;
+            }
+            ci = -1;
+            slot = xtab_find(x, fam, src, sp, dst, dp, &found, &hash);
+        } else if (ci >= 0) {
             XConn *c = &x->conns[ci];
             if (c->chunk != chunk) { /* its first segment of the chunk */
                 if (ts >= c->retire_at && c->retire_at != X_NEVER) {
@@ -2152,7 +2344,7 @@ xrecords(X *x, XSegs *sg, const uint8_t *buf, const int64_t *offs, int64_t nrec,
             if (found == 0) {
                 if (x->tab[slot] == -2)
                     x->tabdead--;
-                x->tab[slot] = ci;
+                x->tab[slot] = (int32_t)ci;
                 x->tabh[slot] = hash;
                 x->tabused++;
             }
@@ -2285,6 +2477,25 @@ xchunk_end(X *x, XSegs *sg, XList *done)
         const int64_t clock = seg_clock;
         while (x->retire.n && x->retire.a[0].at <= clock) {
             XHeapItem it = xheap_pop(&x->retire);
+            if (it.idx < 0) { /* a closed connection in the spill file */
+                const int64_t j = XCODE(it.idx);
+                if (x->cl[j].gen != (uint32_t)it.gen || x->cl[j].rec < 0)
+                    continue; /* retired already (its 4-tuple came back) */
+                const XConn *c = xspilled(x, j);
+                if (c == NULL) {
+                    x->bail = "the temporary file could not be read";
+                    rc = 1;
+                    goto out;
+                }
+                xtab_remove_code(x, (uint32_t)xkey_hash(c->fam, c->cip, c->cport, c->sip, c->sport),
+                                 (int32_t)it.idx);
+                x->cl[j].rec = -2 - x->cl[j].rec;
+                if (xlist_add(done, it.idx) < 0) {
+                    rc = -1;
+                    goto out;
+                }
+                continue;
+            }
             XConn *c = &x->conns[it.idx];
             if (c->gen != it.gen || c->state != 0 || c->retire_at != it.at)
                 continue;
@@ -2315,11 +2526,6 @@ xchunk_end(X *x, XSegs *sg, XList *done)
             rc = 1;
             goto out;
         }
-        if (x->held > x->max_held) {
-            x->bail = "too many closed connections to hold";
-            rc = 1;
-            goto out;
-        }
         rc = xemit(x, done, clock, 0);
     }
 out:
@@ -2339,6 +2545,9 @@ xrelease(X *x, XSegs *sg)
     free(x->free_list);
     free(x->tab);
     free(x->tabh);
+    free(x->cl);
+    free(x->cl_free);
+    free(x->win);
     free(x->retire.a);
     free(x->compact.a);
     for (int64_t k = 0; k < x->nhist; k++)
@@ -2497,6 +2706,11 @@ xrun(X *x, XSegs *sg, FILE *f, int64_t chunk_bytes, int64_t max_cap, int64_t sta
                 rc = -1;
                 goto out;
             }
+        for (int64_t j = 0; j < x->ncl; j++)
+            if (x->cl[j].rec >= 0 && xlist_add(&done, XCODE(j)) < 0) {
+                rc = -1;
+                goto out;
+            }
         rc = xemit(x, &done, last_ts, 1);
         if (rc == 0)
             rc = xflush(x) < 0 ? -1 : 0;
@@ -2516,11 +2730,11 @@ PyObject *
 express(PyObject *self, PyObject *args)
 {
     Py_buffer bpath, binit, bnarrow, bparams, bzchars, bzcols, blimits;
-    PyObject *states, *errnos, *zstates, *sink;
+    PyObject *states, *errnos, *zstates, *sink, *spill_open;
     (void)self;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*O!O!O!y*O", &bpath, &binit, &bnarrow, &bparams, &bzchars,
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*O!O!O!y*OO", &bpath, &binit, &bnarrow, &bparams, &bzchars,
                           &bzcols, &PyTuple_Type, &states, &PyTuple_Type, &errnos, &PyTuple_Type, &zstates,
-                          &blimits, &sink))
+                          &blimits, &sink, &spill_open))
         return NULL;
     Py_buffer *all[] = {&bpath, &binit, &bnarrow, &bparams, &bzchars, &bzcols, &blimits};
     PyObject *result = NULL;
@@ -2563,7 +2777,7 @@ express(PyObject *self, PyObject *args)
     const int64_t *lim = blimits.buf;
     x.max_open = lim[1];
     x.journal_budget = lim[2];
-    x.max_held = lim[3];
+    x.held_in_memory = lim[3];
     x.decapsulate = lim[5] != 0;
     x.flush_at = lim[6];
     PyObject *name_sets[] = {states, errnos, zstates};
@@ -2582,8 +2796,10 @@ express(PyObject *self, PyObject *args)
                 x.longest_name = (size_t)len;
         }
     x.tabmask = (1 << 12) - 1;
-    x.tab = malloc((x.tabmask + 1) * sizeof(int64_t));
-    x.tabh = malloc((x.tabmask + 1) * sizeof(uint64_t));
+    x.tab = malloc((x.tabmask + 1) * sizeof(int32_t));
+    x.tabh = malloc((x.tabmask + 1) * sizeof(uint32_t));
+    x.spill_fd = -1;
+    x.spill_open = spill_open;
     if (x.tab == NULL || x.tabh == NULL) {
         PyErr_NoMemory();
         goto done;

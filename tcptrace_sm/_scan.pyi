@@ -103,5 +103,6 @@ def express(
     zstates: tuple[str, ...],
     limits: _Bytes,
     sink: Callable[[bytes], object],
+    spill_open: Callable[[], int],
     /,
 ) -> tuple[int, Any]: ...

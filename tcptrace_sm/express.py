@@ -24,6 +24,7 @@ import sys
 from array import array
 from collections import Counter
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from types import ModuleType
 from typing import IO, Final
@@ -47,9 +48,10 @@ from tcptrace_sm.model import STATE_ORDER, TcpState
 #: The reader's chunk (``tcptrace_sm.capture.CHUNK``): the express path retires connections at
 #: the same chunk ends as the engine, so that its rows come out in the same order.
 CHUNK: Final = 2 << 20
-#: Connections over but for their TIME-WAIT that the express path holds at most (~130 bytes
-#: each) before it leaves the capture to the engine, which writes them to temporary files.
-MAX_HELD: Final = 200_000
+#: Connections over but for their TIME-WAIT that the express path keeps in memory; it writes the
+#: further ones to a temporary file (in ``TMPDIR``), keeping 16 bytes of each (and its place in
+#: the table and the retirement schedule).
+HELD_IN_MEMORY: Final = 16_384
 #: Records longer than this are the reader's to judge.
 _MAX_CAPLEN: Final = 65536
 
@@ -87,6 +89,22 @@ def available() -> bool:
     return _scan() is not None
 
 
+class _Spill:
+    """The temporary file the compiled pass writes closed connections to, made when it asks
+    (and closed with ``stack``)."""
+
+    def __init__(self, stack: ExitStack) -> None:
+        self.stack = stack
+
+    def open(self) -> int:
+        import tempfile
+
+        try:
+            return self.stack.enter_context(tempfile.TemporaryFile(prefix="tcpsm-")).fileno()
+        except OSError:
+            return -1
+
+
 def _zcol(name: str) -> str:
     return name if name in ("zS", "zH", "zr0") else f"{name[1]}_z{name[2:]}"
 
@@ -100,6 +118,7 @@ def run(
     decapsulate: bool = True,
     chunk: int | None = None,
     flush: int = 1 << 20,
+    held: int = HELD_IN_MEMORY,
 ) -> Outcome | str:
     """The CSV rows (without the header) of ``path`` through ``write``, and the counts; or, when
     the capture needs the full engine, why (``write`` may have had part of the rows by then:
@@ -122,19 +141,22 @@ def run(
     )
     where = {n: i for i, n in enumerate(names)}
     limits = (_MAX_CAPLEN, int(decapsulate), flush)
-    got = mod.express(
-        os.fsencode(path),
-        array("q", [FIELDS[n] for n in names]),
-        bytes(n not in WIDE for n in names),
-        params,
-        "".join(letter for _c, letter in ZLETTERS).encode(),
-        array("q", [where[_zcol(c)] for c, _l in ZLETTERS]),
-        tuple(s.value for s in STATE_ORDER),
-        (*(errno_for_reset(s) for s in STATE_ORDER), None),
-        ZSTATE_NAMES,
-        array("q", [CHUNK if chunk is None else chunk, max_open, JOURNAL_BUDGET, MAX_HELD, *limits]),
-        write,
-    )
+    with ExitStack() as stack:
+        spill = _Spill(stack)
+        got = mod.express(
+            os.fsencode(path),
+            array("q", [FIELDS[n] for n in names]),
+            bytes(n not in WIDE for n in names),
+            params,
+            "".join(letter for _c, letter in ZLETTERS).encode(),
+            array("q", [where[_zcol(c)] for c, _l in ZLETTERS]),
+            tuple(s.value for s in STATE_ORDER),
+            (*(errno_for_reset(s) for s in STATE_ORDER), None),
+            ZSTATE_NAMES,
+            array("q", [CHUNK if chunk is None else chunk, max_open, JOURNAL_BUDGET, held, *limits]),
+            write,
+            spill.open,
+        )
     if got[0]:
         reason: str = got[1]
         return reason
