@@ -1039,16 +1039,18 @@ journal_rows(PyObject *self, PyObject *args)
  * The express path (tcptrace_sm.express): a whole classic pcap file through the same chunk
  * evaluation, in one C pass, for captures whose every connection stays on the fast paths.
  *
- * express(path, init, narrow, params, zchars, zcols, states, errnos, zstates, limits, sink)
- *     -> (0, stats) or (1, reason)
+ * express(path, init, narrow, params, zchars, zcols, states, errnos, zstates, limits, sink,
+ *         spill_open) -> (0, stats) or (1, reason)
  *     path: the file (bytes); init: the NF int64 defaults of a new connection's row
  *     (fast_fields order) and narrow: NF bytes, 1 where the engine's store keeps the field in
  *     32 bits; params: the N_PARAMS of fast_apply; zchars / zcols: Zeek's history letters and
  *     the row index of each one's ordinal; states: the state names by code; errnos: the errno
  *     text by the RST receiver's state code (None: none), one more (None) at the end; zstates:
  *     the conn_state names by _zeek_parts' code; limits: int64 chunk bytes, open connections
- *     allowed, journal budget, held connections at most, longest record, decapsulate (0 or
- *     1), output bytes gathered before each call of sink(bytes), which receives the CSV rows.
+ *     allowed, journal budget, closed connections kept in memory (the others go to a temporary
+ *     file that spill_open() makes and returns the descriptor of), longest record, decapsulate
+ *     (0 or 1), output bytes gathered before each call of sink(bytes), which receives the CSV
+ *     rows, and the bits of the 4-tuple hash to use (0xFFFFFFFF; fewer only to test collisions).
  *     Every step mirrors tcptrace_sm.engine.Engine over the reader's chunks; anything the
  *     engine would hand to its core, or the reader would skip, warn about or fix, makes the
  *     call give up (1, reason) at once, and the caller runs the full engine instead.
@@ -1098,14 +1100,17 @@ typedef struct {
     int64_t idx, gen;
 } XHeapItem;
 
-/* A closed connection written out to the spill file (its XConn, S NULL): its flow_id and its
- * record number there (rec >= 0; -2 - rec while it is being retired; -1 gone), and a generation
- * (its retirement heap item's). Its code in the table, the heap and the lists of finished ones
- * is XCODE(k), below -2. */
 typedef struct {
-    int64_t fid;
-    int32_t rec;
-    uint32_t gen;
+    int64_t *v;
+    int64_t n, cap;
+} XList;
+
+/* A closed connection written out to the spill file (its XConn, S NULL), in the queue of those
+ * in retirement order: its flow_id and when it retires (-2 while it is being retired, -1 gone).
+ * The n-th one written has code XCODE(n) (below -2) in the table and the lists of finished
+ * ones, and is record n - spill_seq0 of the file. */
+typedef struct {
+    int64_t fid, at;
 } XClosed;
 #define XCODE(k) (-3 - (k))
 
@@ -1125,11 +1130,13 @@ typedef struct {
     uint32_t *tabh; /* the hash of each entry's 4-tuple */
     uint64_t tabmask;
     int64_t tabused, tabdead;
+    uint32_t hash_mask; /* of the 4-tuple hashes (fewer bits: collisions, for the tests) */
     /* retirement and compaction schedules */
     XHeap retire, compact;
     /* closed connections written out (see XClosed), the spill file and a window on it */
     XClosed *cl;
-    int64_t ncl, capcl, *cl_free, ncl_free, cl_alive;
+    int64_t ncl, capcl, cl_base, cl_front, tail_at, spill_seq0;
+    XList closing; /* a chunk's connections that only wait now */
     PyObject *spill_open;
     int spill_fd;
     int64_t spill_n;
@@ -1280,7 +1287,7 @@ static uint64_t
 xtab_find(X *x, unsigned fam, const uint8_t *src, unsigned sp, const uint8_t *dst, unsigned dp, int *found,
           uint32_t *hash)
 {
-    const uint32_t full = (uint32_t)xkey_hash(fam, src, sp, dst, dp);
+    const uint32_t full = (uint32_t)xkey_hash(fam, src, sp, dst, dp) & x->hash_mask;
     *hash = full;
     uint64_t h = full & x->tabmask;
     int64_t first_dead = -1;
@@ -1294,7 +1301,7 @@ xtab_find(X *x, unsigned fam, const uint8_t *src, unsigned sp, const uint8_t *ds
             if (first_dead < 0)
                 first_dead = (int64_t)h;
         } else if (x->tabh[h] == full) {
-            const XConn *c = v >= 0 ? &x->conns[v] : xspilled(x, XCODE(v));
+            const XConn *c = v >= 0 ? &x->conns[v] : xspilled(x, v);
             if (c == NULL) { /* the spill file does not read back */
                 *found = -1;
                 return h;
@@ -1697,10 +1704,16 @@ xrender(X *x, XConn *c, int64_t end, int final)
     return (int64_t)x->outn >= x->flush_at ? xflush(x) : 0;
 }
 
+static XClosed *
+xclosed(const X *x, int64_t code)
+{
+    return &x->cl[XCODE(code) - x->cl_base];
+}
+
 static int64_t
 xfid(const X *x, int64_t code)
 {
-    return code >= 0 ? x->conns[code].fid : x->cl[XCODE(code)].fid;
+    return code >= 0 ? x->conns[code].fid : xclosed(x, code)->fid;
 }
 
 static int
@@ -1711,23 +1724,31 @@ xcmp_fid(const void *a, const void *b, void *ctx)
     return fa < fb ? -1 : fa > fb;
 }
 
+static int
+xcmp_retire(const void *a, const void *b, void *ctx)
+{
+    const XConn *conns = ctx;
+    const int64_t ra = conns[*(const int64_t *)a].retire_at, rb = conns[*(const int64_t *)b].retire_at;
+    return ra < rb ? -1 : ra > rb;
+}
+
 #define X_WINDOW 4096 /* records read from the spill file at once */
 
-/* the record of closed connection k from the spill file (NULL: it does not read back) */
+/* the record of a closed connection (by its code) from the spill file (NULL: it does not read
+ * back) */
 static const XConn *
-xspilled(X *x, int64_t k)
+xspilled(X *x, int64_t code)
 {
-    int64_t rec = x->cl[k].rec;
-    if (rec < -1)
-        rec = -2 - rec;
-    if (rec < 0)
+    const int64_t rec = XCODE(code) - x->spill_seq0;
+    if (rec < 0 || rec >= x->spill_n)
         return NULL;
     if (rec >= x->win_lo && rec < x->win_lo + x->win_n)
         return &x->win[rec - x->win_lo];
     if (x->win == NULL && (x->win = malloc(X_WINDOW * sizeof(XConn))) == NULL)
         return NULL;
     int64_t want = x->spill_n - rec < X_WINDOW ? x->spill_n - rec : X_WINDOW;
-    ssize_t got = pread(x->spill_fd, x->win, (size_t)want * sizeof(XConn), (off_t)(rec * (int64_t)sizeof(XConn)));
+    ssize_t got =
+        pread(x->spill_fd, x->win, (size_t)want * sizeof(XConn), (off_t)(rec * (int64_t)sizeof(XConn)));
     if (got < (ssize_t)sizeof(XConn)) {
         x->win_n = 0;
         return NULL;
@@ -1737,8 +1758,8 @@ xspilled(X *x, int64_t k)
     return x->win;
 }
 
-/* Closed connection i (its record made) out to the spill file, its slot freed: 0, 1 give up
- * (x->bail), -1 error. */
+/* Closed connection i (its record made) out to the spill file, at the end of the queue, its
+ * slot freed: 0, 1 give up (x->bail), -1 error. */
 static int
 xspill(X *x, int64_t i)
 {
@@ -1763,44 +1784,30 @@ xspill(X *x, int64_t i)
         x->bail = "a closed connection not in the table";
         return 1;
     }
-    int64_t k;
-    if (x->ncl_free) {
-        k = x->cl_free[--x->ncl_free];
-    } else {
-        if (x->ncl == x->capcl) {
-            const int64_t nc = x->capcl ? x->capcl * 2 : 4096;
-            XClosed *a = realloc(x->cl, (size_t)nc * sizeof(XClosed));
-            if (a == NULL)
-                return -1;
-            x->cl = a;
-            int64_t *f = realloc(x->cl_free, (size_t)nc * sizeof(int64_t));
-            if (f == NULL)
-                return -1;
-            x->cl_free = f;
-            x->capcl = nc;
-        }
-        k = x->ncl++;
-        x->cl[k].gen = 0;
-    }
-    const int64_t rec = x->spill_n;
-    if (pwrite(x->spill_fd, c, sizeof(XConn), (off_t)(rec * (int64_t)sizeof(XConn))) != (ssize_t)sizeof(XConn)) {
-        x->cl_free[x->ncl_free++] = k;
-        x->bail = "the temporary file could not be written";
-        return 1;
-    }
-    x->spill_n++;
-    if (rec >= x->win_lo && rec < x->win_lo + X_WINDOW)
-        x->win_n = 0; /* the window no longer covers what follows */
-    if (k >= INT32_MAX - 3 || rec >= INT32_MAX) {
+    const int64_t seq = x->cl_base + x->ncl;
+    if (seq >= INT32_MAX - 3) {
         x->bail = "too many closed connections";
         return 1;
     }
-    x->cl[k].fid = c->fid;
-    x->cl[k].rec = (int32_t)rec;
-    x->cl_alive++;
-    x->tab[slot] = (int32_t)XCODE(k);
-    if (xheap_push(&x->retire, c->retire_at, XCODE(k), x->cl[k].gen) < 0)
-        return -1;
+    if (x->ncl == x->capcl) {
+        const int64_t nc = x->capcl ? x->capcl * 2 : 4096;
+        XClosed *a = realloc(x->cl, (size_t)nc * sizeof(XClosed));
+        if (a == NULL)
+            return -1;
+        x->cl = a;
+        x->capcl = nc;
+    }
+    const int64_t rec = seq - x->spill_seq0;
+    if (pwrite(x->spill_fd, c, sizeof(XConn), (off_t)(rec * (int64_t)sizeof(XConn))) != (ssize_t)sizeof(XConn)) {
+        x->bail = "the temporary file could not be written";
+        return 1;
+    }
+    x->spill_n = rec + 1;
+    x->cl[x->ncl].fid = c->fid;
+    x->cl[x->ncl].at = c->retire_at;
+    x->ncl++;
+    x->tail_at = c->retire_at;
+    x->tab[slot] = (int32_t)XCODE(seq);
     c->state = 2;
     c->gen++;
     x->free_list[x->nfree++] = i;
@@ -1843,13 +1850,9 @@ xschedule(X *x, int64_t i)
         compact = cside[S_FINCLK] > sside[S_FINCLK] ? cside[S_FINCLK] : sside[S_FINCLK];
     if ((old_retire == X_NEVER) != (retire == X_NEVER))
         x->live_open += retire == X_NEVER ? 1 : -1;
-    c->gen++;
+    c->gen++; /* (its retirement is scheduled at the end of the chunk) */
     c->retire_at = retire;
     c->compact_at = compact;
-    if (retire != X_NEVER && xheap_push(&x->retire, retire, i, c->gen) < 0)
-        return -1;
-    if (compact != X_NEVER && xheap_push(&x->compact, compact, i, c->gen) < 0)
-        return -1;
     return 0;
 }
 
@@ -1863,16 +1866,10 @@ xclose(X *x, int64_t i)
     x->journal -= c->cpk + c->spk;
     free(c->S);
     c->S = NULL;
-    if (x->held >= x->held_in_memory)
-        return xspill(x, i);
     x->held++;
     return 0;
 }
 
-typedef struct {
-    int64_t *v;
-    int64_t n, cap;
-} XList;
 
 static int
 xlist_add(XList *l, int64_t v)
@@ -1899,8 +1896,7 @@ xemit(X *x, XList *l, int64_t end, int final)
     for (int64_t k = 0; k < l->n; k++) {
         const int64_t i = l->v[k];
         if (i < 0) { /* a closed connection from the spill file */
-            const int64_t j = XCODE(i);
-            const XConn *c = xspilled(x, j);
+            const XConn *c = xspilled(x, i);
             if (c == NULL) {
                 x->bail = "the temporary file could not be read";
                 return 1;
@@ -1911,13 +1907,7 @@ xemit(X *x, XList *l, int64_t end, int final)
                 e = x->one.last_ts;
             if (xrender(x, &x->one, e, final) < 0)
                 return -1;
-            x->cl[j].rec = -1;
-            x->cl[j].gen++; /* its heap item, if still there, is stale */
-            x->cl_free[x->ncl_free++] = j;
-            if (--x->cl_alive == 0) { /* the file from the start again */
-                x->spill_n = 0;
-                x->win_n = 0;
-            }
+            xclosed(x, i)->at = -1;
             continue;
         }
         XConn *c = &x->conns[i];
@@ -2253,8 +2243,7 @@ xrecords(X *x, XSegs *sg, const uint8_t *buf, const int64_t *offs, int64_t nrec,
         }
         int64_t ci = found ? x->tab[slot] : -1;
         if (ci < -2) { /* a closed connection in the spill file */
-            const int64_t j = XCODE(ci);
-            const XConn *c = xspilled(x, j);
+            const XConn *c = xspilled(x, ci);
             if (c == NULL || ts < c->retire_at) {
                 x->bail = c == NULL ? "the temporary file could not be read" : "more on a closed connection";
                 rc = 1;
@@ -2263,7 +2252,7 @@ xrecords(X *x, XSegs *sg, const uint8_t *buf, const int64_t *offs, int64_t nrec,
             x->tab[slot] = -2; /* over and quiet: its record now, the 4-tuple free */
             x->tabused--;
             x->tabdead++;
-            x->cl[j].rec = -2 - x->cl[j].rec;
+            xclosed(x, ci)->at = -2;
             if (xlist_add(done, ci) < 0) {
                 rc = -1;
                 goto out;
@@ -2475,27 +2464,9 @@ xchunk_end(X *x, XSegs *sg, XList *done)
     /* the sweep at the chunk's clock */
     {
         const int64_t clock = seg_clock;
+        /* connections of earlier chunks whose time is up (Engine._sweep's done) */
         while (x->retire.n && x->retire.a[0].at <= clock) {
             XHeapItem it = xheap_pop(&x->retire);
-            if (it.idx < 0) { /* a closed connection in the spill file */
-                const int64_t j = XCODE(it.idx);
-                if (x->cl[j].gen != (uint32_t)it.gen || x->cl[j].rec < 0)
-                    continue; /* retired already (its 4-tuple came back) */
-                const XConn *c = xspilled(x, j);
-                if (c == NULL) {
-                    x->bail = "the temporary file could not be read";
-                    rc = 1;
-                    goto out;
-                }
-                xtab_remove_code(x, (uint32_t)xkey_hash(c->fam, c->cip, c->cport, c->sip, c->sport),
-                                 (int32_t)it.idx);
-                x->cl[j].rec = -2 - x->cl[j].rec;
-                if (xlist_add(done, it.idx) < 0) {
-                    rc = -1;
-                    goto out;
-                }
-                continue;
-            }
             XConn *c = &x->conns[it.idx];
             if (c->gen != it.gen || c->state != 0 || c->retire_at != it.at)
                 continue;
@@ -2506,12 +2477,71 @@ xchunk_end(X *x, XSegs *sg, XList *done)
                 goto out;
             }
         }
-        while (x->compact.n && x->compact.a[0].at <= clock) {
-            XHeapItem it = xheap_pop(&x->compact);
-            XConn *c = &x->conns[it.idx];
-            if (c->gen != it.gen || c->state != 0 || c->S == NULL || c->compact_at != it.at)
+        /* this chunk's: retired, closed (Engine._compact_closed; here also those reset or
+         * refused, whose 4-tuples then leave the fast paths) or scheduled */
+        x->closing.n = 0;
+        for (int64_t u = 0; u < touched.n; u++) {
+            const int64_t ci = touched.v[u];
+            XConn *c = &x->conns[ci];
+            if (c->state != 0 || c->S == NULL)
                 continue;
-            if (xclose(x, it.idx) < 0) {
+            if (c->retire_at != X_NEVER && c->retire_at <= clock) {
+                xtab_remove(x, c);
+                c->state = 3;
+                if (xlist_add(done, ci) < 0) {
+                    rc = -1;
+                    goto out;
+                }
+            } else if (c->compact_at != X_NEVER || c->S[F_PHASE] == P_DONE) {
+                if (xlist_add(&x->closing, ci) < 0) {
+                    rc = -1;
+                    goto out;
+                }
+            } else if (c->retire_at != X_NEVER && xheap_push(&x->retire, c->retire_at, ci, c->gen) < 0) {
+                rc = -1;
+                goto out;
+            }
+        }
+        /* closed: kept in memory up to held_in_memory, else written out in retirement order */
+        qsort_r(x->closing.v, (size_t)x->closing.n, sizeof(int64_t), xcmp_retire, x->conns);
+        for (int64_t k = 0; k < x->closing.n; k++) {
+            const int64_t ci = x->closing.v[k];
+            XConn *c = &x->conns[ci];
+            if (xclose(x, ci) < 0) {
+                rc = -1;
+                goto out;
+            }
+            if (x->held <= x->held_in_memory || c->retire_at < x->tail_at) {
+                if (xheap_push(&x->retire, c->retire_at, ci, c->gen) < 0) {
+                    rc = -1;
+                    goto out;
+                }
+                continue;
+            }
+            x->held--;
+            rc = xspill(x, ci);
+            if (rc != 0)
+                goto out;
+        }
+        /* the written-out ones whose time is up */
+        while (x->cl_front < x->ncl) {
+            XClosed *e = &x->cl[x->cl_front];
+            if (e->at >= 0 && e->at > clock)
+                break;
+            const int64_t code = XCODE(x->cl_base + x->cl_front);
+            x->cl_front++;
+            if (e->at < 0)
+                continue; /* retired when its 4-tuple came back */
+            const XConn *c = xspilled(x, code);
+            if (c == NULL) {
+                x->bail = "the temporary file could not be read";
+                rc = 1;
+                goto out;
+            }
+            xtab_remove_code(x, (uint32_t)xkey_hash(c->fam, c->cip, c->cport, c->sip, c->sport) & x->hash_mask,
+                             (int32_t)code);
+            e->at = -2;
+            if (xlist_add(done, code) < 0) {
                 rc = -1;
                 goto out;
             }
@@ -2527,6 +2557,18 @@ xchunk_end(X *x, XSegs *sg, XList *done)
             goto out;
         }
         rc = xemit(x, done, clock, 0);
+        if (rc == 0 && x->cl_front == x->ncl) { /* the queue is empty: the file from the start */
+            x->cl_base += x->ncl;
+            x->ncl = x->cl_front = 0;
+            x->spill_seq0 = x->cl_base;
+            x->spill_n = 0;
+            x->win_n = 0;
+        } else if (rc == 0 && x->cl_front > 4096 && 2 * x->cl_front > x->ncl) {
+            memmove(x->cl, x->cl + x->cl_front, (size_t)(x->ncl - x->cl_front) * sizeof(XClosed));
+            x->cl_base += x->cl_front;
+            x->ncl -= x->cl_front;
+            x->cl_front = 0;
+        }
     }
 out:
     touched.n = 0;
@@ -2546,7 +2588,7 @@ xrelease(X *x, XSegs *sg)
     free(x->tab);
     free(x->tabh);
     free(x->cl);
-    free(x->cl_free);
+    free(x->closing.v);
     free(x->win);
     free(x->retire.a);
     free(x->compact.a);
@@ -2706,8 +2748,8 @@ xrun(X *x, XSegs *sg, FILE *f, int64_t chunk_bytes, int64_t max_cap, int64_t sta
                 rc = -1;
                 goto out;
             }
-        for (int64_t j = 0; j < x->ncl; j++)
-            if (x->cl[j].rec >= 0 && xlist_add(&done, XCODE(j)) < 0) {
+        for (int64_t j = x->cl_front; j < x->ncl; j++)
+            if (x->cl[j].at >= 0 && xlist_add(&done, XCODE(x->cl_base + j)) < 0) {
                 rc = -1;
                 goto out;
             }
@@ -2744,7 +2786,7 @@ express(PyObject *self, PyObject *args)
     memset(&sg, 0, sizeof sg);
     const char *err = NULL;
     if (binit.len != NF * 8 || bnarrow.len != NF || bparams.len != N_PARAMS * 8 ||
-        bzcols.len != bzchars.len * 8 || bzchars.len > 64 || blimits.len != 7 * 8 ||
+        bzcols.len != bzchars.len * 8 || bzchars.len > 64 || blimits.len != 8 * 8 ||
         PyTuple_GET_SIZE(zstates) != 8 || PyTuple_GET_SIZE(errnos) < 1)
         err = "express: inconsistent arguments";
     const int64_t *zc = bzcols.buf;
@@ -2780,6 +2822,7 @@ express(PyObject *self, PyObject *args)
     x.held_in_memory = lim[3];
     x.decapsulate = lim[5] != 0;
     x.flush_at = lim[6];
+    x.hash_mask = (uint32_t)lim[7];
     PyObject *name_sets[] = {states, errnos, zstates};
     for (int k = 0; k < 3; k++)
         for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(name_sets[k]); i++) {

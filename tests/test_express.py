@@ -59,16 +59,17 @@ def engine_csv(path: Path, options: Options) -> tuple[bytes, ReadStats, Summary]
 
 def compare(path: Path, options: Options, chunk: int = capture.CHUNK, flush: int = 1 << 20) -> str:
     """``taken`` when the express path wrote the engine's rows and counts; else why it gave up.
-    Twice: keeping closed connections in memory, and writing every one out to its spill file."""
+    Three times: keeping closed connections in memory; writing every one out to its spill file;
+    and so with a 4-bit connection hash (every lookup meets others with the same hash)."""
     outcomes = []
-    for held in (express.HELD_IN_MEMORY, 0):
+    for held, bits in ((express.HELD_IN_MEMORY, 32), (0, 32), (0, 4)):
         parts: list[bytes] = []
         got = express.run(
             str(path), options.config(), options.max_flows, parts.append,
-            decapsulate=options.decapsulate, chunk=chunk, flush=flush, held=held,
+            decapsulate=options.decapsulate, chunk=chunk, flush=flush, held=held, hash_bits=bits,
         )  # fmt: skip
         outcomes.append((got, b"".join(parts)))
-    assert outcomes[0] == outcomes[1]
+    assert outcomes[0] == outcomes[1] == outcomes[2]
     got = outcomes[0][0]
     if isinstance(got, str):
         return got
