@@ -1113,6 +1113,13 @@ typedef struct {
     int64_t fid, at;
 } XClosed;
 #define XCODE(k) (-3 - (k))
+#define X_MAX_SEQ ((1LL << 30) - 4)
+/* A parked connection: an attempt nobody answered, quiet a while, written out whole (its XConn
+ * and its row) to slot k of the park file; in memory its flow_id (-1: the slot is free). Its
+ * code is PCODE(k), below every closed one's. */
+#define PCODE(k) (INT32_MIN + (k))
+#define PIDX(v) ((v) - (int64_t)INT32_MIN)
+#define ISPARK(v) ((v) < -3 - (1LL << 30))
 
 typedef struct {
     XHeapItem *a;
@@ -1137,6 +1144,13 @@ typedef struct {
     XClosed *cl;
     int64_t ncl, capcl, cl_base, cl_front, tail_at, spill_seq0;
     XList closing; /* a chunk's connections that only wait now */
+    /* parked connections (see PCODE), their file and its records' buffer */
+    int64_t *pk, npk, cappk, *pk_free, npk_free, park_after;
+    int pk_fd;
+    uint8_t *pbuf;
+    XConn pone;
+    int64_t pS[NF];
+    XHeap parkh;
     PyObject *spill_open;
     int spill_fd;
     int64_t spill_n;
@@ -1281,6 +1295,7 @@ xtab_grow(X *x)
 }
 
 static const XConn *xspilled(X *x, int64_t k);
+static const XConn *xparked(X *x, int64_t k);
 
 /* the table slot holding the connection of this 4-tuple, or where a new one would go (*found 0) */
 static uint64_t
@@ -1301,7 +1316,7 @@ xtab_find(X *x, unsigned fam, const uint8_t *src, unsigned sp, const uint8_t *ds
             if (first_dead < 0)
                 first_dead = (int64_t)h;
         } else if (x->tabh[h] == full) {
-            const XConn *c = v >= 0 ? &x->conns[v] : xspilled(x, v);
+            const XConn *c = v >= 0 ? &x->conns[v] : ISPARK(v) ? xparked(x, PIDX(v)) : xspilled(x, v);
             if (c == NULL) { /* the spill file does not read back */
                 *found = -1;
                 return h;
@@ -1713,8 +1728,25 @@ xclosed(const X *x, int64_t code)
 static int64_t
 xfid(const X *x, int64_t code)
 {
-    return code >= 0 ? x->conns[code].fid : xclosed(x, code)->fid;
+    return code >= 0 ? x->conns[code].fid : ISPARK(code) ? x->pk[PIDX(code)] : xclosed(x, code)->fid;
 }
+
+#define PREC (sizeof(XConn) + NF * sizeof(int64_t))
+
+/* parked connection k's record, read into x->pone and x->pS (pone.S points there); NULL when it
+ * does not read back */
+static const XConn *
+xparked(X *x, int64_t k)
+{
+    if (pread(x->pk_fd, x->pbuf, PREC, (off_t)(k * (int64_t)PREC)) != (ssize_t)PREC)
+        return NULL;
+    memcpy(&x->pone, x->pbuf, sizeof(XConn));
+    memcpy(x->pS, x->pbuf + sizeof(XConn), NF * sizeof(int64_t));
+    x->pone.S = x->pS;
+    return &x->pone;
+}
+
+static int xopen_spill(X *x, int *fd);
 
 static int
 xcmp_fid(const void *a, const void *b, void *ctx)
@@ -1758,25 +1790,35 @@ xspilled(X *x, int64_t code)
     return x->win;
 }
 
+/* a temporary file from spill_open() into *fd (once): 0, 1 give up, -1 error */
+static int
+xopen_spill(X *x, int *fd)
+{
+    if (*fd >= 0)
+        return 0;
+    PyObject *r = PyObject_CallNoArgs(x->spill_open);
+    if (r == NULL)
+        return -1;
+    *fd = (int)PyLong_AsLong(r);
+    Py_DECREF(r);
+    if (*fd < 0) {
+        if (PyErr_Occurred())
+            return -1;
+        x->bail = "no temporary file";
+        return 1;
+    }
+    return 0;
+}
+
 /* Closed connection i (its record made) out to the spill file, at the end of the queue, its
  * slot freed: 0, 1 give up (x->bail), -1 error. */
 static int
 xspill(X *x, int64_t i)
 {
     XConn *c = &x->conns[i];
-    if (x->spill_fd < 0) {
-        PyObject *r = PyObject_CallNoArgs(x->spill_open);
-        if (r == NULL)
-            return -1;
-        x->spill_fd = (int)PyLong_AsLong(r);
-        Py_DECREF(r);
-        if (x->spill_fd < 0) {
-            if (PyErr_Occurred())
-                return -1;
-            x->bail = "no temporary file";
-            return 1;
-        }
-    }
+    const int o = xopen_spill(x, &x->spill_fd);
+    if (o != 0)
+        return o;
     int found;
     uint32_t hash;
     const uint64_t slot = xtab_find(x, c->fam, c->cip, c->cport, c->sip, c->sport, &found, &hash);
@@ -1785,7 +1827,7 @@ xspill(X *x, int64_t i)
         return 1;
     }
     const int64_t seq = x->cl_base + x->ncl;
-    if (seq >= INT32_MAX - 3) {
+    if (seq >= X_MAX_SEQ) {
         x->bail = "too many closed connections";
         return 1;
     }
@@ -1798,7 +1840,8 @@ xspill(X *x, int64_t i)
         x->capcl = nc;
     }
     const int64_t rec = seq - x->spill_seq0;
-    if (pwrite(x->spill_fd, c, sizeof(XConn), (off_t)(rec * (int64_t)sizeof(XConn))) != (ssize_t)sizeof(XConn)) {
+    if (pwrite(x->spill_fd, c, sizeof(XConn), (off_t)(rec * (int64_t)sizeof(XConn))) !=
+        (ssize_t)sizeof(XConn)) {
         x->bail = "the temporary file could not be written";
         return 1;
     }
@@ -1812,6 +1855,92 @@ xspill(X *x, int64_t i)
     c->gen++;
     x->free_list[x->nfree++] = i;
     return 0;
+}
+
+/* Live connection i (an unanswered attempt) out to the park file, its slot freed: 0, 1, -1. */
+static int
+xpark(X *x, int64_t i)
+{
+    XConn *c = &x->conns[i];
+    const int o = xopen_spill(x, &x->pk_fd);
+    if (o != 0)
+        return o;
+    int found;
+    uint32_t hash;
+    const uint64_t slot = xtab_find(x, c->fam, c->cip, c->cport, c->sip, c->sport, &found, &hash);
+    if (found != 1 || x->tab[slot] != i) {
+        x->bail = "a parked connection not in the table";
+        return 1;
+    }
+    int64_t k;
+    if (x->npk_free) {
+        k = x->pk_free[--x->npk_free];
+    } else {
+        if (x->npk == x->cappk) {
+            const int64_t nc = x->cappk ? x->cappk * 2 : 1024;
+            int64_t *a = realloc(x->pk, (size_t)nc * sizeof(int64_t));
+            if (a == NULL)
+                return -1;
+            x->pk = a;
+            int64_t *f = realloc(x->pk_free, (size_t)nc * sizeof(int64_t));
+            if (f == NULL)
+                return -1;
+            x->pk_free = f;
+            x->cappk = nc;
+        }
+        if (x->npk >= X_MAX_SEQ) {
+            x->bail = "too many parked connections";
+            return 1;
+        }
+        k = x->npk++;
+    }
+    if (x->pbuf == NULL && (x->pbuf = malloc(PREC)) == NULL)
+        return -1;
+    memcpy(x->pbuf, c, sizeof(XConn));
+    memcpy(x->pbuf + sizeof(XConn), c->S, NF * sizeof(int64_t));
+    if (pwrite(x->pk_fd, x->pbuf, PREC, (off_t)(k * (int64_t)PREC)) != (ssize_t)PREC) {
+        x->pk_free[x->npk_free++] = k;
+        x->bail = "the temporary file could not be written";
+        return 1;
+    }
+    x->pk[k] = c->fid;
+    x->tab[slot] = (int32_t)PCODE(k);
+    free(c->S);
+    c->S = NULL;
+    c->state = 2;
+    c->gen++;
+    x->free_list[x->nfree++] = i;
+    return 0;
+}
+
+static int64_t xalloc(X *x);
+
+/* Parked connection k back into a slot of the table's entry ``slot``: its index, or -1 (error)
+ * or -2 (give up, x->bail). */
+static int64_t
+xunpark(X *x, int64_t k, uint64_t slot)
+{
+    if (xparked(x, k) == NULL) {
+        x->bail = "the temporary file could not be read";
+        return -2;
+    }
+    const int64_t ci = xalloc(x);
+    if (ci < 0)
+        return -1;
+    int64_t *S = malloc(NF * sizeof(int64_t));
+    if (S == NULL)
+        return -1;
+    XConn *c = &x->conns[ci];
+    const int64_t g = c->gen;
+    *c = x->pone;
+    memcpy(S, x->pS, NF * sizeof(int64_t));
+    c->S = S;
+    c->gen = g + 1;
+    c->state = 0;
+    x->tab[slot] = (int32_t)ci;
+    x->pk[k] = -1;
+    x->pk_free[x->npk_free++] = k;
+    return ci;
 }
 
 static void
@@ -1870,7 +1999,6 @@ xclose(X *x, int64_t i)
     return 0;
 }
 
-
 static int
 xlist_add(XList *l, int64_t v)
 {
@@ -1895,6 +2023,26 @@ xemit(X *x, XList *l, int64_t end, int final)
     qsort_r(l->v, (size_t)l->n, sizeof(int64_t), xcmp_fid, x);
     for (int64_t k = 0; k < l->n; k++) {
         const int64_t i = l->v[k];
+        if (i < 0 && ISPARK(i)) { /* a parked attempt (only the end of the capture finishes one) */
+            if (xparked(x, PIDX(i)) == NULL) {
+                x->bail = "the temporary file could not be read";
+                return 1;
+            }
+            if (xsummarize(x, &x->pone) < 0)
+                return -1;
+            int64_t e = end;
+            if (final && x->pone.last_ts > e)
+                e = x->pone.last_ts;
+            if (!final && (x->pone.cs == x->p.st_cw || x->pone.ss == x->p.st_cw)) {
+                x->bail = "a CLOSE-WAIT to time";
+                return 1;
+            }
+            if (xrender(x, &x->pone, e, final) < 0)
+                return -1;
+            x->pk[PIDX(i)] = -1;
+            x->pk_free[x->npk_free++] = PIDX(i);
+            continue;
+        }
         if (i < 0) { /* a closed connection from the spill file */
             const XConn *c = xspilled(x, i);
             if (c == NULL) {
@@ -2242,6 +2390,13 @@ xrecords(X *x, XSegs *sg, const uint8_t *buf, const int64_t *offs, int64_t nrec,
             goto out;
         }
         int64_t ci = found ? x->tab[slot] : -1;
+        if (ci < -2 && ISPARK(ci)) { /* a parked attempt: back in the table */
+            ci = xunpark(x, PIDX(ci), slot);
+            if (ci < 0) {
+                rc = ci == -1 ? -1 : 1;
+                goto out;
+            }
+        }
         if (ci < -2) { /* a closed connection in the spill file */
             const XConn *c = xspilled(x, ci);
             if (c == NULL || ts < c->retire_at) {
@@ -2497,10 +2652,26 @@ xchunk_end(X *x, XSegs *sg, XList *done)
                     rc = -1;
                     goto out;
                 }
-            } else if (c->retire_at != X_NEVER && xheap_push(&x->retire, c->retire_at, ci, c->gen) < 0) {
+            } else if (c->retire_at != X_NEVER) {
+                if (xheap_push(&x->retire, c->retire_at, ci, c->gen) < 0) {
+                    rc = -1;
+                    goto out;
+                }
+            } else if (c->S[F_PHASE] == P_SYN &&
+                       xheap_push(&x->parkh, c->S[F_LAST_TS] + x->park_after, ci, c->gen) < 0) {
                 rc = -1;
                 goto out;
             }
+        }
+        /* attempts nobody answered, quiet for park_after: out to the park file */
+        while (x->parkh.n && x->parkh.a[0].at <= clock) {
+            XHeapItem it = xheap_pop(&x->parkh);
+            XConn *c = &x->conns[it.idx];
+            if (c->gen != it.gen || c->state != 0 || c->S == NULL || c->S[F_PHASE] != P_SYN)
+                continue;
+            rc = xpark(x, it.idx);
+            if (rc != 0)
+                goto out;
         }
         /* closed: kept in memory up to held_in_memory, else written out in retirement order */
         qsort_r(x->closing.v, (size_t)x->closing.n, sizeof(int64_t), xcmp_retire, x->conns);
@@ -2538,7 +2709,8 @@ xchunk_end(X *x, XSegs *sg, XList *done)
                 rc = 1;
                 goto out;
             }
-            xtab_remove_code(x, (uint32_t)xkey_hash(c->fam, c->cip, c->cport, c->sip, c->sport) & x->hash_mask,
+            xtab_remove_code(x,
+                             (uint32_t)xkey_hash(c->fam, c->cip, c->cport, c->sip, c->sport) & x->hash_mask,
                              (int32_t)code);
             e->at = -2;
             if (xlist_add(done, code) < 0) {
@@ -2589,6 +2761,10 @@ xrelease(X *x, XSegs *sg)
     free(x->tabh);
     free(x->cl);
     free(x->closing.v);
+    free(x->pk);
+    free(x->pk_free);
+    free(x->pbuf);
+    free(x->parkh.a);
     free(x->win);
     free(x->retire.a);
     free(x->compact.a);
@@ -2713,8 +2889,8 @@ xrun(X *x, XSegs *sg, FILE *f, int64_t chunk_bytes, int64_t max_cap, int64_t sta
             off += 16 + caplen;
         }
         if (nrec) {
-            rc = xrecords(x, sg, buf, offs, nrec, big, mul, hl, etoff, raw, &frame, chunk, &last_ts, &first_ts,
-                          &done);
+            rc = xrecords(x, sg, buf, offs, nrec, big, mul, hl, etoff, raw, &frame, chunk, &last_ts,
+                          &first_ts, &done);
             if (rc != 0)
                 goto out;
         }
@@ -2745,6 +2921,11 @@ xrun(X *x, XSegs *sg, FILE *f, int64_t chunk_bytes, int64_t max_cap, int64_t sta
     if (rc == 0) { /* Engine.finish at the last timestamp */
         for (int64_t i = 0; i < x->nconns; i++)
             if (x->conns[i].state == 0 && xlist_add(&done, i) < 0) {
+                rc = -1;
+                goto out;
+            }
+        for (int64_t k = 0; k < x->npk; k++)
+            if (x->pk[k] >= 0 && xlist_add(&done, PCODE(k)) < 0) {
                 rc = -1;
                 goto out;
             }
@@ -2786,7 +2967,7 @@ express(PyObject *self, PyObject *args)
     memset(&sg, 0, sizeof sg);
     const char *err = NULL;
     if (binit.len != NF * 8 || bnarrow.len != NF || bparams.len != N_PARAMS * 8 ||
-        bzcols.len != bzchars.len * 8 || bzchars.len > 64 || blimits.len != 8 * 8 ||
+        bzcols.len != bzchars.len * 8 || bzchars.len > 64 || blimits.len != 9 * 8 ||
         PyTuple_GET_SIZE(zstates) != 8 || PyTuple_GET_SIZE(errnos) < 1)
         err = "express: inconsistent arguments";
     const int64_t *zc = bzcols.buf;
@@ -2823,6 +3004,7 @@ express(PyObject *self, PyObject *args)
     x.decapsulate = lim[5] != 0;
     x.flush_at = lim[6];
     x.hash_mask = (uint32_t)lim[7];
+    x.park_after = lim[8];
     PyObject *name_sets[] = {states, errnos, zstates};
     for (int k = 0; k < 3; k++)
         for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(name_sets[k]); i++) {
@@ -2842,6 +3024,7 @@ express(PyObject *self, PyObject *args)
     x.tab = malloc((x.tabmask + 1) * sizeof(int32_t));
     x.tabh = malloc((x.tabmask + 1) * sizeof(uint32_t));
     x.spill_fd = -1;
+    x.pk_fd = -1;
     x.spill_open = spill_open;
     if (x.tab == NULL || x.tabh == NULL) {
         PyErr_NoMemory();

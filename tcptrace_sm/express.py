@@ -120,6 +120,7 @@ def run(
     flush: int = 1 << 20,
     held: int = HELD_IN_MEMORY,
     hash_bits: int = 32,
+    park_after: float = 1.0,
 ) -> Outcome | str:
     """The CSV rows (without the header) of ``path`` through ``write``, and the counts; or, when
     the capture needs the full engine, why (``write`` may have had part of the rows by then:
@@ -141,7 +142,7 @@ def run(
         ],
     )
     where = {n: i for i, n in enumerate(names)}
-    limits = (_MAX_CAPLEN, int(decapsulate), flush, (1 << hash_bits) - 1)
+    limits = (_MAX_CAPLEN, int(decapsulate), flush, (1 << hash_bits) - 1, round(park_after * NS_PER_S))
     with ExitStack() as stack:
         spill = _Spill(stack)
         got = mod.express(

@@ -59,14 +59,16 @@ def engine_csv(path: Path, options: Options) -> tuple[bytes, ReadStats, Summary]
 
 def compare(path: Path, options: Options, chunk: int = capture.CHUNK, flush: int = 1 << 20) -> str:
     """``taken`` when the express path wrote the engine's rows and counts; else why it gave up.
-    Three times: keeping closed connections in memory; writing every one out to its spill file;
-    and so with a 4-bit connection hash (every lookup meets others with the same hash)."""
+    Three times: keeping closed connections and waiting attempts in memory; writing every one
+    out to the temporary files at once; and so with a 4-bit connection hash (every lookup meets
+    others with the same hash)."""
     outcomes = []
-    for held, bits in ((express.HELD_IN_MEMORY, 32), (0, 32), (0, 4)):
+    for held, bits, park in ((express.HELD_IN_MEMORY, 32, 1e9), (0, 32, 0.0), (0, 4, 0.0)):
         parts: list[bytes] = []
         got = express.run(
             str(path), options.config(), options.max_flows, parts.append,
             decapsulate=options.decapsulate, chunk=chunk, flush=flush, held=held, hash_bits=bits,
+            park_after=park,
         )  # fmt: skip
         outcomes.append((got, b"".join(parts)))
     assert outcomes[0] == outcomes[1] == outcomes[2]
