@@ -2674,7 +2674,8 @@ xchunk_end(X *x, XSegs *sg, XList *done)
                 goto out;
         }
         /* closed: kept in memory up to held_in_memory, else written out in retirement order */
-        qsort_r(x->closing.v, (size_t)x->closing.n, sizeof(int64_t), xcmp_retire, x->conns);
+        if (x->closing.n > 1)
+            qsort_r(x->closing.v, (size_t)x->closing.n, sizeof(int64_t), xcmp_retire, x->conns);
         for (int64_t k = 0; k < x->closing.n; k++) {
             const int64_t ci = x->closing.v[k];
             XConn *c = &x->conns[ci];
