@@ -1040,7 +1040,7 @@ journal_rows(PyObject *self, PyObject *args)
  * evaluation, in one C pass, for captures whose every connection stays on the fast paths.
  *
  * express(path, init, narrow, params, zchars, zcols, states, errnos, zstates, limits, sink,
- *         spill_open) -> (0, stats) or (1, reason)
+ *         spill_open, progress) -> (0, stats) or (1, reason)
  *     path: the file (bytes); init: the NF int64 defaults of a new connection's row
  *     (fast_fields order) and narrow: NF bytes, 1 where the engine's store keeps the field in
  *     32 bits; params: the N_PARAMS of fast_apply; zchars / zcols: Zeek's history letters and
@@ -1051,6 +1051,7 @@ journal_rows(PyObject *self, PyObject *args)
  *     file that spill_open() makes and returns the descriptor of), longest record, decapsulate
  *     (0 or 1), output bytes gathered before each call of sink(bytes), which receives the CSV
  *     rows, and the bits of the 4-tuple hash to use (0xFFFFFFFF; fewer only to test collisions).
+ *     progress (None, or called with the bytes and records read after each chunk).
  *     Every step mirrors tcptrace_sm.engine.Engine over the reader's chunks; anything the
  *     engine would hand to its core, or the reader would skip, warn about or fix, makes the
  *     call give up (1, reason) at once, and the caller runs the full engine instead.
@@ -1151,7 +1152,7 @@ typedef struct {
     XConn pone;
     int64_t pS[NF];
     XHeap parkh;
-    PyObject *spill_open;
+    PyObject *spill_open, *progress;
     int spill_fd;
     int64_t spill_n;
     XConn *win;
@@ -2852,6 +2853,7 @@ xrun(X *x, XSegs *sg, FILE *f, int64_t chunk_bytes, int64_t max_cap, int64_t sta
     size_t n = 0, pos = 0;
     int64_t frame = 0, chunk = 0, last_ts = INT64_MIN, first_ts = -1;
     int64_t left = chunk_bytes - 24; /* of the chunk being read */
+    int64_t consumed = 0;            /* bytes of the file read */
     for (;;) {
         memmove(buf, buf + pos, n - pos);
         n -= pos;
@@ -2901,7 +2903,16 @@ xrun(X *x, XSegs *sg, FILE *f, int64_t chunk_bytes, int64_t max_cap, int64_t sta
             if (rc != 0)
                 goto out;
             chunk++;
+            consumed += chunk_bytes - left;
             left = chunk_bytes;
+            if (x->progress != Py_None) {
+                PyObject *r = PyObject_CallFunction(x->progress, "LL", (long long)consumed, (long long)frame);
+                if (r == NULL) {
+                    rc = -1;
+                    goto out;
+                }
+                Py_DECREF(r);
+            }
             if (PyErr_CheckSignals() < 0) {
                 rc = -1;
                 goto out;
@@ -2954,11 +2965,11 @@ PyObject *
 express(PyObject *self, PyObject *args)
 {
     Py_buffer bpath, binit, bnarrow, bparams, bzchars, bzcols, blimits;
-    PyObject *states, *errnos, *zstates, *sink, *spill_open;
+    PyObject *states, *errnos, *zstates, *sink, *spill_open, *progress;
     (void)self;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*O!O!O!y*OO", &bpath, &binit, &bnarrow, &bparams, &bzchars,
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*O!O!O!y*OOO", &bpath, &binit, &bnarrow, &bparams, &bzchars,
                           &bzcols, &PyTuple_Type, &states, &PyTuple_Type, &errnos, &PyTuple_Type, &zstates,
-                          &blimits, &sink, &spill_open))
+                          &blimits, &sink, &spill_open, &progress))
         return NULL;
     Py_buffer *all[] = {&bpath, &binit, &bnarrow, &bparams, &bzchars, &bzcols, &blimits};
     PyObject *result = NULL;
@@ -3027,6 +3038,7 @@ express(PyObject *self, PyObject *args)
     x.spill_fd = -1;
     x.pk_fd = -1;
     x.spill_open = spill_open;
+    x.progress = progress;
     if (x.tab == NULL || x.tabh == NULL) {
         PyErr_NoMemory();
         goto done;

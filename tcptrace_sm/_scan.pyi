@@ -104,5 +104,6 @@ def express(
     limits: _Bytes,
     sink: Callable[[bytes], object],
     spill_open: Callable[[], int],
+    progress: Callable[[int, int], object] | None,
     /,
 ) -> tuple[int, Any]: ...

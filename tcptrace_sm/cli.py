@@ -208,12 +208,14 @@ def _analyze_to(
         stats = ReadStats(files=[])
         express_done = None
         plain = fmt == "csv" and records in (None, "flows") and client is None and engine == "fast"
-        if plain and len(plist) == 1 and not progress.enabled:
+        if plain and len(plist) == 1:
             # most captures: one compiled pass, no numpy (it gives up when it must)
             from tcptrace_sm import express
 
-            express_done = express.to_csv(out, plist[0], options, njobs, flush=EXPRESS_FLUSH)
+            shown = progress if progress.enabled else None
+            express_done = express.to_csv(out, plist[0], options, njobs, flush=EXPRESS_FLUSH, progress=shown)
         if express_done is not None:
+            progress.close()
             stats, totals = express_done
             summary = summarize(stats, options, totals)
         elif fmt in ("csv", "jsonl") and client is None and njobs > 1 and "-" not in plist:

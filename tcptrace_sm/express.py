@@ -121,6 +121,7 @@ def run(
     held: int = HELD_IN_MEMORY,
     hash_bits: int = 32,
     park_after: float = 1.0,
+    progress: Callable[[int, int], object] | None = None,
 ) -> Outcome | str:
     """The CSV rows (without the header) of ``path`` through ``write``, and the counts; or, when
     the capture needs the full engine, why (``write`` may have had part of the rows by then:
@@ -158,6 +159,7 @@ def run(
             array("q", [CHUNK if chunk is None else chunk, max_open, JOURNAL_BUDGET, held, *limits]),
             write,
             spill.open,
+            progress,
         )
     if got[0]:
         reason: str = got[1]
@@ -177,12 +179,19 @@ def run(
 
 
 def to_csv(
-    out: IO[str], path: str, options: Options, jobs: int = 1, *, flush: int = 1 << 20
+    out: IO[str],
+    path: str,
+    options: Options,
+    jobs: int = 1,
+    *,
+    flush: int = 1 << 20,
+    progress: Callable[[ReadStats], None] | None = None,
 ) -> tuple[ReadStats, Summary] | None:
     """``tcpsm analyze PATH --format csv``'s output through the express path: the header and the
     rows written to ``out``, and the reader's statistics and the records' tallies; or None
     (nothing written) when the capture needs the full engine, or the express path is off
-    (``TCPSM_EXPRESS=0``). ``jobs``: the worker processes the full engine would share the
+    (``TCPSM_EXPRESS=0``). ``progress`` is called with the bytes and packets read so far after
+    each chunk. ``jobs``: the worker processes the full engine would share the
     connections out to (their tables are smaller; the express path gives up where one of them
     would fill). Rows go straight to a file that ``out`` is alone in; to anything else (stdout)
     through a spool, so that nothing reaches it before the express path is sure."""
@@ -193,8 +202,18 @@ def to_csv(
     header = ",".join(FLOW_COLUMNS) + "\n"
     max_open = max(1, options.max_flows // max(1, jobs))
 
+    shown = ReadStats(files=[path])
+
+    def report(done: int, packets: int) -> None:
+        assert progress is not None
+        shown.bytes_read, shown.packets = done, packets
+        progress(shown)
+
     def through(write: Callable[[bytes], object]) -> Outcome | str:
-        return run(path, options.config(), max_open, write, decapsulate=options.decapsulate, flush=flush)
+        return run(
+            path, options.config(), max_open, write, decapsulate=options.decapsulate, flush=flush,
+            progress=None if progress is None else report,
+        )  # fmt: skip
 
     if out is not sys.stdout and out.seekable() and out.tell() == 0:
         out.write(header)

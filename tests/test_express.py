@@ -264,3 +264,21 @@ def test_rows_written_before_giving_up_are_thrown_away(
             outs.append(out.read_text() if to_file else r.stdout)
         assert outs[0] == outs[1]
         assert outs[0].count("\n") > 300
+
+
+def test_progress_on_a_terminal(generated: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The express path reports the bytes and packets read after each chunk (the progress line
+    of a terminal), and writes the same output with it."""
+    monkeypatch.setattr(express, "CHUNK", 1 << 16)
+    path = generated["bench_short"]
+    seen: list[tuple[int, int]] = []
+    buf, plain = io.StringIO(), io.StringIO()
+    got = express.to_csv(
+        buf, str(path), Options(), progress=lambda st: seen.append((st.bytes_read, st.packets))
+    )
+    assert got is not None
+    assert express.to_csv(plain, str(path), Options()) is not None
+    assert buf.getvalue() == plain.getvalue()
+    assert len(seen) > 10
+    assert seen == sorted(seen)
+    assert seen[-1] == (path.stat().st_size, got[0].packets)
