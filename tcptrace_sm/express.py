@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from array import array
 from collections import Counter
 from collections.abc import Callable
@@ -178,6 +177,15 @@ def run(
     )
 
 
+def _fresh_file(out: IO[str]) -> bool:
+    """Whether ``out`` is an empty file of its own (``-o FILE``, or stdout sent to a new file),
+    which rows can go straight to and be taken back from."""
+    try:
+        return out.seekable() and out.tell() == 0 and os.fstat(out.fileno()).st_size == 0
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def to_csv(
     out: IO[str],
     path: str,
@@ -193,8 +201,9 @@ def to_csv(
     (``TCPSM_EXPRESS=0``). ``progress`` is called with the bytes and packets read so far after
     each chunk. ``jobs``: the worker processes the full engine would share the
     connections out to (their tables are smaller; the express path gives up where one of them
-    would fill). Rows go straight to a file that ``out`` is alone in; to anything else (stdout)
-    through a spool, so that nothing reaches it before the express path is sure."""
+    would fill). Rows go straight to an empty file of ``out``'s own (taken back if the express
+    path gives up); to anything else (a pipe) through a spool of 4 MB in memory, then a
+    temporary file, so that nothing reaches it before the express path is sure."""
     if os.environ.get("TCPSM_EXPRESS", "1") == "0" or options.verify_checksums or not available():
         return None
     if path == "-" or not os.path.isfile(path):
@@ -215,7 +224,7 @@ def to_csv(
             progress=None if progress is None else report,
         )  # fmt: skip
 
-    if out is not sys.stdout and out.seekable() and out.tell() == 0:
+    if _fresh_file(out):
         out.write(header)
         got = through(lambda b: out.write(b.decode()))
         if isinstance(got, str):
@@ -225,7 +234,7 @@ def to_csv(
     else:
         import tempfile
 
-        with tempfile.SpooledTemporaryFile(max_size=16 << 20) as spool:
+        with tempfile.SpooledTemporaryFile(max_size=4 << 20) as spool:
             got = through(spool.write)
             if isinstance(got, str):
                 return None

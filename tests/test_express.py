@@ -248,8 +248,12 @@ def test_rows_written_before_giving_up_are_thrown_away(
     got = express.run(str(path), QUICK.config(), QUICK.max_flows, parts.append, chunk=small, flush=1)
     assert got == "a segment of no fast connection"
     assert parts  # rows had gone out
-    monkeypatch.setattr(cli, "EXPRESS_FLUSH", 1)
     monkeypatch.setattr(express, "CHUNK", small)
+    # a file of its own (-o, or stdout sent to a new file) had the rows, and has them no more
+    with (tmp_path / "direct.csv").open("w") as f:
+        assert express.to_csv(f, str(path), QUICK, flush=1) is None
+    assert (tmp_path / "direct.csv").read_text() == ""
+    monkeypatch.setattr(cli, "EXPRESS_FLUSH", 1)
     monkeypatch.setattr(capture, "CHUNK", small)
     runner = CliRunner()
     for to_file in (False, True):
