@@ -1051,7 +1051,8 @@ journal_rows(PyObject *self, PyObject *args)
  *     file that spill_open() makes and returns the descriptor of), longest record, decapsulate
  *     (0 or 1), output bytes gathered before each call of sink(bytes), which receives the CSV
  *     rows, and the bits of the 4-tuple hash to use (0xFFFFFFFF; fewer only to test collisions).
- *     progress (None, or called with the bytes and records read after each chunk).
+ *     progress (None, or called with the bytes and records read after each chunk). limits[9]:
+ *     the reader's first chunk (its look-ahead), limits[0] the others.
  *     Every step mirrors tcptrace_sm.engine.Engine over the reader's chunks; anything the
  *     engine would hand to its core, or the reader would skip, warn about or fix, makes the
  *     call give up (1, reason) at once, and the caller runs the full engine instead.
@@ -1078,12 +1079,15 @@ put_decimal_x(char *p, unsigned long long v)
 }
 enum { X_FIN, X_HALF, X_RST, X_REFUSED, X_UNANSWERED, X_OPEN, X_NCLOSE };
 static const char *const x_close_names[X_NCLOSE] = {"fin", "half", "rst", "refused", "unanswered", "open"};
-enum { A_RST, A_UNANSWERED, A_STUCK, A_N };
-static const char *const x_anomaly_names[A_N] = {"rst_terminated", "unanswered_syn", "stuck_close_wait"};
+enum { A_RST, A_SUPERSEDED, A_UNANSWERED, A_STUCK, A_N };
+static const char *const x_anomaly_names[A_N] = {"rst_terminated", "superseded", "unanswered_syn",
+                                                 "stuck_close_wait"};
 
 typedef struct {
     int64_t fid, first_ts, last_ts, retire_at, compact_at;
     int64_t cpk, spk, cby, sby, tw_c, tw_s, since;
+    int64_t c_isn, s_isn;
+    int64_t rts;          /* when a new connection took its 4-tuple over (-1: none) */
     int64_t *S;           /* the row while the connection is live in the store; NULL once closed */
     int64_t chunk;        /* the chunk it was last seen in */
     int64_t ghead, gtail; /* its place among the chunk's connections, its last segment there */
@@ -1091,6 +1095,7 @@ typedef struct {
     uint32_t hist;        /* interned history text */
     int32_t cs, ss, waits;
     uint8_t fam, close, rst_by, errno_i, zstate, anomalies, created;
+    uint8_t store; /* closed here, but still in the engine's store (reset or refused) */
     uint8_t state; /* 0 in the table (live, or closed once S is NULL), 2 free, 3 retiring */
     uint16_t cport, sport;
     uint8_t cip[16], sip[16];
@@ -1461,6 +1466,17 @@ xrecycles(const X *x, const XConn *c, unsigned fam, const uint8_t *src, unsigned
     return over || retry;
 }
 
+/* Engine._recycles for a closed connection (its record made, S gone): a plain SYN with another
+ * ISN than its sender's; from the client only for one the engine still keeps in its store */
+static int
+xrecycles_closed(const XConn *c, unsigned fam, const uint8_t *src, unsigned sp, int64_t seq)
+{
+    const int from_client = fam == c->fam && sp == c->cport && memcmp(src, c->cip, 16) == 0;
+    if (c->store && !from_client)
+        return 0;
+    return seq != (from_client ? c->c_isn : c->s_isn);
+}
+
 /* Everything a record needs, from the row (Engine.states with no clock, _zeek_parts, the close
  * kind, the RST's sender and errno, the anomalies but the stuck CLOSE-WAIT); 0, or -1 out of
  * memory. */
@@ -1480,6 +1496,8 @@ xsummarize(X *x, XConn *c)
     c->last_ts = S[F_LAST_TS];
     c->cpk = cside[S_PK];
     c->spk = sside[S_PK];
+    c->c_isn = cside[S_ISN];
+    c->s_isn = sside[S_ISN];
     c->cby = cside[S_BY];
     c->sby = sside[S_BY];
     const int refused = S[F_REFUSED] == 1;
@@ -1635,12 +1653,24 @@ xutf8(PyObject *tuple, Py_ssize_t i)
 static int
 xrender(X *x, XConn *c, int64_t end, int final)
 {
+    if (c->rts >= 0) { /* it ended where a new SYN took its 4-tuple over */
+        end = c->rts;
+        final = 0;
+    }
     int64_t cs = c->cs, ss = c->ss;
     if (cs == x->p.st_tw && end - c->tw_c >= x->p.tw_ns)
         cs = x->p.st_closed;
     if (ss == x->p.st_tw && end - c->tw_s >= x->p.tw_ns)
         ss = x->p.st_closed;
     int an = c->anomalies;
+    if (c->rts >= 0) { /* what was left of it is gone */
+        if (cs == x->p.st_tw || cs == x->p.st_syn_sent)
+            cs = x->p.st_closed;
+        if (ss == x->p.st_tw)
+            ss = x->p.st_closed;
+        if (c->close == X_UNANSWERED)
+            an |= 1 << A_SUPERSEDED;
+    }
     if (final && c->waits >= 0 && end - c->since >= x->p.cw_ns)
         an |= 1 << A_STUCK;
     if (xout_reserve(x, 640 + 4 * x->longest_name + 2 * INET6_ADDRSTRLEN + strlen(x->hist[c->hist])) < 0)
@@ -2400,6 +2430,34 @@ xrecords(X *x, XSegs *sg, const uint8_t *buf, const int64_t *offs, int64_t nrec,
         }
         if (ci < -2) { /* a closed connection in the spill file */
             const XConn *c = xspilled(x, ci);
+            if (c != NULL && ts < c->retire_at && plain_syn && xrecycles_closed(c, fam, src, sp, seq)) {
+                /* taken over by a new connection: back in memory, to be finished with the chunk */
+                const int64_t ni = xalloc(x);
+                if (ni < 0) {
+                    rc = -1;
+                    goto out;
+                }
+                const int64_t g = x->conns[ni].gen;
+                x->conns[ni] = *c;
+                XConn *n = &x->conns[ni];
+                n->gen = g + 1;
+                n->S = NULL;
+                n->rts = ts;
+                n->state = 3;
+                n->chunk = chunk;
+                x->held++;
+                x->tab[slot] = -2;
+                x->tabused--;
+                x->tabdead++;
+                xclosed(x, ci)->at = -1;
+                if (xlist_add(done, ni) < 0) {
+                    rc = -1;
+                    goto out;
+                }
+                ci = -1;
+                slot = xtab_find(x, fam, src, sp, dst, dp, &found, &hash);
+                goto placed;
+            }
             if (c == NULL || ts < c->retire_at) {
                 x->bail = c == NULL ? "the temporary file could not be read" : "more on a closed connection";
                 rc = 1;
@@ -2429,12 +2487,21 @@ xrecords(X *x, XSegs *sg, const uint8_t *buf, const int64_t *offs, int64_t nrec,
                     c->state = 3;
                     ci = -1;
                     slot = xtab_find(x, fam, src, sp, dst, dp, &found, &hash);
+                } else if (c->S == NULL ? plain_syn && xrecycles_closed(c, fam, src, sp, seq)
+                                        : plain_syn && xrecycles(x, c, fam, src, sp, seq, ts)) {
+                    /* Engine._recycles: a new connection takes the 4-tuple over */
+                    xtab_remove(x, c);
+                    c->chunk = chunk;
+                    c->rts = ts;
+                    if (xlist_add(done, ci) < 0) {
+                        rc = -1;
+                        goto out;
+                    }
+                    c->state = 3;
+                    ci = -1;
+                    slot = xtab_find(x, fam, src, sp, dst, dp, &found, &hash);
                 } else if (c->S == NULL) {
                     x->bail = "more on a closed connection";
-                    rc = 1;
-                    goto out;
-                } else if (plain_syn && xrecycles(x, c, fam, src, sp, seq, ts)) {
-                    x->bail = "a new connection on a 4-tuple in use";
                     rc = 1;
                     goto out;
                 }
@@ -2450,6 +2517,7 @@ xrecords(X *x, XSegs *sg, const uint8_t *buf, const int64_t *offs, int64_t nrec,
                 }
             }
         }
+    placed:
         if (ci < 0) {
             if (!plain_syn) {
                 x->bail = "a segment of no fast connection";
@@ -2478,6 +2546,7 @@ xrecords(X *x, XSegs *sg, const uint8_t *buf, const int64_t *offs, int64_t nrec,
             c->S[F_LAST_CLOCK] = ts;
             c->S[F_SIDES + S_ISN] = seq;
             c->retire_at = c->compact_at = X_NEVER;
+            c->rts = -1;
             c->fam = (uint8_t)fam;
             memcpy(c->cip, src, 16);
             memcpy(c->sip, dst, 16);
@@ -2680,6 +2749,7 @@ xchunk_end(X *x, XSegs *sg, XList *done)
         for (int64_t k = 0; k < x->closing.n; k++) {
             const int64_t ci = x->closing.v[k];
             XConn *c = &x->conns[ci];
+            c->store = c->S[F_PHASE] == P_DONE;
             if (xclose(x, ci) < 0) {
                 rc = -1;
                 goto out;
@@ -2787,7 +2857,7 @@ xrelease(X *x, XSegs *sg)
 
 /* the whole file; 0 done, 1 give up, -1 error */
 static int
-xrun(X *x, XSegs *sg, FILE *f, int64_t chunk_bytes, int64_t max_cap, int64_t stats[4])
+xrun(X *x, XSegs *sg, FILE *f, int64_t first_bytes, int64_t chunk_bytes, int64_t max_cap, int64_t stats[4])
 {
     uint8_t head[24];
     if (fread(head, 1, 24, f) != 24) {
@@ -2837,8 +2907,9 @@ xrun(X *x, XSegs *sg, FILE *f, int64_t chunk_bytes, int64_t max_cap, int64_t sta
         x->bail = "a link type the common decoder does not take";
         return 1;
     }
-    /* The reader's chunks are chunk_bytes of the file at a time (the file header is part of the
-     * first): the records complete in each make one chunk for the engine. They are read here
+    /* The reader's chunks are first_bytes of the file (its look-ahead: the file header is part
+     * of it), then chunk_bytes at a time: the records complete in each make one chunk for the
+     * engine. They are read here
      * in smaller pieces, each one's records decoded while they are in the cache. */
     const size_t piece = 256 << 10;
     size_t cap = piece * 2 + (size_t)max_cap + 64;
@@ -2852,7 +2923,7 @@ xrun(X *x, XSegs *sg, FILE *f, int64_t chunk_bytes, int64_t max_cap, int64_t sta
     }
     size_t n = 0, pos = 0;
     int64_t frame = 0, chunk = 0, last_ts = INT64_MIN, first_ts = -1;
-    int64_t left = chunk_bytes - 24; /* of the chunk being read */
+    int64_t left = first_bytes - 24; /* of the chunk being read (the header is the first's) */
     int64_t consumed = 0;            /* bytes of the file read */
     for (;;) {
         memmove(buf, buf + pos, n - pos);
@@ -2979,8 +3050,9 @@ express(PyObject *self, PyObject *args)
     memset(&sg, 0, sizeof sg);
     const char *err = NULL;
     if (binit.len != NF * 8 || bnarrow.len != NF || bparams.len != N_PARAMS * 8 ||
-        bzcols.len != bzchars.len * 8 || bzchars.len > 64 || blimits.len != 9 * 8 ||
-        PyTuple_GET_SIZE(zstates) != 8 || PyTuple_GET_SIZE(errnos) < 1)
+        bzcols.len != bzchars.len * 8 || bzchars.len > 64 || blimits.len != 10 * 8 ||
+        ((const int64_t *)blimits.buf)[9] < 24 || PyTuple_GET_SIZE(zstates) != 8 ||
+        PyTuple_GET_SIZE(errnos) < 1)
         err = "express: inconsistent arguments";
     const int64_t *zc = bzcols.buf;
     for (Py_ssize_t i = 0; err == NULL && i < bzchars.len; i++)
@@ -3059,7 +3131,7 @@ express(PyObject *self, PyObject *args)
         goto done;
     }
     int64_t stats[4] = {0, 0, 0, 0};
-    int rc = xrun(&x, &sg, f, lim[0], lim[4], stats);
+    int rc = xrun(&x, &sg, f, lim[9], lim[0], lim[4], stats);
     fclose(f);
     if (rc < 0) {
         if (!PyErr_Occurred())
@@ -3070,12 +3142,12 @@ express(PyObject *self, PyObject *args)
         result = Py_BuildValue("(is)", 1, x.bail ? x.bail : "?");
         goto done;
     }
-    result = Py_BuildValue("(i(LLLLLLL(LLLLLL)(LLL)))", 0, (long long)stats[0], (long long)stats[1],
+    result = Py_BuildValue("(i(LLLLLLL(LLLLLL)(LLLL)))", 0, (long long)stats[0], (long long)stats[1],
                            (long long)x.not_ip, (long long)x.not_tcp, (long long)stats[2],
                            (long long)stats[3], (long long)x.conns_out, (long long)x.close_n[0],
                            (long long)x.close_n[1], (long long)x.close_n[2], (long long)x.close_n[3],
                            (long long)x.close_n[4], (long long)x.close_n[5], (long long)x.noted[0],
-                           (long long)x.noted[1], (long long)x.noted[2]);
+                           (long long)x.noted[1], (long long)x.noted[2], (long long)x.noted[3]);
 done:
     xrelease(&x, &sg);
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)

@@ -44,9 +44,11 @@ from tcptrace_sm.layout import (
 from tcptrace_sm.machine import NS_PER_S, Config, errno_for_reset
 from tcptrace_sm.model import STATE_ORDER, TcpState
 
-#: The reader's chunk (``tcptrace_sm.capture.CHUNK``): the express path retires connections at
-#: the same chunk ends as the engine, so that its rows come out in the same order.
+#: The reader's chunks (``tcptrace_sm.capture.CHUNK``), after a first one of its look-ahead
+#: (the 64 KiB it reads to recognise the format): the express path retires connections at the
+#: same chunk ends as the engine, so that its rows come out in the same order.
 CHUNK: Final = 2 << 20
+FIRST_CHUNK: Final = 65536
 #: Connections over but for their TIME-WAIT that the express path keeps in memory; it writes the
 #: further ones to a temporary file (in ``TMPDIR``), keeping 16 bytes of each (and its place in
 #: the table and the retirement schedule).
@@ -55,7 +57,7 @@ HELD_IN_MEMORY: Final = 16_384
 _MAX_CAPLEN: Final = 65536
 
 _CLOSE_KINDS: Final = ("fin", "half", "rst", "refused", "unanswered", "open")
-_NOTED: Final = ("rst_terminated", "unanswered_syn", "stuck_close_wait")
+_NOTED: Final = ("rst_terminated", "superseded", "unanswered_syn", "stuck_close_wait")
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,10 @@ def run(
         ],
     )
     where = {n: i for i, n in enumerate(names)}
-    limits = (_MAX_CAPLEN, int(decapsulate), flush, (1 << hash_bits) - 1, round(park_after * NS_PER_S))
+    limits = (
+        *(_MAX_CAPLEN, int(decapsulate), flush, (1 << hash_bits) - 1),
+        *(round(park_after * NS_PER_S), FIRST_CHUNK),
+    )
     with ExitStack() as stack:
         spill = _Spill(stack)
         got = mod.express(

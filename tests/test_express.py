@@ -115,6 +115,11 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     # long connections begun first, many short ones after: they finish out of flow_id order
     later = [(s[0] + 500_000_000, *s[1:]) for s in syn_retries(300, gaps_s=(), answer="synack")]
     made["mixed"] = sorted(keepalive(10, pause_s=3) + later, key=lambda s: s[0])
+    # 4-tuples used again across the reader's chunks (2 MiB, after its first 64 KiB): new SYNs
+    # take over connections in TIME-WAIT or never answered, or come after they retired
+    made["ports_again"] = reused_ports(9000, pool=3000, every_ms=2)
+    later_many = [(s[0] + 500_000_000, *s[1:]) for s in syn_retries(3000, gaps_s=(), answer="synack")]
+    made["mixed_many"] = sorted(keepalive(10, pause_s=3) + later_many, key=lambda s: s[0])
     out = {name: write_pcap(d / f"{name}.pcap", segs) for name, segs in made.items()}
     out["bulk_transfers_snap96"] = write_pcap(d / "bulk96.pcap", made["bulk_transfers"], snaplen=96)
     sys.path.insert(0, str(ROOT / "bench"))
@@ -163,6 +168,20 @@ def test_generated_traffic(generated: dict[str, Path]) -> None:
     rows, _st, _tot = engine_csv(generated["mixed"], QUICK)
     fids = [int(line.split(",", 1)[0]) for line in rows.decode().splitlines()]
     assert fids != sorted(fids)
+
+
+def test_connections_finish_across_the_readers_chunks(generated: dict[str, Path]) -> None:
+    """At the reader's own chunk size: rows of connections that retire (or are taken over by a
+    new SYN on their 4-tuple) while the capture is read come out where the engine's do."""
+    for name in ("ports_again", "mixed_many"):
+        for options in (Options(), QUICK, Options(time_wait=2.0)):
+            assert compare(generated[name], options) == "taken", (name, options)
+    rows, _st, _tot = engine_csv(generated["ports_again"], Options())
+    assert b"superseded" in rows  # unanswered attempts taken over by a new connection
+    for name in ("ports_again", "mixed_many"):
+        rows, _st, _tot = engine_csv(generated[name], QUICK)
+        fids = [int(line.split(",", 1)[0]) for line in rows.decode().splitlines()]
+        assert fids != sorted(fids)
 
 
 def test_kernel_captures_are_taken() -> None:
