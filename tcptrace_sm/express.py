@@ -33,7 +33,6 @@ from tcptrace_sm.common import FLOW_COLUMNS, Options, ReadStats, Summary
 from tcptrace_sm.layout import (
     FIELDS,
     JOURNAL_BUDGET,
-    JOURNAL_CAP,
     LIMIT,
     WIDE,
     ZEEK_IDLE_NS,
@@ -53,6 +52,10 @@ FIRST_CHUNK: Final = 65536
 #: further ones to a temporary file (in ``TMPDIR``), keeping 16 bytes of each (and its place in
 #: the table and the retirement schedule).
 HELD_IN_MEMORY: Final = 16_384
+#: The express path keeps no journal of segments, so a connection may be as long as it likes:
+#: past JOURNAL_CAP segments the engine hands one to its core, which judges it just as the fast
+#: rules do (test_express compares such connections).
+_NO_CAP: Final = 1 << 62
 #: Records longer than this are the reader's to judge.
 _MAX_CAPLEN: Final = 65536
 
@@ -138,7 +141,7 @@ def run(
     params = array(
         "q",
         [
-            *(tw_ns, ZEEK_TIMER_NS, JOURNAL_CAP, LIMIT, code[S.CLOSED], code[S.SYN_SENT]),
+            *(tw_ns, ZEEK_TIMER_NS, _NO_CAP, LIMIT, code[S.CLOSED], code[S.SYN_SENT]),
             *(code[S.ESTABLISHED], ZEEK_IDLE_NS, code[S.FIN_WAIT_1], code[S.FIN_WAIT_2]),
             *(code[S.CLOSE_WAIT], code[S.LAST_ACK], code[S.TIME_WAIT], code[S.SYN_RECEIVED], cw_ns),
         ],

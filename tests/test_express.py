@@ -117,11 +117,20 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     made["mixed"] = sorted(keepalive(10, pause_s=3) + later, key=lambda s: s[0])
     # 4-tuples used again across the reader's chunks (2 MiB, after its first 64 KiB): new SYNs
     # take over connections in TIME-WAIT or never answered, or come after they retired
+    # connections longer than the engine's journal of a connection (JOURNAL_CAP segments), which
+    # the engine hands to its core and the express path follows to the end
+    made["long"] = bulk_transfers(3, segments=6000)
+    made["long_and_short"] = sorted(
+        bulk_transfers(4, segments=5000)
+        + [(s[0] + 300_000_000, *s[1:]) for s in syn_retries(500, gaps_s=())],
+        key=lambda s: s[0],
+    )
     made["ports_again"] = reused_ports(9000, pool=3000, every_ms=2)
     later_many = [(s[0] + 500_000_000, *s[1:]) for s in syn_retries(3000, gaps_s=(), answer="synack")]
     made["mixed_many"] = sorted(keepalive(10, pause_s=3) + later_many, key=lambda s: s[0])
     out = {name: write_pcap(d / f"{name}.pcap", segs) for name, segs in made.items()}
     out["bulk_transfers_snap96"] = write_pcap(d / "bulk96.pcap", made["bulk_transfers"], snaplen=96)
+    out["long_snap96"] = write_pcap(d / "long96.pcap", made["long"], snaplen=96)
     sys.path.insert(0, str(ROOT / "bench"))
     try:
         import bench_analyze as bench
@@ -173,7 +182,7 @@ def test_generated_traffic(generated: dict[str, Path]) -> None:
 def test_connections_finish_across_the_readers_chunks(generated: dict[str, Path]) -> None:
     """At the reader's own chunk size: rows of connections that retire (or are taken over by a
     new SYN on their 4-tuple) while the capture is read come out where the engine's do."""
-    for name in ("ports_again", "mixed_many"):
+    for name in ("ports_again", "mixed_many", "long", "long_and_short", "long_snap96"):
         for options in (Options(), QUICK, Options(time_wait=2.0)):
             assert compare(generated[name], options) == "taken", (name, options)
     rows, _st, _tot = engine_csv(generated["ports_again"], Options())
