@@ -14,6 +14,7 @@ setup(
         Extension(
             "tcptrace_sm._scan",
             sources=["tcptrace_sm/_scan.c", "tcptrace_sm/_fastpath.c"],
+            depends=["tcptrace_sm/_scan.h"],
             optional=True,
             extra_compile_args=["-O2"],
         )

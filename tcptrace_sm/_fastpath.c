@@ -1060,23 +1060,12 @@ journal_rows(PyObject *self, PyObject *args)
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#include "_scan.h"
 #include <unistd.h>
 
 #define X_NEVER INT64_MAX
 
-static char *
-put_decimal_x(char *p, unsigned long long v)
-{
-    char tmp[24];
-    int k = 0;
-    do {
-        tmp[k++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (k)
-        *p++ = tmp[--k];
-    return p;
-}
 enum { X_FIN, X_HALF, X_RST, X_REFUSED, X_UNANSWERED, X_OPEN, X_NCLOSE };
 static const char *const x_close_names[X_NCLOSE] = {"fin", "half", "rst", "refused", "unanswered", "open"};
 enum { A_RST, A_SUPERSEDED, A_UNANSWERED, A_STUCK, A_N };
@@ -1144,14 +1133,13 @@ typedef struct {
     uint64_t tabmask;
     int64_t tabused, tabdead;
     uint32_t hash_mask; /* of the 4-tuple hashes (fewer bits: collisions, for the tests) */
-    /* retirement and compaction schedules */
-    XHeap retire, compact;
+    XHeap retire;       /* live connections, and closed ones kept in memory, by retire_at */
     /* closed connections written out (see XClosed), the spill file and a window on it */
     XClosed *cl;
     int64_t ncl, capcl, cl_base, cl_front, tail_at, spill_seq0;
     XList closing; /* a chunk's connections that only wait now */
     /* parked connections (see PCODE), their file and its records' buffer */
-    int64_t *pk, npk, cappk, *pk_free, npk_free, park_after;
+    int64_t *pk, npk, cappk, *pk_free, npk_free, cappk_free, park_after;
     int pk_fd;
     uint8_t *pbuf;
     XConn pone;
@@ -1170,7 +1158,8 @@ typedef struct {
     uint64_t hist_mask;
     /* output */
     char *out;
-    size_t outn, outcap;
+    size_t outn;
+    int64_t outcap;
     PyObject *sink;
     /* counts */
     int64_t live_open, journal, held, not_ip, not_tcp;
@@ -1189,17 +1178,31 @@ typedef struct {
     const char *bail;
 } X;
 
+/* Room for need items in the array ptr of capacity cap (a variable, updated), doubling from
+ * first: 0, or -1 out of memory (ptr and cap as they were). */
+#define XRESERVE(ptr, cap, need, first)                                                                      \
+    __extension__({                                                                                          \
+        int ok_ = 0;                                                                                         \
+        if ((need) > (cap)) {                                                                                \
+            int64_t nc_ = (cap) ? (cap) : (first);                                                           \
+            while (nc_ < (need))                                                                             \
+                nc_ *= 2;                                                                                    \
+            void *a_ = realloc((ptr), (size_t)nc_ * sizeof *(ptr));                                          \
+            if (a_ == NULL)                                                                                  \
+                ok_ = -1;                                                                                    \
+            else {                                                                                           \
+                (ptr) = a_;                                                                                  \
+                (cap) = nc_;                                                                                 \
+            }                                                                                                \
+        }                                                                                                    \
+        ok_;                                                                                                 \
+    })
+
 static int
 xheap_push(XHeap *h, int64_t at, int64_t idx, int64_t gen)
 {
-    if (h->n == h->cap) {
-        int64_t nc = h->cap ? h->cap * 2 : 1024;
-        XHeapItem *a = realloc(h->a, (size_t)nc * sizeof(XHeapItem));
-        if (a == NULL)
-            return -1;
-        h->a = a;
-        h->cap = nc;
-    }
+    if (XRESERVE(h->a, h->cap, h->n + 1, 1024) < 0)
+        return -1;
     int64_t i = h->n++;
     while (i > 0) {
         int64_t up = (i - 1) / 2;
@@ -1349,6 +1352,23 @@ xtab_remove_code(X *x, uint32_t hash, int32_t code)
         }
 }
 
+/* The table slot of connection i (live or closed in memory); -1 (x->bail) if it is not there. */
+static int64_t
+xtab_slot(X *x, int64_t i)
+{
+    const XConn *c = &x->conns[i];
+    int found;
+    uint32_t hash;
+    const uint64_t slot = xtab_find(x, c->fam, c->cip, c->cport, c->sip, c->sport, &found, &hash);
+    if (found != 1 || x->tab[slot] != i) {
+        x->bail = "a connection not in the table";
+        return -1;
+    }
+    return (int64_t)slot;
+}
+
+static void xfree_conn(X *x, int64_t i);
+
 static void
 xtab_remove(X *x, const XConn *c)
 {
@@ -1396,14 +1416,8 @@ xintern(X *x, const char *s, size_t n)
             return (uint32_t)x->hist_tab[i];
         i = (i + 1) & x->hist_mask;
     }
-    if (x->nhist == x->caphist) {
-        int64_t nc = x->caphist ? x->caphist * 2 : 64;
-        char **a = realloc(x->hist, (size_t)nc * sizeof(char *));
-        if (a == NULL)
-            return UINT32_MAX;
-        x->hist = a;
-        x->caphist = nc;
-    }
+    if (XRESERVE(x->hist, x->caphist, x->nhist + 1, 64) < 0)
+        return UINT32_MAX;
     char *copy = malloc(n + 1);
     if (copy == NULL)
         return UINT32_MAX;
@@ -1562,17 +1576,7 @@ xsummarize(X *x, XConn *c)
 static int
 xout_reserve(X *x, size_t more)
 {
-    if (x->outn + more <= x->outcap)
-        return 0;
-    size_t nc = x->outcap ? x->outcap : 1 << 20;
-    while (nc < x->outn + more)
-        nc *= 2;
-    char *o = realloc(x->out, nc);
-    if (o == NULL)
-        return -1;
-    x->out = o;
-    x->outcap = nc;
-    return 0;
+    return XRESERVE(x->out, x->outcap, (int64_t)(x->outn + more), 1 << 20);
 }
 
 static int
@@ -1605,9 +1609,9 @@ xput_i64(char *o, int64_t v)
 {
     if (v < 0) {
         *o++ = '-';
-        return put_decimal_x(o, (unsigned long long)(-(v + 1)) + 1);
+        return tcpsm_put_decimal(o, (unsigned long long)(-(v + 1)) + 1);
     }
-    return put_decimal_x(o, (unsigned long long)v);
+    return tcpsm_put_decimal(o, (unsigned long long)v);
 }
 
 static char *
@@ -1617,7 +1621,7 @@ xput_ts(char *o, int64_t ns)
         *o++ = '-';
         ns = -ns;
     }
-    o = put_decimal_x(o, (unsigned long long)(ns / 1000000000));
+    o = tcpsm_put_decimal(o, (unsigned long long)(ns / 1000000000));
     *o++ = '.';
     int64_t f = ns % 1000000000;
     for (int64_t d = 100000000; d; d /= 10)
@@ -1632,7 +1636,7 @@ xput_addr(char *o, unsigned fam, const uint8_t *a)
         for (int k = 0; k < 4; k++) {
             if (k)
                 *o++ = '.';
-            o = put_decimal_x(o, a[12 + k]);
+            o = tcpsm_put_decimal(o, a[12 + k]);
         }
         return o;
     }
@@ -1850,26 +1854,16 @@ xspill(X *x, int64_t i)
     const int o = xopen_spill(x, &x->spill_fd);
     if (o != 0)
         return o;
-    int found;
-    uint32_t hash;
-    const uint64_t slot = xtab_find(x, c->fam, c->cip, c->cport, c->sip, c->sport, &found, &hash);
-    if (found != 1 || x->tab[slot] != i) {
-        x->bail = "a closed connection not in the table";
+    const int64_t slot = xtab_slot(x, i);
+    if (slot < 0)
         return 1;
-    }
     const int64_t seq = x->cl_base + x->ncl;
     if (seq >= X_MAX_SEQ) {
         x->bail = "too many closed connections";
         return 1;
     }
-    if (x->ncl == x->capcl) {
-        const int64_t nc = x->capcl ? x->capcl * 2 : 4096;
-        XClosed *a = realloc(x->cl, (size_t)nc * sizeof(XClosed));
-        if (a == NULL)
-            return -1;
-        x->cl = a;
-        x->capcl = nc;
-    }
+    if (XRESERVE(x->cl, x->capcl, x->ncl + 1, 4096) < 0)
+        return -1;
     const int64_t rec = seq - x->spill_seq0;
     if (pwrite(x->spill_fd, c, sizeof(XConn), (off_t)(rec * (int64_t)sizeof(XConn))) !=
         (ssize_t)sizeof(XConn)) {
@@ -1882,9 +1876,7 @@ xspill(X *x, int64_t i)
     x->ncl++;
     x->tail_at = c->retire_at;
     x->tab[slot] = (int32_t)XCODE(seq);
-    c->state = 2;
-    c->gen++;
-    x->free_list[x->nfree++] = i;
+    xfree_conn(x, i);
     return 0;
 }
 
@@ -1896,29 +1888,16 @@ xpark(X *x, int64_t i)
     const int o = xopen_spill(x, &x->pk_fd);
     if (o != 0)
         return o;
-    int found;
-    uint32_t hash;
-    const uint64_t slot = xtab_find(x, c->fam, c->cip, c->cport, c->sip, c->sport, &found, &hash);
-    if (found != 1 || x->tab[slot] != i) {
-        x->bail = "a parked connection not in the table";
+    const int64_t slot = xtab_slot(x, i);
+    if (slot < 0)
         return 1;
-    }
     int64_t k;
     if (x->npk_free) {
         k = x->pk_free[--x->npk_free];
     } else {
-        if (x->npk == x->cappk) {
-            const int64_t nc = x->cappk ? x->cappk * 2 : 1024;
-            int64_t *a = realloc(x->pk, (size_t)nc * sizeof(int64_t));
-            if (a == NULL)
-                return -1;
-            x->pk = a;
-            int64_t *f = realloc(x->pk_free, (size_t)nc * sizeof(int64_t));
-            if (f == NULL)
-                return -1;
-            x->pk_free = f;
-            x->cappk = nc;
-        }
+        if (XRESERVE(x->pk, x->cappk, x->npk + 1, 1024) < 0 ||
+            XRESERVE(x->pk_free, x->cappk_free, x->npk + 1, 1024) < 0)
+            return -1;
         if (x->npk >= X_MAX_SEQ) {
             x->bail = "too many parked connections";
             return 1;
@@ -1936,11 +1915,7 @@ xpark(X *x, int64_t i)
     }
     x->pk[k] = c->fid;
     x->tab[slot] = (int32_t)PCODE(k);
-    free(c->S);
-    c->S = NULL;
-    c->state = 2;
-    c->gen++;
-    x->free_list[x->nfree++] = i;
+    xfree_conn(x, i);
     return 0;
 }
 
@@ -2033,14 +2008,8 @@ xclose(X *x, int64_t i)
 static int
 xlist_add(XList *l, int64_t v)
 {
-    if (l->n == l->cap) {
-        int64_t nc = l->cap ? l->cap * 2 : 256;
-        int64_t *a = realloc(l->v, (size_t)nc * sizeof(int64_t));
-        if (a == NULL)
-            return -1;
-        l->v = a;
-        l->cap = nc;
-    }
+    if (XRESERVE(l->v, l->cap, l->n + 1, 256) < 0)
+        return -1;
     l->v[l->n++] = v;
     return 0;
 }
@@ -2119,21 +2088,9 @@ xalloc(X *x)
         int64_t i = x->free_list[--x->nfree];
         return i;
     }
-    if (x->nconns == x->capconns) {
-        int64_t nc = x->capconns ? x->capconns * 2 : 4096;
-        XConn *a = realloc(x->conns, (size_t)nc * sizeof(XConn));
-        int64_t *f = realloc(x->free_list, (size_t)nc * sizeof(int64_t));
-        if (a == NULL || f == NULL) {
-            if (a != NULL)
-                x->conns = a;
-            if (f != NULL)
-                x->free_list = f;
-            return -1;
-        }
-        x->conns = a;
-        x->free_list = f;
-        x->capconns = nc;
-    }
+    if (XRESERVE(x->conns, x->capconns, x->nconns + 1, 4096) < 0 ||
+        XRESERVE(x->free_list, x->capfree, x->nconns + 1, 4096) < 0)
+        return -1;
     x->conns[x->nconns].gen = 0;
     return x->nconns++;
 }
@@ -2184,44 +2141,6 @@ xsegs_reserve(XSegs *s, int64_t n)
     s->g8 = g8;
     s->cap = nc;
     return 0;
-}
-
-static void
-xsyn_options(const uint8_t *o, int64_t cur, int64_t end, int64_t *ws_out, uint8_t *tfo_out)
-{
-    int64_t wscale = -1;
-    int ws_done = 0, k34 = 0, v34 = 0, k254 = 0, v254 = 0;
-    for (int step = 0; step < 41 && cur < end; step++) {
-        const unsigned kind = o[cur];
-        if (kind == 0)
-            break;
-        if (kind == 1) {
-            cur += 1;
-            continue;
-        }
-        if (cur + 1 >= end)
-            break;
-        const int64_t ln = o[cur + 1];
-        if (ln < 2)
-            break;
-        int64_t stop_at = cur + ln < end ? cur + ln : end;
-        int64_t vlen = stop_at - (cur + 2);
-        if (vlen < 0)
-            vlen = 0;
-        if (kind == 3 && !ws_done) {
-            ws_done = 1;
-            wscale = vlen > 0 ? (o[cur + 2] < 14 ? o[cur + 2] : 14) : -1;
-        } else if (kind == 34 && !k34) {
-            k34 = 1;
-            v34 = vlen > 0;
-        } else if (kind == 254 && !k254) {
-            k254 = 1;
-            v254 = vlen > 2 && o[cur + 2] == 0xF9 && o[cur + 3] == 0x89;
-        }
-        cur += ln;
-    }
-    *ws_out = wscale;
-    *tfo_out = (uint8_t)(k34 ? v34 : v254);
 }
 
 static unsigned
@@ -2302,94 +2221,26 @@ xrecords(X *x, XSegs *sg, const uint8_t *buf, const int64_t *offs, int64_t nrec,
         }
         *last_ts = ts;
         seg_clock_next = ts;
-        /* decode_tcp's common case; a record that is not IP at all is skipped as the reader
-         * does (not_ip) */
+        /* decode_tcp's common case; a record that is not IP, or IP but not TCP (nor a tunnel
+         * the reader would open), is skipped as the reader does */
         const uint8_t *d = h + 16;
         const int64_t end = caplen;
-        int64_t pp;
-        int v;
-        if (raw) {
-            if (end < 1)
-                goto not_fast;
-            pp = 0;
-            v = d[0] >> 4;
-            v = v == 4 || v == 6 ? v : 0;
-        } else {
-            if (end < hl)
-                goto not_fast;
-            pp = hl;
-            unsigned et = xbe16(d + etoff);
-            int tags = 0;
-            while (et == 0x8100 || et == 0x88A8 || et == 0x9100) {
-                if (++tags > 16 || end < pp + 4)
-                    goto not_fast;
-                et = xbe16(d + pp + 2);
-                pp += 4;
-            }
-            v = et == 0x0800 ? 4 : et == 0x86DD ? 6 : 0;
-        }
-        if (v == 0) {
+        int64_t w[5];
+        const int kind = tcpsm_record(d, end, hl, etoff, raw, w);
+        if (kind == REC_NOT_IP) {
             x->not_ip++;
             continue;
         }
-        int64_t tcp, seglen;
-        const uint8_t *ip = d + pp;
-        if (v == 4) {
-            if (end - pp < 20 || (ip[0] >> 4) != 4 || (ip[0] & 15) < 5)
-                goto not_fast;
-            const int64_t ihl = (int64_t)(ip[0] & 15) * 4;
-            const int64_t rem = end - pp;
-            if (rem < ihl || (xbe16(ip + 6) & 0x3FFF) != 0)
-                goto not_fast;
-            if (ip[9] != 6) {
-                const int64_t tot = xbe16(ip + 2);
-                const int64_t lim = tot == 0 ? end : (end < pp + tot ? end : pp + tot);
-                if (xnot_tcp(d, ip[9], pp + ihl, lim, x->decapsulate))
-                    goto not_fast;
-                x->not_tcp++;
-                continue;
-            }
-            if (rem < ihl + 20)
-                goto not_fast;
-            int64_t tot = xbe16(ip + 2);
-            if (tot == 0)
-                tot = rem;
-            if (tot < ihl + 20)
-                goto not_fast;
-            tcp = pp + ihl;
-            seglen = tot - ihl;
-        } else if (v == 6) {
-            if (end - pp < 40 || (ip[0] >> 4) != 6)
-                goto not_fast;
-            if (ip[6] != 6) {
-                const unsigned nh = ip[6];
-                if (nh == 0 || nh == 43 || nh == 44 || nh == 60 || nh == 51 || nh == 135 || nh == 139 ||
-                    nh == 140)
-                    goto not_fast; /* extension headers, fragments: the reader's */
-                const int64_t plen = xbe16(ip + 4);
-                const int64_t lim = plen == 0 ? end : (end < pp + 40 + plen ? end : pp + 40 + plen);
-                if (xnot_tcp(d, nh, pp + 40, lim, x->decapsulate))
-                    goto not_fast;
-                x->not_tcp++;
-                continue;
-            }
-            if (end - (pp + 40) < 20)
-                goto not_fast;
-            int64_t plen = xbe16(ip + 4);
-            if (plen == 0)
-                plen = end - pp - 40;
-            if (plen < 20)
-                goto not_fast;
-            tcp = pp + 40;
-            seglen = plen;
-        } else {
-            goto not_fast;
+        if (kind == REC_NOT_TCP && !xnot_tcp(d, (unsigned)w[4], w[2], w[3], x->decapsulate)) {
+            x->not_tcp++;
+            continue;
         }
-        const uint8_t *t = d + tcp;
-        const int64_t thl = (int64_t)(t[12] >> 4) * 4;
-        const int64_t len = seglen - thl;
-        if (thl < 20 || len < 0)
+        if (kind != REC_TCP)
             goto not_fast;
+        const int v = (int)w[0];
+        const uint8_t *ip = d + w[1];
+        const int64_t tcp = w[2], thl = w[4], len = w[3] - w[4];
+        const uint8_t *t = d + tcp;
         uint8_t src[16], dst[16];
         unsigned fam;
         if (v == 4) {
@@ -2591,7 +2442,7 @@ xrecords(X *x, XSegs *sg, const uint8_t *buf, const int64_t *offs, int64_t nrec,
         if (flags & T_SYN) {
             const int64_t a = tcp + 20;
             const int64_t oend = tcp + thl < end ? tcp + thl : end;
-            xsyn_options(d, a, oend > a ? oend : a, &sg->ws[k], &sg->tfo[k]);
+            tcpsm_syn_options(d, a, oend > a ? oend : a, &sg->ws[k], &sg->tfo[k]);
         }
         sg->cl[k] = sp == c->cport && memcmp(src, c->cip, 16) == 0;
         sg->cut[k] = (uint8_t)cut;
@@ -2627,9 +2478,9 @@ xchunk_end(X *x, XSegs *sg, XList *done)
         const int64_t n = sg->n;
         int64_t *g64 = sg->g64;
         uint8_t *g8 = sg->g8;
-        const Segs g = {g64,         g64 + n,     g64 + 2 * n, g64 + 3 * n, g64 + 4 * n,
-                        g64 + 5 * n, g64 + 6 * n, g64 + 7 * n, g64 + 8 * n, g8,
-                        g8 + n,      g8 + 2 * n,  g8 + 3 * n};
+        /* (the capture clock is the time: timestamps never go back on the express path) */
+        const Segs g = {g64,         g64 + n,     g64 + n, g64 + 3 * n, g64 + 4 * n, g64 + 5 * n, g64 + 6 * n,
+                        g64 + 7 * n, g64 + 8 * n, g8,      g8 + n,      g8 + 2 * n,  g8 + 3 * n};
         /* each connection's segments together, in capture order: a counting sort */
         int64_t *start = sg->next; /* touched.n + 1 <= n + 1 entries */
         memset(start, 0, (size_t)(touched.n + 1) * sizeof(int64_t));
@@ -2641,7 +2492,6 @@ xchunk_end(X *x, XSegs *sg, XList *done)
             const int64_t at = start[sg->conn[k]]++;
             g64[at] = sg->frame[k];
             g64[n + at] = sg->ts[k];
-            g64[2 * n + at] = sg->ts[k];
             g64[3 * n + at] = sg->flags[k];
             g64[4 * n + at] = sg->seq[k];
             g64[5 * n + at] = sg->ack[k];
@@ -2761,7 +2611,6 @@ xchunk_end(X *x, XSegs *sg, XList *done)
                 }
                 continue;
             }
-            x->held--;
             rc = xspill(x, ci);
             if (rc != 0)
                 goto out;
@@ -2839,7 +2688,6 @@ xrelease(X *x, XSegs *sg)
     free(x->parkh.a);
     free(x->win);
     free(x->retire.a);
-    free(x->compact.a);
     for (int64_t k = 0; k < x->nhist; k++)
         free(x->hist[k]);
     free(x->hist);

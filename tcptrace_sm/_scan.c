@@ -25,6 +25,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_scan.h"
+
 static uint32_t
 load32(const unsigned char *p, int big)
 {
@@ -119,6 +121,44 @@ done:
     return result;
 }
 
+void
+tcpsm_syn_options(const unsigned char *o, int64_t cur, int64_t end, int64_t *ws, unsigned char *tfo)
+{
+    int64_t wscale = -1;
+    int ws_done = 0, k34 = 0, v34 = 0, k254 = 0, v254 = 0;
+    for (int step = 0; step < 41 && cur < end; step++) {
+        const unsigned kind = o[cur];
+        if (kind == 0)
+            break;
+        if (kind == 1) {
+            cur += 1;
+            continue;
+        }
+        if (cur + 1 >= end)
+            break;
+        const int64_t ln = o[cur + 1];
+        if (ln < 2)
+            break;
+        int64_t stop_at = cur + ln < end ? cur + ln : end;
+        int64_t vlen = stop_at - (cur + 2);
+        if (vlen < 0)
+            vlen = 0;
+        if (kind == 3 && !ws_done) {
+            ws_done = 1;
+            wscale = vlen > 0 ? (o[cur + 2] < 14 ? o[cur + 2] : 14) : -1;
+        } else if (kind == 34 && !k34) {
+            k34 = 1;
+            v34 = vlen > 0;
+        } else if (kind == 254 && !k254) {
+            k254 = 1;
+            v254 = vlen > 2 && o[cur + 2] == 0xF9 && o[cur + 3] == 0x89;
+        }
+        cur += ln;
+    }
+    *ws = wscale;
+    *tfo = (unsigned char)(k34 ? v34 : v254);
+}
+
 /*
  * syn_options(opt, ooff, rows, ws, tfo) -> None
  *     For each segment rows[i] (native int64) whose TCP option bytes are opt[ooff[r]:ooff[r+1]]
@@ -153,41 +193,7 @@ syn_options(PyObject *self, PyObject *args)
             PyErr_Format(PyExc_IndexError, "syn_options: row %lld out of bounds", (long long)r);
             goto done;
         }
-        int64_t cur = off[r];
-        const int64_t end = off[r + 1];
-        int64_t wscale = -1;
-        int ws_done = 0, k34 = 0, v34 = 0, k254 = 0, v254 = 0;
-        for (int step = 0; step < 41 && cur < end; step++) {
-            const unsigned kind = o[cur];
-            if (kind == 0)
-                break;
-            if (kind == 1) {
-                cur += 1;
-                continue;
-            }
-            if (cur + 1 >= end)
-                break;
-            const int64_t ln = o[cur + 1];
-            if (ln < 2)
-                break;
-            int64_t stop_at = cur + ln < end ? cur + ln : end;
-            int64_t vlen = stop_at - (cur + 2);
-            if (vlen < 0)
-                vlen = 0;
-            if (kind == 3 && !ws_done) {
-                ws_done = 1;
-                wscale = vlen > 0 ? (o[cur + 2] < 14 ? o[cur + 2] : 14) : -1;
-            } else if (kind == 34 && !k34) {
-                k34 = 1;
-                v34 = vlen > 0;
-            } else if (kind == 254 && !k254) {
-                k254 = 1;
-                v254 = vlen > 2 && o[cur + 2] == 0xF9 && o[cur + 3] == 0x89;
-            }
-            cur += ln;
-        }
-        ws_out[i] = wscale;
-        tfo_out[i] = (unsigned char)(k34 ? v34 : v254);
+        tcpsm_syn_options(o, off[r], off[r + 1], &ws_out[i], &tfo_out[i]);
     }
     result = Py_None;
     Py_INCREF(result);
@@ -282,6 +288,87 @@ be16(const unsigned char *p)
     return ((unsigned)p[0] << 8) | (unsigned)p[1];
 }
 
+int
+tcpsm_record(const unsigned char *d, int64_t end, int64_t hl, int64_t etoff, int raw, int64_t out[5])
+{
+    int64_t p; /* network header */
+    int v;
+    if (raw) {
+        if (end < 1)
+            return REC_OTHER;
+        p = 0;
+        v = d[0] >> 4;
+    } else {
+        if (end < hl)
+            return REC_OTHER;
+        p = hl;
+        unsigned et = be16(d + etoff);
+        int tags = 0;
+        while (et == 0x8100 || et == 0x88A8 || et == 0x9100) {
+            if (++tags > 16 || end < p + 4)
+                return REC_OTHER;
+            et = be16(d + p + 2);
+            p += 4;
+        }
+        v = et == 0x0800 ? 4 : et == 0x86DD ? 6 : 0;
+    }
+    const unsigned char *h = d + p;
+    out[0] = v;
+    out[1] = p;
+    if (v == 4) {
+        if (end - p < 20 || (h[0] >> 4) != 4 || (h[0] & 15) < 5)
+            return REC_OTHER;
+        const int64_t ihl = (int64_t)(h[0] & 15) * 4;
+        const int64_t rem = end - p;
+        if (rem < ihl || (be16(h + 6) & 0x3FFF) != 0)
+            return REC_OTHER;
+        int64_t tot = be16(h + 2);
+        if (h[9] != 6) {
+            out[2] = p + ihl;
+            out[3] = tot == 0 || end < p + tot ? end : p + tot;
+            out[4] = h[9];
+            return REC_NOT_TCP;
+        }
+        if (rem < ihl + 20)
+            return REC_OTHER;
+        if (tot == 0)
+            tot = rem;
+        if (tot < ihl + 20)
+            return REC_OTHER;
+        out[2] = p + ihl;
+        out[3] = tot - ihl;
+    } else if (v == 6) {
+        if (end - p < 40 || (h[0] >> 4) != 6)
+            return REC_OTHER;
+        int64_t plen = be16(h + 4);
+        const unsigned nh = h[6];
+        if (nh != 6) {
+            if (nh == 0 || nh == 43 || nh == 44 || nh == 60 || nh == 51 || nh == 135 || nh == 139 ||
+                nh == 140)
+                return REC_OTHER; /* extension headers, a fragment */
+            out[2] = p + 40;
+            out[3] = plen == 0 || end < p + 40 + plen ? end : p + 40 + plen;
+            out[4] = nh;
+            return REC_NOT_TCP;
+        }
+        if (end - (p + 40) < 20)
+            return REC_OTHER;
+        if (plen == 0)
+            plen = end - p - 40;
+        if (plen < 20)
+            return REC_OTHER;
+        out[2] = p + 40;
+        out[3] = plen;
+    } else {
+        return REC_NOT_IP;
+    }
+    const int64_t thl = (int64_t)(d[out[2] + 12] >> 4) * 4;
+    if (thl < 20 || out[3] - thl < 0)
+        return REC_OTHER;
+    out[4] = thl;
+    return REC_TCP;
+}
+
 /*
  * decode_tcp(buf, d, cap, hl, etoff, raw, rec, slow, fam, src, dst, sport, dport, seq, ack,
  *            flags, win, length, mark, ooff, opt) -> (fast, slow)
@@ -342,61 +429,13 @@ decode_tcp(PyObject *self, PyObject *args)
             PyErr_SetString(PyExc_IndexError, "decode_tcp: a record outside the buffer");
             goto done;
         }
-        int64_t p; /* network header */
-        int v;
-        if (raw) {
-            if (end - start < 1)
-                goto not_fast;
-            p = start;
-            v = buf[p] >> 4;
-        } else {
-            if (end - start < hl)
-                goto not_fast;
-            p = start + hl;
-            unsigned et = be16(buf + start + etoff);
-            int tags = 0;
-            while (et == 0x8100 || et == 0x88A8 || et == 0x9100) {
-                if (++tags > 16 || end < p + 4)
-                    goto not_fast;
-                et = be16(buf + p + 2);
-                p += 4;
-            }
-            v = et == 0x0800 ? 4 : et == 0x86DD ? 6 : 0;
-        }
-        int64_t tcp, seglen;
-        const unsigned char *h = buf + p;
-        if (v == 4) {
-            if (end - p < 20 || (h[0] >> 4) != 4 || (h[0] & 15) < 5)
-                goto not_fast;
-            const int64_t ihl = (int64_t)(h[0] & 15) * 4;
-            const int64_t rem = end - p;
-            if (rem < ihl || (be16(h + 6) & 0x3FFF) != 0 || h[9] != 6 || rem < ihl + 20)
-                goto not_fast;
-            int64_t tot = be16(h + 2);
-            if (tot == 0)
-                tot = rem;
-            if (tot < ihl + 20)
-                goto not_fast;
-            tcp = p + ihl;
-            seglen = tot - ihl;
-        } else if (v == 6) {
-            if (end - p < 40 || (h[0] >> 4) != 6 || h[6] != 6 || end - (p + 40) < 20)
-                goto not_fast;
-            int64_t plen = be16(h + 4);
-            if (plen == 0)
-                plen = end - p - 40;
-            if (plen < 20)
-                goto not_fast;
-            tcp = p + 40;
-            seglen = plen;
-        } else {
+        int64_t w[5];
+        if (tcpsm_record(buf + start, end - start, hl, etoff, raw, w) != REC_TCP)
             goto not_fast;
-        }
+        const int v = (int)w[0];
+        const unsigned char *h = buf + start + w[1];
+        const int64_t tcp = start + w[2], thl = w[4], len = w[3] - w[4];
         const unsigned char *t = buf + tcp;
-        const int64_t thl = (int64_t)(t[12] >> 4) * 4;
-        const int64_t len = seglen - thl;
-        if (thl < 20 || len < 0)
-            goto not_fast;
         /* a fast segment */
         rec[nf] = i;
         if (v == 4) {
@@ -443,9 +482,8 @@ done:
     return result;
 }
 
-/* The decimal digits of v at p (no terminator); returns the end. */
-static char *
-put_decimal(char *p, unsigned long long v)
+char *
+tcpsm_put_decimal(char *p, unsigned long long v)
 {
     char tmp[24];
     int k = 0;
@@ -490,7 +528,7 @@ addr_names(PyObject *self, PyObject *args)
             for (int k = 0; k < 4; k++) {
                 if (k)
                     *e++ = '.';
-                e = put_decimal(e, q[k]);
+                e = tcpsm_put_decimal(e, q[k]);
             }
             s = PyUnicode_FromStringAndSize(text, e - text);
         } else {
@@ -552,7 +590,7 @@ ts_cells(PyObject *self, PyObject *values)
             char *e = text;
             if (ns < 0)
                 *e++ = '-';
-            e = put_decimal(e, mag / 1000000000ULL);
+            e = tcpsm_put_decimal(e, mag / 1000000000ULL);
             *e++ = '.';
             unsigned long long frac = mag % 1000000000ULL;
             for (int k = 8; k >= 0; k--) {
