@@ -17,6 +17,7 @@ import struct
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import ROOT, SAMPLES
@@ -36,6 +37,8 @@ from trafficgen import (
 from tcptrace_sm import capture, express
 from tcptrace_sm.analysis import FLOW_COLUMNS, Options, Summary, blocks
 from tcptrace_sm.capture import ReadStats
+from tcptrace_sm.flows import MAX_FLOWS
+from tcptrace_sm.machine import Config
 from tcptrace_sm.report import CsvWriter
 
 pytestmark = pytest.mark.skipif(not express.available(), reason="the compiled helpers are not built")
@@ -314,3 +317,30 @@ def test_progress_on_a_terminal(generated: dict[str, Path], monkeypatch: pytest.
     assert len(seen) > 10
     assert seen == sorted(seen)
     assert seen[-1] == (path.stat().st_size, got[0].packets)
+
+
+def test_closed_and_waiting_connections_leave_memory(
+    generated: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the connections it keeps in memory, the express path writes closed ones (and parks
+    quiet attempts) to temporary files, with the same rows; below that (and with nothing quiet
+    for long enough to park), it makes none."""
+    opened: list[int] = []
+    real = express._Spill.open
+
+    def counted(self: Any) -> int:
+        fd = real(self)
+        opened.append(fd)
+        return fd
+
+    monkeypatch.setattr(express._Spill, "open", counted)
+    for name in ("bench_short", "syn_retries"):
+        path = str(generated[name])
+        small: list[bytes] = []
+        assert not isinstance(express.run(path, Config(), MAX_FLOWS, small.append, park_after=1e9), str)
+        assert opened == []
+        out: list[bytes] = []
+        assert not isinstance(express.run(path, Config(), MAX_FLOWS, out.append, held=0, park_after=0.0), str)
+        assert len(opened) == (2 if name == "bench_short" else 1)  # spill file, park file
+        assert b"".join(out) == b"".join(small)
+        opened.clear()
